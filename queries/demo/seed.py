@@ -1,0 +1,563 @@
+"""The workload simulator: a realistic period of Azure OpenAI telemetry in Log Analytics' shapes.
+
+It writes a DuckDB file holding `AzureDiagnostics` (RequestResponse and AzureOpenAIRequestUsage rows),
+`AzureMetrics` (per resource per minute, no dimensions, as diagnostic settings export it), and the
+stores behind the embedded metrics API (`MetricsApi`, one row per minute and dimension combination)
+and management plane (`MgmtDeployments`, `MgmtUsages`, ARM JSON bodies).
+
+Generation is vectorised with numpy, one day at a time; the text columns (JSON, GUIDs, ids) are built
+by DuckDB from small dimension tables, which is what makes a million requests take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from queries import schemas
+from queries.demo import world
+
+DOTNET_EPOCH_TICKS = 621_355_968_000_000_000  # .NET ticks at 1970-01-01T00:00:00Z
+STATUS_OK, STATUS_FILTER, STATUS_THROTTLED = 200, 400, 429
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One caller's traffic: a feature, an unknown caller or the probes."""
+
+    object_id: str
+    ip_prefix: str
+    deployments: tuple[str, ...]
+    share: float
+    prompt: tuple[float, float]
+    completion: tuple[float, float]
+    cached_share: float
+    streaming: float
+    rhythm: str
+    bursts: tuple[int, ...]
+    content_filter: float = 0.0
+    probe: bool = False
+
+
+def _streams() -> list[Stream]:
+    out = [
+        Stream(f.object_id, f.ip_prefix, f.deployments, f.share, f.prompt_tokens, f.completion_tokens,
+               f.cached_share, f.streaming, f.rhythm, f.bursts,
+               content_filter=0.006 if f.name in ("support-chat", "marketing-copy") else 0.0)
+        for f in world.FEATURES
+    ]
+    for oid, ip, deps, share in world.UNKNOWN_CALLERS:
+        out.append(Stream(oid, ip, deps, share, (500, 0.6), (150, 0.6), 0.0, 0.0, "office", ()))
+    return out
+
+
+def _rhythm(kind: str, hours: np.ndarray) -> np.ndarray:
+    """Relative traffic per hour: office hours on weekdays, nightly jobs, or flat."""
+    ts = pd.DatetimeIndex(hours.astype("datetime64[h]"))
+    hod = ts.hour.to_numpy()
+    dow = ts.dayofweek.to_numpy()
+    weekend = dow >= 5
+    if kind == "office":
+        daily = 0.15 + np.exp(-0.5 * ((hod - 14.0) / 3.2) ** 2)
+        return daily * np.where(weekend, 0.3, 1.0)
+    if kind == "nightly":
+        daily = 0.05 + np.exp(-0.5 * ((hod - 2.0) / 1.3) ** 2)
+        return daily * np.where(weekend, 0.6, 1.0)
+    return np.ones(len(hours))
+
+
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+class Seeder:
+    def __init__(self, *, days: int, requests_per_day: int, seed: int, end: datetime | None = None) -> None:
+        self.days = days
+        self.rpd = requests_per_day
+        self.seed = seed
+        end = end or datetime.now(UTC)
+        self.end = end.replace(second=0, microsecond=0, tzinfo=None) if end.tzinfo else end.replace(second=0, microsecond=0)
+        if end.tzinfo:
+            self.end = end.astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)
+        self.start = self.end - timedelta(days=days)
+        self.streams = _streams()
+        self.deployments = list(world.DEPLOYMENTS)
+        self.dep_index = {d.name: i for i, d in enumerate(self.deployments)}
+
+    # ---- dimension tables ------------------------------------------------------------------
+    def _dimensions(self, con: duckdb.DuckDBPyConnection) -> None:
+        deps = pd.DataFrame(
+            {
+                "dep": range(len(self.deployments)),
+                "dep_name": [d.name for d in self.deployments],
+                "model": [d.model for d in self.deployments],
+                "version": [d.version for d in self.deployments],
+                "res_upper": [world.resource(d.resource).resource_id for d in self.deployments],
+                "res_lower": [world.resource(d.resource).resource_id.lower() for d in self.deployments],
+                "res_name": [d.resource.upper() for d in self.deployments],
+                "res_arm": [world.resource(d.resource).arm_id for d in self.deployments],
+                "location": [world.resource(d.resource).location for d in self.deployments],
+            }
+        )
+        callers = pd.DataFrame(
+            {
+                "caller": range(len(self.streams) + 1),
+                "object_id": [s.object_id for s in self.streams] + [world.PROBE_OBJECT_ID],
+                "ip": [s.ip_prefix + ".***" for s in self.streams] + ["10.99.0.***"],
+            }
+        )
+        ops = pd.DataFrame({"op": [0, 1], "op_name": ["ChatCompletions_Create", "embeddings_create"]})
+        apis = pd.DataFrame({"api": range(len(world.API_VERSIONS)), "api_version": list(world.API_VERSIONS)})
+        con.register("dim_dep", deps)
+        con.register("dim_caller", callers)
+        con.register("dim_op", ops)
+        con.register("dim_api", apis)
+        con.execute("CREATE OR REPLACE TEMP TABLE d_dep AS SELECT * FROM dim_dep")
+        con.execute("CREATE OR REPLACE TEMP TABLE d_caller AS SELECT * FROM dim_caller")
+        con.execute("CREATE OR REPLACE TEMP TABLE d_op AS SELECT * FROM dim_op")
+        con.execute("CREATE OR REPLACE TEMP TABLE d_api AS SELECT * FROM dim_api")
+
+    # ---- one day of requests -----------------------------------------------------------------
+    def _day(self, day: int) -> pd.DataFrame:
+        rng = np.random.default_rng([self.seed, day])
+        day_start = self.start + timedelta(days=day)
+        day_end = min(day_start + timedelta(days=1), self.end)
+        hours = np.arange(np.datetime64(day_start, "h"), np.datetime64(day_end, "h") + 1)
+        hours = hours[(hours >= np.datetime64(day_start, "h"))]
+        total_hours = self.days * 24
+        frames: list[dict[str, np.ndarray]] = []
+        for caller, s in enumerate(self.streams):
+            weights = _rhythm(s.rhythm, hours)
+            # mean weight of the rhythm over a week, so shares hold whatever the period
+            week = np.arange(np.datetime64("2024-01-01T00", "h"), np.datetime64("2024-01-08T00", "h"))
+            norm = _rhythm(s.rhythm, week).mean()
+            pos = (hours - np.datetime64(self.start, "h")).astype(np.int64) / max(total_hours, 1)
+            growth = 0.85 + 0.3 * pos  # traffic grows over the period
+            lam = self.rpd / 24.0 * s.share * weights / norm * growth
+            counts = rng.poisson(lam)
+            n = int(counts.sum())
+            base = np.repeat(hours.astype("datetime64[ms]").astype(np.int64), counts)
+            t = base + rng.integers(0, 3_600_000, n)
+            # bursts: a campaign or a re-index pushes far past the deployment's limits for ~12 minutes
+            days_before = (self.end - day_start).total_seconds() / 86400.0
+            extra = []
+            for b in s.bursts:
+                if days_before - 1 < b <= days_before:
+                    hour = 2 if s.rhythm == "nightly" else 14
+                    when = day_start.replace(hour=hour, minute=10, second=0, microsecond=0)
+                    if when < day_start:
+                        when += timedelta(days=1)
+                    bstart = np.datetime64(when, "ms").astype(np.int64)
+                    if bstart < np.datetime64(self.end, "ms").astype(np.int64):
+                        m = self._burst_size(s)
+                        extra.append(bstart + rng.integers(0, 12 * 60_000, m))
+            if extra:
+                t = np.concatenate([t, *extra])
+                n = len(t)
+            dep_names = s.deployments
+            probs = np.array([0.8] + [0.2 / (len(dep_names) - 1)] * (len(dep_names) - 1)) if len(dep_names) > 1 else np.array([1.0])
+            dep = np.array([self.dep_index[d] for d in dep_names])[rng.choice(len(dep_names), n, p=probs)]
+            frames.append(self._requests(rng, s, caller, t, dep))
+        frames.append(self._probes(rng, day_start, day_end))
+        cols = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
+        df = pd.DataFrame(cols)
+        df = df[(df.t >= np.datetime64(day_start, "ms").astype(np.int64)) & (df.t < np.datetime64(day_end, "ms").astype(np.int64))]
+        df = self._quiet(df)
+        df = df.sort_values(["t", "caller"], kind="stable").reset_index(drop=True)
+        self._limits(df)
+        self._incident(rng, df)
+        self._finish(rng, df)
+        return df
+
+    def _burst_size(self, s: Stream) -> int:
+        """Requests in a 12-minute burst: half again what the primary deployment admits per minute."""
+        d = self.deployments[self.dep_index[s.deployments[0]]]
+        mean_tokens = s.prompt[0] * np.exp(s.prompt[1] ** 2 / 2) + s.completion[0] * np.exp(s.completion[1] ** 2 / 2)
+        per_minute = min(d.tpm_limit / max(mean_tokens, 1.0), d.rpm_limit)
+        return int(1.5 * per_minute * 12)
+
+    def _requests(self, rng: np.random.Generator, s: Stream, caller: int, t: np.ndarray, dep: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(t)
+        emb = np.array([self.deployments[i].kind == "embedding" for i in range(len(self.deployments))])[dep]
+        prompt = np.maximum(1, rng.lognormal(np.log(s.prompt[0]), s.prompt[1], n)).astype(np.int64)
+        if s.completion[0] > 0:
+            completion = np.maximum(1, rng.lognormal(np.log(s.completion[0]), s.completion[1], n)).astype(np.int64)
+        else:
+            completion = np.zeros(n, dtype=np.int64)
+        completion[emb] = 0
+        cached = np.zeros(n, dtype=np.int64)
+        if s.cached_share > 0:
+            c = (prompt * s.cached_share * rng.uniform(0.4, 1.6, n)).astype(np.int64) // 128 * 128
+            cached = np.where(prompt >= 1024, np.minimum(c, prompt - 128), 0).clip(0)
+        stream = (rng.random(n) < s.streaming) & ~emb
+        status = np.full(n, STATUS_OK, dtype=np.int64)
+        if s.content_filter:
+            status[rng.random(n) < s.content_filter] = STATUS_FILTER
+        return {
+            "t": t.astype(np.int64),
+            "caller": np.full(n, caller, dtype=np.int64),
+            "dep": dep.astype(np.int64),
+            "prompt": prompt,
+            "cached": cached,
+            "completion": completion,
+            "stream": stream,
+            "status": status,
+            "api": rng.choice(len(world.API_VERSIONS), n).astype(np.int64),
+        }
+
+    def _probes(self, rng: np.random.Generator, day_start: datetime, day_end: datetime) -> dict[str, np.ndarray]:
+        """Historical probe traffic: four small calls every five minutes, tagged by their identity."""
+        targets = ["chat-gpt4o", "chat-gpt4o-mini", "rag-gpt41", "embed-small"]
+        slots = np.arange(np.datetime64(day_start, "ms"), np.datetime64(day_end, "ms"), np.timedelta64(5, "m")).astype(np.int64)
+        t = np.concatenate([slots + 1000 * i for i in range(len(targets))])
+        dep = np.concatenate([np.full(len(slots), self.dep_index[d]) for d in targets])
+        n = len(t)
+        emb = np.array([self.deployments[i].kind == "embedding" for i in range(len(self.deployments))])[dep]
+        return {
+            "t": t,
+            "caller": np.full(n, len(self.streams), dtype=np.int64),
+            "dep": dep.astype(np.int64),
+            "prompt": rng.integers(18, 24, n).astype(np.int64),
+            "cached": np.zeros(n, dtype=np.int64),
+            "completion": np.where(emb, 0, rng.integers(4, 9, n)).astype(np.int64),
+            "stream": ~emb,
+            "status": np.full(n, STATUS_OK, dtype=np.int64),
+            "api": np.zeros(n, dtype=np.int64),
+        }
+
+    def _quiet(self, df: pd.DataFrame) -> pd.DataFrame:
+        for d in self.deployments:
+            if d.quiet_after_days is not None:
+                cut = np.datetime64(self.end - timedelta(days=d.quiet_after_days), "ms").astype(np.int64)
+                df = df[~((df.dep == self.dep_index[d.name]) & (df.t >= cut))]
+        return df
+
+    def _limits(self, df: pd.DataFrame) -> None:
+        """429 whatever runs over the deployment's tokens or requests per minute, first come first served."""
+        tpm = np.array([d.tpm_limit for d in self.deployments])
+        rpm = np.array([d.rpm_limit for d in self.deployments])
+        batch = np.array([d.sku.endswith("Batch") for d in self.deployments])
+        minute = df.t.to_numpy() // 60_000
+        est = (df.prompt + df.completion).to_numpy()  # Azure estimates with prompt + max_tokens
+        key = pd.DataFrame({"dep": df.dep.to_numpy(), "m": minute})
+        g = key.groupby(["dep", "m"], sort=False)
+        used_tokens = pd.Series(est).groupby([key.dep, key.m], sort=False).cumsum().to_numpy()
+        used_requests = g.cumcount().to_numpy() + 1
+        dep = df.dep.to_numpy()
+        over = ((used_tokens > tpm[dep]) | (used_requests > rpm[dep])) & ~batch[dep]
+        status = df.status.to_numpy().copy()
+        status[over & (status == STATUS_OK)] = STATUS_THROTTLED
+        df["status"] = status
+
+    def _incident(self, rng: np.random.Generator, df: pd.DataFrame) -> None:
+        """One 5xx incident: rag-gpt41 fails for 45 minutes in the afternoon three days before the end."""
+        start = np.datetime64((self.end - timedelta(days=3)).replace(hour=14, minute=20), "ms").astype(np.int64)
+        end = start + 45 * 60_000
+        t = df.t.to_numpy()
+        hit = (df.dep.to_numpy() == self.dep_index["rag-gpt41"]) & (t >= start) & (t < end)
+        r = rng.random(len(df))
+        status = df.status.to_numpy().copy()
+        status[hit & (r < 0.35)] = 500
+        status[hit & (r >= 0.35) & (r < 0.42)] = 503
+        df["status"] = status
+
+    def _finish(self, rng: np.random.Generator, df: pd.DataFrame) -> None:
+        """Latency, byte counts, ids and ingestion lag, consistent with tokens and status."""
+        n = len(df)
+        deps = self.deployments
+        ms_tok = np.array([d.ms_per_token for d in deps])[df.dep]
+        base = np.array([d.base_ms for d in deps])[df.dep]
+        emb = np.array([d.kind == "embedding" for d in deps])[df.dep]
+        dims = np.array([3072 if "large" in d.model else 1536 for d in deps])[df.dep]
+        status = df.status.to_numpy()
+        prompt, completion = df.prompt.to_numpy(), df.completion.to_numpy()
+        stream = df.stream.to_numpy()
+        dur = base * rng.lognormal(0.0, 0.25, n) + completion * ms_tok * rng.uniform(0.8, 1.3, n) + prompt * 0.02
+        dur = np.where(emb, base * rng.lognormal(0.0, 0.2, n) + prompt * ms_tok, dur)
+        dur = np.where(status == STATUS_THROTTLED, rng.uniform(8, 40, n), dur)
+        dur = np.where(status == STATUS_FILTER, rng.uniform(90, 320, n), dur)
+        dur = np.where(status >= 500, rng.uniform(1500, 12000, n), dur)
+        df["duration"] = np.maximum(1, dur).astype(np.int64)
+        req_len = prompt * 4 + 140 + rng.integers(0, 60, n)
+        df["req_len"] = np.where(emb, prompt * 4 + 70, req_len).astype(np.int64)
+        resp = np.where(stream, completion * 4 + completion * 165 + 420, completion * 4 + 520)
+        resp = np.where(emb, dims * 4 * 4 // 3 + 160, resp)
+        resp = np.where(status == STATUS_THROTTLED, 390, resp)
+        resp = np.where(status == STATUS_FILTER, 1080, resp)
+        resp = np.where(status >= 500, 160, resp)
+        df["resp_len"] = (resp + rng.integers(0, 40, n)).astype(np.int64)
+        ok = status == STATUS_OK
+        df["prompt"] = np.where(ok, prompt, 0)
+        df["completion"] = np.where(ok, completion, 0)
+        df["cached"] = np.where(ok, df.cached.to_numpy(), 0)
+        df["lag"] = np.clip(rng.lognormal(np.log(180_000), 0.45, n), 25_000, 900_000).astype(np.int64)
+        df["u1"] = rng.integers(0, 2**63 - 1, n, dtype=np.int64)
+        df["u2"] = rng.integers(0, 2**63 - 1, n, dtype=np.int64)
+
+    # ---- writing -------------------------------------------------------------------------------
+    def _insert(self, con: duckdb.DuckDBPyConnection, df: pd.DataFrame, end_ms: int) -> int:
+        con.register("req", df)
+        tid = world.TENANT_ID
+        sub = world.SUBSCRIPTION_ID
+        common = f"""
+            '{tid}' AS TenantId,
+            make_timestamp_ms(r.t + r.duration) AS TimeGenerated,
+            d.res_upper AS ResourceId,
+            '{world.RESOURCE_GROUP.upper()}' AS ResourceGroup,
+            '{sub}' AS SubscriptionId,
+            'MICROSOFT.COGNITIVESERVICES' AS ResourceProvider,
+            d.res_name AS Resource,
+            'ACCOUNTS' AS ResourceType,
+            o.op_name AS OperationName,
+            '' AS OperationVersion, '' AS ResultType, '' AS ResultDescription,
+            lower(format('{{:08x}}-{{:04x}}-4{{:03x}}-{{:04x}}-{{:012x}}',
+                (r.u1 >> 31) & 4294967295, (r.u1 >> 15) & 65535, r.u1 & 4095,
+                ((r.u2 >> 48) & 16383) | 32768, r.u2 & 281474976710655)) AS CorrelationId,
+            '' AS Level,
+            d.location AS location_s,
+            d.location AS Tenant_s,
+            'Azure' AS SourceSystem,
+            'AzureDiagnostics' AS Type,
+            d.res_lower AS _ResourceId,
+            '{sub}' AS _SubscriptionId,
+            make_timestamp_ms(r.t + r.duration + r.lag) AS _TimeReceived,
+            'True' AS _IsBillable
+        """
+        joins = "FROM req r JOIN d_dep d ON r.dep = d.dep JOIN d_caller c ON r.caller = c.caller JOIN d_api a ON r.api = a.api JOIN d_op o ON o.op = (CASE WHEN d.model LIKE 'text-embedding%' THEN 1 ELSE 0 END)"
+        received = f"WHERE r.t + r.duration + r.lag <= {end_ms}"
+        cols = ", ".join(f'"{c}"' for c in schemas.AZURE_DIAGNOSTICS)
+        con.execute(
+            f"""
+            INSERT INTO AzureDiagnostics ({cols})
+            SELECT {cols} FROM (
+              SELECT {common},
+                'RequestResponse' AS Category,
+                CAST(r.status AS VARCHAR) AS ResultSignature,
+                r.duration AS DurationMs,
+                c.ip AS CallerIPAddress,
+                '{{"apiName":"Azure OpenAI API version ' || a.api_version
+                  || '","requestTime":' || CAST({DOTNET_EPOCH_TICKS} + r.t * 10000 AS VARCHAR)
+                  || ',"requestLength":' || CAST(r.req_len AS VARCHAR)
+                  || ',"responseTime":' || CAST({DOTNET_EPOCH_TICKS} + (r.t + r.duration) * 10000 AS VARCHAR)
+                  || ',"responseLength":' || CAST(r.resp_len AS VARCHAR)
+                  || ',"objectId":"' || c.object_id
+                  || '","streamType":"' || (CASE WHEN r.stream THEN 'Streaming' ELSE 'Non-Streaming' END)
+                  || '","modelDeploymentName":"' || d.dep_name
+                  || '","modelName":"' || d.model
+                  || '","modelVersion":"' || d.version || '"}}' AS properties_s,
+                'ShoeboxCallResult' AS event_s,
+                450.0 + r.req_len / 50 AS _BilledSize
+              {joins} {received}
+            )
+            """
+        )
+        con.execute(
+            f"""
+            INSERT INTO AzureDiagnostics ({cols})
+            SELECT {cols} FROM (
+              SELECT {common},
+                'AzureOpenAIRequestUsage' AS Category,
+                '' AS ResultSignature,
+                CAST(0 AS BIGINT) AS DurationMs,
+                '' AS CallerIPAddress,
+                '{{"modelDeploymentName":"' || d.dep_name
+                  || '","modelName":"' || d.model
+                  || '","modelVersion":"' || d.version
+                  || '","promptTokens":[' || CAST(r.prompt AS VARCHAR)
+                  || '],"cachedTokens":[' || CAST(r.cached AS VARCHAR)
+                  || '],"generatedTokens":[' || CAST(r.completion AS VARCHAR) || ']}}' AS properties_s,
+                'ShoeboxAzureOpenAIRequestUsage' AS event_s,
+                380.0 AS _BilledSize
+              {joins} {received} AND r.status = 200
+            )
+            """
+        )
+        kept = con.execute(f"SELECT count(*) FROM req r {received}").fetchall()[0][0]
+        con.unregister("req")
+        return int(kept)
+
+    def _metrics(self, con: duckdb.DuckDBPyConnection) -> None:
+        """AzureMetrics (flattened per resource) and the dimensioned MetricsApi store, from the requests."""
+        con.execute(
+            """
+            CREATE TABLE MetricsApi (
+              TimeStamp TIMESTAMP, ResourceId VARCHAR, MetricName VARCHAR,
+              ModelDeploymentName VARCHAR, ModelName VARCHAR, ModelVersion VARCHAR, FeatureName VARCHAR,
+              StatusCode VARCHAR, OperationName VARCHAR, StreamType VARCHAR, ApiName VARCHAR, Region VARCHAR,
+              UsageChannel VARCHAR, Total DOUBLE, Count DOUBLE, Minimum DOUBLE, Maximum DOUBLE, Average DOUBLE)
+            """
+        )
+        con.execute(
+            """
+            CREATE TEMP VIEW rr AS
+            SELECT date_trunc('minute', a.TimeGenerated) AS ts, d.res_arm AS rid, d.location AS region,
+                   json_extract_string(a.properties_s, '$.modelDeploymentName') AS dep,
+                   json_extract_string(a.properties_s, '$.modelName') AS model,
+                   json_extract_string(a.properties_s, '$.modelVersion') AS version,
+                   json_extract_string(a.properties_s, '$.streamType') AS stream,
+                   json_extract_string(a.properties_s, '$.apiName') AS api,
+                   a.OperationName AS op, a.ResultSignature AS status, a.DurationMs AS dur,
+                   coalesce(u.p, 0) AS p, coalesce(u.c, 0) AS c, coalesce(u.g, 0) AS g
+            FROM AzureDiagnostics a
+            JOIN d_dep d ON d.res_upper = a.ResourceId AND d.dep_name = json_extract_string(a.properties_s, '$.modelDeploymentName')
+            LEFT JOIN (SELECT CorrelationId,
+                              CAST(json_extract(properties_s, '$.promptTokens[0]') AS BIGINT) AS p,
+                              CAST(json_extract(properties_s, '$.cachedTokens[0]') AS BIGINT) AS c,
+                              CAST(json_extract(properties_s, '$.generatedTokens[0]') AS BIGINT) AS g
+                       FROM AzureDiagnostics WHERE Category = 'AzureOpenAIRequestUsage') u
+              ON u.CorrelationId = a.CorrelationId
+            WHERE a.Category = 'RequestResponse'
+            """
+        )
+        con.execute("CREATE TEMP TABLE rr_m AS SELECT * FROM rr")
+        con.execute(
+            """
+            INSERT INTO MetricsApi
+            SELECT ts, rid, 'AzureOpenAIRequests', dep, model, version, NULL, status, op, stream, api, region, NULL,
+                   count(*), count(*), 1, 1, 1
+            FROM rr_m GROUP BY ALL;
+            INSERT INTO MetricsApi
+            SELECT ts, rid, 'AzureOpenAITimeToResponse', dep, model, version, NULL, status, op, stream, api, region, NULL,
+                   sum(dur), count(*), min(dur), max(dur), avg(dur)
+            FROM rr_m WHERE status = '200' GROUP BY ALL;
+            INSERT INTO MetricsApi
+            SELECT ts, rid, m.name, dep, NULL, version, model, NULL, NULL, NULL, 'OpenAI', region, 'Cloud',
+                   sum(CASE m.name WHEN 'ProcessedPromptTokens' THEN p WHEN 'GeneratedTokens' THEN g ELSE p + g END),
+                   count(*), NULL, NULL, NULL
+            FROM rr_m, (VALUES ('ProcessedPromptTokens'), ('GeneratedTokens'), ('TokenTransaction')) m(name)
+            WHERE status = '200' GROUP BY ALL;
+            """
+        )
+        ptu = [d for d in self.deployments if d.sku.endswith("ProvisionedManaged")]
+        for d in ptu:
+            con.execute(
+                f"""
+                INSERT INTO MetricsApi
+                SELECT ts, rid, 'AzureOpenAIProvisionedManagedUtilizationV2', dep, model, version, NULL, NULL, NULL, stream,
+                       NULL, region, NULL, NULL, 1,
+                       least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}),
+                       least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}),
+                       least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit})
+                FROM rr_m WHERE dep = '{d.name}' GROUP BY ALL
+                """
+            )
+        cols = ", ".join(f'"{c}"' for c in schemas.AZURE_METRICS)
+        con.execute(
+            f"""
+            INSERT INTO AzureMetrics ({cols})
+            SELECT {cols} FROM (
+              SELECT '{world.TENANT_ID}' AS TenantId, m.TimeStamp AS TimeGenerated, d.res_upper AS ResourceId,
+                     d.res_name AS Resource, '{world.RESOURCE_GROUP.upper()}' AS ResourceGroup,
+                     'MICROSOFT.COGNITIVESERVICES' AS ResourceProvider, '{world.SUBSCRIPTION_ID}' AS SubscriptionId,
+                     m.MetricName, sum(m.Total) AS Total, sum(m.Count) AS Count, min(m.Minimum) AS Minimum,
+                     max(m.Maximum) AS Maximum, sum(m.Total) / nullif(sum(m.Count), 0) AS Average,
+                     'PT1M' AS TimeGrain,
+                     CASE WHEN m.MetricName LIKE '%TimeToResponse' THEN 'MilliSeconds' ELSE 'Count' END AS UnitName,
+                     'Azure' AS SourceSystem, 'AzureMetrics' AS Type, d.res_lower AS _ResourceId,
+                     '{world.SUBSCRIPTION_ID}' AS _SubscriptionId,
+                     m.TimeStamp + INTERVAL 4 MINUTE AS _TimeReceived, 'True' AS _IsBillable, 220.0 AS _BilledSize
+              FROM MetricsApi m JOIN (SELECT DISTINCT res_arm, res_upper, res_lower, res_name FROM d_dep) d ON d.res_arm = m.ResourceId
+              WHERE m.MetricName IN ('AzureOpenAIRequests', 'ProcessedPromptTokens', 'GeneratedTokens', 'TokenTransaction',
+                                     'AzureOpenAITimeToResponse')
+              GROUP BY ALL
+            )
+            """
+        )
+
+    def _management(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Deployments and regional quota usages, as the ARM REST API returns them."""
+        con.execute("CREATE TABLE MgmtDeployments (ResourceId VARCHAR, Body VARCHAR)")
+        con.execute("CREATE TABLE MgmtUsages (Location VARCHAR, Body VARCHAR)")
+        for d in self.deployments:
+            res = world.resource(d.resource)
+            body = {
+                "id": f"{res.arm_id}/deployments/{d.name}",
+                "name": d.name,
+                "type": "Microsoft.CognitiveServices/accounts/deployments",
+                "sku": {"name": d.sku, "capacity": d.capacity},
+                "properties": {
+                    "model": {"format": "OpenAI", "name": d.model, "version": d.version},
+                    "provisioningState": "Succeeded",
+                    "versionUpgradeOption": "OnceNewDefaultVersionAvailable",
+                    "currentCapacity": d.capacity,
+                    "rateLimits": [
+                        {"key": "request", "renewalPeriod": 10, "count": max(1, d.rpm_limit // 6)},
+                        {"key": "token", "renewalPeriod": 60, "count": d.tpm_limit},
+                    ],
+                    "raiPolicyName": "Microsoft.DefaultV2",
+                },
+            }
+            con.execute("INSERT INTO MgmtDeployments VALUES (?, ?)", [res.arm_id, json.dumps(body)])
+        limits = {
+            ("GlobalStandard", "gpt-4o"): 450, ("GlobalStandard", "gpt-4o-mini"): 2000, ("GlobalStandard", "o4-mini"): 1000,
+            ("GlobalStandard", "text-embedding-3-large"): 350, ("DataZoneStandard", "gpt-4.1"): 300,
+            ("Standard", "text-embedding-3-small"): 350, ("Standard", "gpt-4o-mini"): 450, ("GlobalBatch", "gpt-4o"): 5000,
+        }
+        by_loc: dict[str, dict[tuple[str, str], int]] = {}
+        for d in self.deployments:
+            if d.sku.endswith("ProvisionedManaged"):
+                continue
+            loc = world.resource(d.resource).location
+            key = (d.sku, d.model)
+            by_loc.setdefault(loc, {}).setdefault(key, 0)
+            by_loc[loc][key] += d.capacity
+        for loc, usage in sorted(by_loc.items()):
+            items = [
+                {
+                    "name": {"value": f"OpenAI.{sku}.{model}", "localizedValue": f"Tokens Per Minute (thousands) - {model}"},
+                    "currentValue": used,
+                    "limit": limits.get((sku, model), 300),
+                    "unit": "Count",
+                }
+                for (sku, model), used in sorted(usage.items())
+            ]
+            con.execute("INSERT INTO MgmtUsages VALUES (?, ?)", [loc, json.dumps({"value": items})])
+
+    def run(self, path: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".building")
+        for p in (tmp, Path(str(tmp) + ".wal")):
+            if p.exists():
+                p.unlink()
+        con = duckdb.connect(str(tmp))
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            con.execute(schemas.create_table_sql("AzureDiagnostics"))
+            con.execute(schemas.create_table_sql("AzureMetrics"))
+            con.execute("CREATE TABLE WorkspaceInfo (Key VARCHAR, Value VARCHAR)")
+            self._dimensions(con)
+            end_ms = int(np.datetime64(self.end, "ms").astype(np.int64))
+            requests = 0
+            for day in range(self.days):
+                requests += self._insert(con, self._day(day), end_ms)
+                if progress:
+                    progress(day + 1, self.days + 1)
+            self._metrics(con)
+            self._management(con)
+            info = {
+                "seed": str(self.seed), "days": str(self.days), "requests_per_day": str(self.rpd),
+                "end": self.end.isoformat() + "Z", "requests": str(requests),
+            }
+            con.executemany("INSERT INTO WorkspaceInfo VALUES (?, ?)", list(info.items()))
+            rows = con.execute("SELECT count(*) FROM AzureDiagnostics").fetchall()[0][0]
+            con.execute("CHECKPOINT")
+            if progress:
+                progress(self.days + 1, self.days + 1)
+        finally:
+            con.close()
+        os.replace(tmp, path)
+        return {"requests": requests, "rows": int(rows)}
+
+
+def seed(path: Path, *, days: int = 30, requests_per_day: int = 10_000, seed: int = 42,
+         end: datetime | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Build the demo workspace at `path` (atomically: readers never see a half-built file)."""
+    return Seeder(days=days, requests_per_day=requests_per_day, seed=seed, end=end).run(path, progress)

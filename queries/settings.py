@@ -1,0 +1,413 @@
+"""One typed settings object for the whole program.
+
+Read from `aoai-lens.toml` in the working directory, or the file named by `AOAI_LENS_CONFIG`; with
+neither, the bundled demo configuration (demo mode). Environment variables override the file
+(`AOAI_LENS_SOURCE__KIND=azure`). Secrets are never read from the file: only from the environment or
+from a file named by the matching `*_FILE` variable, so a config file can be committed safely.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "AOAI_LENS_"
+DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+# Dotted paths of the secret settings: refused in the file, read from the environment or *_FILE.
+SECRET_PATHS = ("probes.api_key", "dashboard.basic_password")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SourceSettings(Section):
+    """Where data comes from: the embedded demo workspace or Azure."""
+
+    kind: Literal["demo", "azure"] = "demo"
+    workspace_id: str | None = None
+    resource_ids: list[str] = Field(default_factory=list)
+    subscription_id: str | None = None
+    metrics_region: str | None = None
+    logs_endpoint: str = "https://api.loganalytics.io"
+    metrics_endpoint: str | None = None
+    management_endpoint: str = "https://management.azure.com"
+    server_timeout_s: int = Field(180, ge=1, le=600)
+    max_concurrent_queries: int = Field(5, ge=1, le=5)
+
+    @field_validator("workspace_id", "subscription_id")
+    @classmethod
+    def _guid(cls, v: str | None) -> str | None:
+        if v is not None and not GUID.match(v):
+            raise ValueError(f"must be a GUID like 00000000-0000-0000-0000-000000000000, got {v!r}")
+        return v
+
+    @field_validator("resource_ids")
+    @classmethod
+    def _resource_ids(cls, v: list[str]) -> list[str]:
+        for rid in v:
+            if not re.match(r"(?i)^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.cognitiveservices/accounts/[^/]+$", rid):
+                raise ValueError(f"{rid!r} is not a Microsoft.CognitiveServices/accounts resource id")
+        return v
+
+    @model_validator(mode="after")
+    def _azure_needs(self) -> SourceSettings:
+        if self.kind == "azure":
+            missing = [n for n in ("workspace_id", "subscription_id", "metrics_region") if not getattr(self, n)]
+            if not self.resource_ids:
+                missing.append("resource_ids")
+            if missing:
+                raise ValueError(f"kind = 'azure' needs {', '.join(missing)}")
+        return self
+
+
+class DemoSettings(Section):
+    """The embedded workspace built by `aoai-lens demo seed`."""
+
+    path: Path | None = None  # default: <data_dir>/demo.duckdb
+    days: int = Field(30, ge=1, le=400)
+    requests_per_day: int = Field(10_000, ge=10, le=5_000_000)
+    seed: int = 42
+
+
+class CacheSettings(Section):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    default_ttl_s: int = Field(300, ge=0)
+
+    @model_validator(mode="after")
+    def _redis(self) -> CacheSettings:
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("backend = 'redis' needs redis_url")
+        return self
+
+
+class ProbeTarget(Section):
+    deployment: str = Field(min_length=1, max_length=64)
+    kind: Literal["chat", "embedding"] = "chat"
+    interval_s: int = Field(300, ge=10)
+    stream: bool = True
+
+
+class ProbeSettings(Section):
+    """Synthetic calls through the openai SDK. No endpoint in demo mode: the local simulator."""
+
+    endpoint: str | None = None
+    auth: Literal["key", "entra"] = "key"
+    api_version: str = "2024-10-21"
+    use_v1: bool = False
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    api_key: SecretStr | None = None
+    targets: list[ProbeTarget] = Field(default_factory=list)
+
+
+class AttributionRule(Section):
+    """Maps a caller to a feature, team and cost center. Rules are tried in order; first match wins."""
+
+    feature: str = Field(min_length=1)
+    team: str = Field(min_length=1)
+    cost_center: str = ""
+    object_id: str | None = None
+    display_name: str | None = None
+    ip_range: str | None = None
+    deployment_pattern: str | None = None
+
+    @field_validator("object_id")
+    @classmethod
+    def _oid(cls, v: str | None) -> str | None:
+        if v is not None and not GUID.match(v):
+            raise ValueError(f"object_id must be an Entra object id (a GUID), got {v!r}")
+        return v.lower() if v else v
+
+    @field_validator("ip_range")
+    @classmethod
+    def _cidr(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError as e:
+                raise ValueError(f"ip_range must be a CIDR range like 10.0.0.0/24: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> AttributionRule:
+        if not (self.object_id or self.ip_range or self.deployment_pattern):
+            raise ValueError("a rule needs at least one of object_id, ip_range, deployment_pattern")
+        return self
+
+
+class Budget(Section):
+    scope: Literal["team", "feature"]
+    name: str = Field(min_length=1)
+    monthly_usd: float = Field(gt=0)
+
+
+class PriceSettings(Section):
+    overrides_file: Path | None = None
+    discount_pct: float = Field(0.0, ge=0, lt=100)
+    currency: str = "USD"
+
+
+class AlertRule(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    kind: Literal[
+        "rate_429", "rate_5xx", "quota_headroom", "latency_p95", "probe_failures", "probe_ttft",
+        "budget_pace", "burn_rate", "spend_anomaly", "no_data",
+    ]
+    threshold: float
+    window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
+    deployment: str | None = None
+    team: str | None = None
+    feature: str | None = None
+    channels: list[str] = Field(default_factory=list)
+
+
+class AlertChannel(Section):
+    """An apprise URL, read from an environment variable or a file so tokens stay out of the config."""
+
+    name: str = Field(min_length=1)
+    url_env: str | None = None
+    url_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AlertChannel:
+        if bool(self.url_env) == bool(self.url_file):
+            raise ValueError("a channel needs exactly one of url_env, url_file")
+        return self
+
+
+class AlertSettings(Section):
+    evaluate_interval_s: int = Field(60, ge=10)
+    rules: list[AlertRule] = Field(default_factory=list)
+    channels: list[AlertChannel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> AlertSettings:
+        names = {c.name for c in self.channels}
+        for r in self.rules:
+            for c in r.channels:
+                if c not in names:
+                    raise ValueError(f"rule {r.name!r} routes to unknown channel {c!r}")
+        return self
+
+
+class DashboardSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8050, ge=1, le=65535)
+    auth: Literal["none", "basic", "appservice"] = "none"
+    basic_user: str | None = None
+    basic_password: SecretStr | None = None
+
+
+class SchedulerSettings(Section):
+    enabled: bool = True  # run the scheduler inside `serve`
+    jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
+    misfire_grace_s: int = Field(60, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path(".aoai-lens")
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    attribution: list[AttributionRule] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
+    prices: PriceSettings = Field(default_factory=PriceSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @property
+    def demo_path(self) -> Path:
+        return self.demo.path or self.data_dir / "demo.duckdb"
+
+    @property
+    def state_path(self) -> Path:
+        """SQLite file for probe results, alert state and deliveries."""
+        return self.data_dir / "state.sqlite"
+
+    @property
+    def jobstore_url(self) -> str:
+        return self.scheduler.jobstore_url or f"sqlite:///{self.data_dir / 'scheduler.sqlite'}"
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source.kind == "demo"
+
+
+@dataclass
+class ConfigError(Exception):
+    """A configuration that must not start. Each problem is one `location: problem` line."""
+
+    problems: list[str]
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def config_path(environ: dict[str, str] | None = None) -> tuple[Path, bool]:
+    """The file to read and whether it is the user's own (False: the bundled demo config)."""
+    env = os.environ if environ is None else environ
+    named = env.get(f"{ENV_PREFIX}CONFIG")
+    if named:
+        return Path(named), True
+    local = Path("aoai-lens.toml")
+    if local.exists():
+        return local, True
+    return DEMO_CONFIG, False
+
+
+def _line_of(text: str, dotted: str) -> int | None:
+    """Best-effort line number of a dotted setting in TOML text, for error messages."""
+    parts = re.sub(r"\[\d+\]", "", dotted).split(".")
+    if not parts:
+        return None
+    key = parts[-1]
+    section = ".".join(parts[:-1])
+    current = ""
+    first_key_line = None
+    for no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        m = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        if m:
+            current = m.group(1)
+            if current == dotted or current == section and not key:
+                return no
+            continue
+        if re.match(rf"^{re.escape(key)}\s*=", line):
+            if current == section:
+                return no
+            first_key_line = first_key_line or no
+    if section:
+        for no, raw in enumerate(text.splitlines(), start=1):
+            if re.match(rf"^\[\[?\s*{re.escape(section)}\s*\]\]?", raw.strip()):
+                return no
+    return first_key_line
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _read_secret(name: str, env: dict[str, str], problems: list[str]) -> str | None:
+    var = f"{ENV_PREFIX}{name.upper().replace('.', '__')}"
+    if var in env:
+        return env[var]
+    file_var = f"{var}_FILE"
+    if file_var in env:
+        p = Path(env[file_var])
+        try:
+            return p.read_text().strip()
+        except OSError as e:
+            problems.append(f"env {file_var}: cannot read the secret file {str(p)!r}: {e.strerror}")
+    return None
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read, validate and return the settings; raise ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    own = True
+    if path is None:
+        path, own = config_path(env)
+    problems: list[str] = []
+    shown = str(path) if own else "(demo defaults)"
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read the configuration file: {e.strerror}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+
+    for secret in SECRET_PATHS:
+        section, key = secret.split(".")
+        if isinstance(data.get(section), dict) and key in data[section]:
+            line = _line_of(text, secret)
+            where = f"{shown}:{line}" if line else shown
+            var = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            problems.append(f"{where} {secret}: secrets are not read from the file; set {var} or {var}_FILE")
+            del data[section][key]
+
+    # The environment is read by pydantic-settings itself; secrets' *_FILE variants are resolved here.
+    secret_values: dict[str, str] = {}
+    for secret in SECRET_PATHS:
+        value = _read_secret(secret, env, problems)
+        if value is not None:
+            secret_values[secret] = value
+    for secret, value in secret_values.items():
+        section, key = secret.split(".")
+        data.setdefault(section, {})[key] = value
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    try:
+        if environ is not None:  # evaluate against the given environment, not the process's
+            for k in saved:
+                os.environ.pop(k)
+            for k, v in env.items():
+                if k.startswith(ENV_PREFIX):
+                    os.environ[k] = v
+        settings = Settings(**data)
+    except ValidationError as e:
+        for err in e.errors():
+            dotted = _dotted(err["loc"])
+            plain = re.sub(r"\[\d+\]", "", dotted)
+            var = ENV_PREFIX + plain.upper().replace(".", "__")
+            from_env = sorted(k for k in env if k == var or k.startswith(var + "__"))
+            if from_env:
+                where = "env " + ", ".join(from_env)
+            else:
+                line = _line_of(text, dotted)
+                where = f"{shown}:{line}" if line else shown
+            msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            if err["type"] not in ("extra_forbidden", "missing") and "input" in err and dotted not in SECRET_PATHS:
+                value = err["input"]
+                if isinstance(value, str | int | float | bool):
+                    msg = f"{msg} (got {value!r})"
+            problems.append(f"{where} {dotted or '(top level)'}: {msg}")
+        settings = None  # type: ignore[assignment]
+    finally:
+        if environ is not None:
+            for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+                os.environ.pop(k)
+            os.environ.update(saved)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()
