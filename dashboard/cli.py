@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default from settings: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default from settings: 8050)")
     p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler in this process")
-    p.add_argument("--no-auth", action="store_true", help="allow a non-loopback bind without an auth mode (a warning is printed)")
+    p.add_argument(
+        "--no-auth", action="store_true", help="allow a non-loopback bind without an auth mode (a warning is printed)"
+    )
     p.add_argument("--workers", type=int, default=1, help="web workers (gunicorn) when more than 1")
 
     demo = sub.add_parser("demo", help="the embedded demo workspace", description="the embedded demo workspace")
@@ -78,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     prices = sub.add_parser("prices", help="the price snapshot", description="the price snapshot")
     prices_sub = prices.add_subparsers(dest="prices_command", metavar="SUBCOMMAND", required=True)
-    p = _add(prices_sub, "refresh", "queries.cost.commands:prices_refresh", "pull the Azure Retail Prices API into a dated local snapshot")
+    p = _add(
+        prices_sub,
+        "refresh",
+        "queries.cost.commands:prices_refresh",
+        "pull the Azure Retail Prices API into a dated local snapshot",
+    )
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
     p = _add(prices_sub, "show", "queries.cost.commands:prices_show", "prices per 1M tokens by deployment type")
     p.add_argument("model")
@@ -102,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8070)
 
-    _add(sub, "check-config", "queries.commands:check_config", "validate configuration; say exactly what is wrong and where")
+    _add(
+        sub,
+        "check-config",
+        "queries.commands:check_config",
+        "validate configuration; say exactly what is wrong and where",
+    )
     return parser
 
 

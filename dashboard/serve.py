@@ -35,13 +35,18 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         if args.no_auth:
-            log.warning("serving on %s:%s WITHOUT authentication (--no-auth): anyone who can reach it sees all data",
-                        host, port)
+            log.warning(
+                "serving on %s:%s WITHOUT authentication (--no-auth): anyone who can reach it sees all data", host, port
+            )
     if settings.is_demo:
         from queries.demo import ensure_workspace
 
-        ensure_workspace(settings.demo_path, days=settings.demo.days,
-                         requests_per_day=settings.demo.requests_per_day, seed=settings.demo.seed)
+        ensure_workspace(
+            settings.demo_path,
+            days=settings.demo.days,
+            requests_per_day=settings.demo.requests_per_day,
+            seed=settings.demo.seed,
+        )
     from waitress import serve
 
     from dashboard.app import create_app

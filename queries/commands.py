@@ -61,6 +61,8 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"configuration OK ({where})")
     print(f"  source: {settings.source.kind}" + (f" (demo workspace {settings.demo_path})" if settings.is_demo else ""))
     print(f"  attribution rules: {len(settings.attribution)}, budgets: {len(settings.budgets)}")
-    print(f"  probe targets: {len(settings.probes.targets)}, alert rules: {len(settings.alerts.rules)}, "
-          f"channels: {len(settings.alerts.channels)}")
+    print(
+        f"  probe targets: {len(settings.probes.targets)}, alert rules: {len(settings.alerts.rules)}, "
+        f"channels: {len(settings.alerts.channels)}"
+    )
     return EXIT_OK

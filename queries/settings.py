@@ -57,7 +57,10 @@ class SourceSettings(Section):
     @classmethod
     def _resource_ids(cls, v: list[str]) -> list[str]:
         for rid in v:
-            if not re.match(r"(?i)^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.cognitiveservices/accounts/[^/]+$", rid):
+            if not re.match(
+                r"(?i)^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.cognitiveservices/accounts/[^/]+$",
+                rid,
+            ):
                 raise ValueError(f"{rid!r} is not a Microsoft.CognitiveServices/accounts resource id")
         return v
 
@@ -162,8 +165,16 @@ class PriceSettings(Section):
 class AlertRule(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     kind: Literal[
-        "rate_429", "rate_5xx", "quota_headroom", "latency_p95", "probe_failures", "probe_ttft",
-        "budget_pace", "burn_rate", "spend_anomaly", "no_data",
+        "rate_429",
+        "rate_5xx",
+        "quota_headroom",
+        "latency_p95",
+        "probe_failures",
+        "probe_ttft",
+        "budget_pace",
+        "burn_rate",
+        "spend_anomaly",
+        "no_data",
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
@@ -299,7 +310,7 @@ def _line_of(text: str, dotted: str) -> int | None:
         m = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
         if m:
             current = m.group(1)
-            if current == dotted or current == section and not key:
+            if current == dotted or (current == section and not key):
                 return no
             continue
         if re.match(rf"^{re.escape(key)}\s*=", line):

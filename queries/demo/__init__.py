@@ -28,6 +28,11 @@ def ensure_workspace(path: Path, *, days: int, requests_per_day: int, seed: int)
 
     print(f"no demo workspace at {path}: building {days} days x {requests_per_day:,} requests/day", file=sys.stderr)
     with tqdm(total=days + 1, desc="seeding", unit="day", file=sys.stderr) as bar:
-        build(path, days=days, requests_per_day=requests_per_day, seed=seed,
-              progress=lambda done, total: bar.update(done - bar.n))
+        build(
+            path,
+            days=days,
+            requests_per_day=requests_per_day,
+            seed=seed,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
     return True

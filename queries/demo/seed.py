@@ -49,9 +49,19 @@ class Stream:
 
 def _streams() -> list[Stream]:
     out = [
-        Stream(f.object_id, f.ip_prefix, f.deployments, f.share, f.prompt_tokens, f.completion_tokens,
-               f.cached_share, f.streaming, f.rhythm, f.bursts,
-               content_filter=0.006 if f.name in ("support-chat", "marketing-copy") else 0.0)
+        Stream(
+            f.object_id,
+            f.ip_prefix,
+            f.deployments,
+            f.share,
+            f.prompt_tokens,
+            f.completion_tokens,
+            f.cached_share,
+            f.streaming,
+            f.rhythm,
+            f.bursts,
+            content_filter=0.006 if f.name in ("support-chat", "marketing-copy") else 0.0,
+        )
         for f in world.FEATURES
     ]
     for oid, ip, deps, share in world.UNKNOWN_CALLERS:
@@ -84,7 +94,9 @@ class Seeder:
         self.rpd = requests_per_day
         self.seed = seed
         end = end or datetime.now(UTC)
-        self.end = end.replace(second=0, microsecond=0, tzinfo=None) if end.tzinfo else end.replace(second=0, microsecond=0)
+        self.end = (
+            end.replace(second=0, microsecond=0, tzinfo=None) if end.tzinfo else end.replace(second=0, microsecond=0)
+        )
         if end.tzinfo:
             self.end = end.astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)
         self.start = self.end - timedelta(days=days)
@@ -163,13 +175,20 @@ class Seeder:
                 t = np.concatenate([t, *extra])
                 n = len(t)
             dep_names = s.deployments
-            probs = np.array([0.8] + [0.2 / (len(dep_names) - 1)] * (len(dep_names) - 1)) if len(dep_names) > 1 else np.array([1.0])
+            probs = (
+                np.array([0.8] + [0.2 / (len(dep_names) - 1)] * (len(dep_names) - 1))
+                if len(dep_names) > 1
+                else np.array([1.0])
+            )
             dep = np.array([self.dep_index[d] for d in dep_names])[rng.choice(len(dep_names), n, p=probs)]
             frames.append(self._requests(rng, s, caller, t, dep))
         frames.append(self._probes(rng, day_start, day_end))
         cols = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
         df = pd.DataFrame(cols)
-        df = df[(df.t >= np.datetime64(day_start, "ms").astype(np.int64)) & (df.t < np.datetime64(day_end, "ms").astype(np.int64))]
+        df = df[
+            (df.t >= np.datetime64(day_start, "ms").astype(np.int64))
+            & (df.t < np.datetime64(day_end, "ms").astype(np.int64))
+        ]
         df = self._quiet(df)
         df = df.sort_values(["t", "caller"], kind="stable").reset_index(drop=True)
         self._limits(df)
@@ -184,7 +203,9 @@ class Seeder:
         per_minute = min(d.tpm_limit / max(mean_tokens, 1.0), d.rpm_limit)
         return int(1.5 * per_minute * 12)
 
-    def _requests(self, rng: np.random.Generator, s: Stream, caller: int, t: np.ndarray, dep: np.ndarray) -> dict[str, np.ndarray]:
+    def _requests(
+        self, rng: np.random.Generator, s: Stream, caller: int, t: np.ndarray, dep: np.ndarray
+    ) -> dict[str, np.ndarray]:
         n = len(t)
         emb = np.array([self.deployments[i].kind == "embedding" for i in range(len(self.deployments))])[dep]
         prompt = np.maximum(1, rng.lognormal(np.log(s.prompt[0]), s.prompt[1], n)).astype(np.int64)
@@ -216,7 +237,9 @@ class Seeder:
     def _probes(self, rng: np.random.Generator, day_start: datetime, day_end: datetime) -> dict[str, np.ndarray]:
         """Historical probe traffic: four small calls every five minutes, tagged by their identity."""
         targets = ["chat-gpt4o", "chat-gpt4o-mini", "rag-gpt41", "embed-small"]
-        slots = np.arange(np.datetime64(day_start, "ms"), np.datetime64(day_end, "ms"), np.timedelta64(5, "m")).astype(np.int64)
+        slots = np.arange(np.datetime64(day_start, "ms"), np.datetime64(day_end, "ms"), np.timedelta64(5, "m")).astype(
+            np.int64
+        )
         t = np.concatenate([slots + 1000 * i for i in range(len(targets))])
         dep = np.concatenate([np.full(len(slots), self.dep_index[d]) for d in targets])
         n = len(t)
@@ -497,9 +520,14 @@ class Seeder:
             }
             con.execute("INSERT INTO MgmtDeployments VALUES (?, ?)", [res.arm_id, json.dumps(body)])
         limits = {
-            ("GlobalStandard", "gpt-4o"): 450, ("GlobalStandard", "gpt-4o-mini"): 2000, ("GlobalStandard", "o4-mini"): 1000,
-            ("GlobalStandard", "text-embedding-3-large"): 350, ("DataZoneStandard", "gpt-4.1"): 300,
-            ("Standard", "text-embedding-3-small"): 350, ("Standard", "gpt-4o-mini"): 450, ("GlobalBatch", "gpt-4o"): 5000,
+            ("GlobalStandard", "gpt-4o"): 450,
+            ("GlobalStandard", "gpt-4o-mini"): 2000,
+            ("GlobalStandard", "o4-mini"): 1000,
+            ("GlobalStandard", "text-embedding-3-large"): 350,
+            ("DataZoneStandard", "gpt-4.1"): 300,
+            ("Standard", "text-embedding-3-small"): 350,
+            ("Standard", "gpt-4o-mini"): 450,
+            ("GlobalBatch", "gpt-4o"): 5000,
         }
         by_loc: dict[str, dict[tuple[str, str], int]] = {}
         for d in self.deployments:
@@ -512,7 +540,10 @@ class Seeder:
         for loc, usage in sorted(by_loc.items()):
             items = [
                 {
-                    "name": {"value": f"OpenAI.{sku}.{model}", "localizedValue": f"Tokens Per Minute (thousands) - {model}"},
+                    "name": {
+                        "value": f"OpenAI.{sku}.{model}",
+                        "localizedValue": f"Tokens Per Minute (thousands) - {model}",
+                    },
                     "currentValue": used,
                     "limit": limits.get((sku, model), 300),
                     "unit": "Count",
@@ -543,8 +574,11 @@ class Seeder:
             self._metrics(con)
             self._management(con)
             info = {
-                "seed": str(self.seed), "days": str(self.days), "requests_per_day": str(self.rpd),
-                "end": self.end.isoformat() + "Z", "requests": str(requests),
+                "seed": str(self.seed),
+                "days": str(self.days),
+                "requests_per_day": str(self.rpd),
+                "end": self.end.isoformat() + "Z",
+                "requests": str(requests),
             }
             con.executemany("INSERT INTO WorkspaceInfo VALUES (?, ?)", list(info.items()))
             rows = con.execute("SELECT count(*) FROM AzureDiagnostics").fetchall()[0][0]
@@ -557,7 +591,14 @@ class Seeder:
         return {"requests": requests, "rows": int(rows)}
 
 
-def seed(path: Path, *, days: int = 30, requests_per_day: int = 10_000, seed: int = 42,
-         end: datetime | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+def seed(
+    path: Path,
+    *,
+    days: int = 30,
+    requests_per_day: int = 10_000,
+    seed: int = 42,
+    end: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
     """Build the demo workspace at `path` (atomically: readers never see a half-built file)."""
     return Seeder(days=days, requests_per_day=requests_per_day, seed=seed, end=end).run(path, progress)

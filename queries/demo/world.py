@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from queries import limits
+
 TENANT_ID = "7f3c2a10-5b8e-4d2f-9a61-0c4e8b7d1a23"  # the Log Analytics workspace id (TenantId column)
 SUBSCRIPTION_ID = "3d9b6f1e-2c47-4a8b-b5e0-9f1a7c6d4e28"
 RESOURCE_GROUP = "rg-contoso-ai"
@@ -53,19 +55,11 @@ class Deployment:
     @property
     def tpm_limit(self) -> int:
         """Tokens per minute the deployment allows (a PTU's throughput for provisioned)."""
-        if self.sku.endswith("ProvisionedManaged"):
-            return self.capacity * PTU_INPUT_TPM.get(self.model, 2500)
-        return self.capacity * 1000
+        return limits.tpm_limit(self.sku, self.capacity, self.model)
 
     @property
     def rpm_limit(self) -> int:
-        """Requests per minute: 6 per 1K TPM for the older chat models, 1 for gpt-4.1 and o-series."""
-        per_k = 1 if self.model.startswith(("gpt-4.1", "o3", "o4")) else 6
-        return max(1, self.tpm_limit // 1000 * per_k)
-
-
-# Input TPM one PTU buys, per model (Azure's provisioned throughput table).
-PTU_INPUT_TPM = {"gpt-4o": 2500, "gpt-4o-mini": 37000, "gpt-4.1": 3000, "o3": 3000}
+        return limits.rpm_limit(self.sku, self.capacity, self.model)
 
 
 @dataclass(frozen=True)
@@ -93,44 +87,184 @@ RESOURCES = (
 )
 
 DEPLOYMENTS = (
-    Deployment("chat-gpt4o", "contoso-oai-eastus", "gpt-4o", "2024-11-20", "GlobalStandard", 150,
-               ms_per_token=11.0),
-    Deployment("chat-gpt4o-mini", "contoso-oai-eastus", "gpt-4o-mini", "2024-07-18", "GlobalStandard", 200,
-               ms_per_token=6.0, base_ms=180.0),
-    Deployment("rag-gpt41", "contoso-oai-swedencentral", "gpt-4.1", "2025-04-14", "DataZoneStandard", 120,
-               ms_per_token=9.0),
-    Deployment("agent-o4-mini", "contoso-oai-eastus", "o4-mini", "2025-04-16", "GlobalStandard", 60,
-               ms_per_token=14.0, base_ms=900.0),
-    Deployment("support-gpt4o-ptu", "contoso-oai-eastus", "gpt-4o", "2024-11-20", "ProvisionedManaged", 50,
-               ms_per_token=8.0, base_ms=200.0),
-    Deployment("embed-small", "contoso-oai-swedencentral", "text-embedding-3-small", "1", "Standard", 120,
-               kind="embedding", ms_per_token=0.05, base_ms=60.0),
-    Deployment("embed-large", "contoso-oai-eastus", "text-embedding-3-large", "1", "GlobalStandard", 100,
-               kind="embedding", ms_per_token=0.08, base_ms=80.0),
-    Deployment("batch-gpt4o", "contoso-oai-batch", "gpt-4o", "2024-11-20", "GlobalBatch", 500,
-               ms_per_token=2.0, base_ms=400.0),
-    Deployment("legacy-gpt4o-mini", "contoso-oai-swedencentral", "gpt-4o-mini", "2024-07-18", "Standard", 30,
-               ms_per_token=7.0, base_ms=200.0, quiet_after_days=4.0),
+    Deployment("chat-gpt4o", "contoso-oai-eastus", "gpt-4o", "2024-11-20", "GlobalStandard", 150, ms_per_token=11.0),
+    Deployment(
+        "chat-gpt4o-mini",
+        "contoso-oai-eastus",
+        "gpt-4o-mini",
+        "2024-07-18",
+        "GlobalStandard",
+        200,
+        ms_per_token=6.0,
+        base_ms=180.0,
+    ),
+    Deployment(
+        "rag-gpt41", "contoso-oai-swedencentral", "gpt-4.1", "2025-04-14", "DataZoneStandard", 120, ms_per_token=9.0
+    ),
+    Deployment(
+        "agent-o4-mini",
+        "contoso-oai-eastus",
+        "o4-mini",
+        "2025-04-16",
+        "GlobalStandard",
+        60,
+        ms_per_token=14.0,
+        base_ms=900.0,
+    ),
+    Deployment(
+        "support-gpt4o-ptu",
+        "contoso-oai-eastus",
+        "gpt-4o",
+        "2024-11-20",
+        "ProvisionedManaged",
+        50,
+        ms_per_token=8.0,
+        base_ms=200.0,
+    ),
+    Deployment(
+        "embed-small",
+        "contoso-oai-swedencentral",
+        "text-embedding-3-small",
+        "1",
+        "Standard",
+        120,
+        kind="embedding",
+        ms_per_token=0.05,
+        base_ms=60.0,
+    ),
+    Deployment(
+        "embed-large",
+        "contoso-oai-eastus",
+        "text-embedding-3-large",
+        "1",
+        "GlobalStandard",
+        100,
+        kind="embedding",
+        ms_per_token=0.08,
+        base_ms=80.0,
+    ),
+    Deployment(
+        "batch-gpt4o", "contoso-oai-batch", "gpt-4o", "2024-11-20", "GlobalBatch", 500, ms_per_token=2.0, base_ms=400.0
+    ),
+    Deployment(
+        "legacy-gpt4o-mini",
+        "contoso-oai-swedencentral",
+        "gpt-4o-mini",
+        "2024-07-18",
+        "Standard",
+        30,
+        ms_per_token=7.0,
+        base_ms=200.0,
+        quiet_after_days=4.0,
+    ),
 )
 
 FEATURES = (
-    Feature("support-chat", "support", "CC-1001", "1b6f0a52-8c3d-4e71-b2a9-5d0e7f3c8a16", "mi-support-chat",
-            "10.20.1", ("support-gpt4o-ptu", "chat-gpt4o"), 0.20, (1800, 0.6), (220, 0.7),
-            cached_share=0.45, streaming=0.8),
-    Feature("ticket-triage", "support", "CC-1001", "", "triage-worker (API key)",
-            "10.20.2", ("chat-gpt4o-mini",), 0.18, (900, 0.5), (60, 0.5)),
-    Feature("semantic-search", "search", "CC-2002", "3d8b2c74-ae5f-4093-94cb-7f2a9b5eac38", "mi-semantic-search",
-            "10.30.1", ("embed-small",), 0.22, (40, 0.6), (0, 0.0)),
-    Feature("doc-indexer", "search", "CC-2002", "4e9c3d85-bf60-41a4-a5dc-803bac6fbd49", "mi-doc-indexer",
-            "10.30.2", ("embed-large",), 0.08, (700, 0.4), (0, 0.0), rhythm="nightly", bursts=(2, 9, 16, 23)),
-    Feature("rag-answers", "search", "CC-2002", "5fad4e96-c071-42b5-b6ed-914cbd70ce5a", "mi-rag-answers",
-            "10.30.3", ("rag-gpt41",), 0.12, (3500, 0.5), (350, 0.6), cached_share=0.2, streaming=0.6),
-    Feature("marketing-copy", "growth", "CC-3003", "60be5fa7-d182-43c6-87fe-a25dde81df6b", "mi-marketing-copy",
-            "10.40.1", ("chat-gpt4o",), 0.09, (600, 0.5), (700, 0.5), streaming=0.3, bursts=(1, 6, 13)),
-    Feature("reasoning-agent", "growth", "CC-3003", "71cf60b8-e293-44d7-98bf-b36eef92e07c", "mi-reasoning-agent",
-            "10.40.2", ("agent-o4-mini",), 0.04, (2500, 0.5), (1500, 0.6)),
-    Feature("insights-batch", "growth", "CC-3003", "82d071c9-f3a4-45e8-a9c0-c47ff0a3f18d", "mi-insights-batch",
-            "10.40.3", ("batch-gpt4o",), 0.03, (1200, 0.4), (400, 0.4), rhythm="nightly"),
+    Feature(
+        "support-chat",
+        "support",
+        "CC-1001",
+        "1b6f0a52-8c3d-4e71-b2a9-5d0e7f3c8a16",
+        "mi-support-chat",
+        "10.20.1",
+        ("support-gpt4o-ptu", "chat-gpt4o"),
+        0.20,
+        (1800, 0.6),
+        (220, 0.7),
+        cached_share=0.45,
+        streaming=0.8,
+    ),
+    Feature(
+        "ticket-triage",
+        "support",
+        "CC-1001",
+        "",
+        "triage-worker (API key)",
+        "10.20.2",
+        ("chat-gpt4o-mini",),
+        0.18,
+        (900, 0.5),
+        (60, 0.5),
+    ),
+    Feature(
+        "semantic-search",
+        "search",
+        "CC-2002",
+        "3d8b2c74-ae5f-4093-94cb-7f2a9b5eac38",
+        "mi-semantic-search",
+        "10.30.1",
+        ("embed-small",),
+        0.22,
+        (40, 0.6),
+        (0, 0.0),
+    ),
+    Feature(
+        "doc-indexer",
+        "search",
+        "CC-2002",
+        "4e9c3d85-bf60-41a4-a5dc-803bac6fbd49",
+        "mi-doc-indexer",
+        "10.30.2",
+        ("embed-large",),
+        0.08,
+        (700, 0.4),
+        (0, 0.0),
+        rhythm="nightly",
+        bursts=(2, 9, 16, 23),
+    ),
+    Feature(
+        "rag-answers",
+        "search",
+        "CC-2002",
+        "5fad4e96-c071-42b5-b6ed-914cbd70ce5a",
+        "mi-rag-answers",
+        "10.30.3",
+        ("rag-gpt41",),
+        0.12,
+        (3500, 0.5),
+        (350, 0.6),
+        cached_share=0.2,
+        streaming=0.6,
+    ),
+    Feature(
+        "marketing-copy",
+        "growth",
+        "CC-3003",
+        "60be5fa7-d182-43c6-87fe-a25dde81df6b",
+        "mi-marketing-copy",
+        "10.40.1",
+        ("chat-gpt4o",),
+        0.09,
+        (600, 0.5),
+        (700, 0.5),
+        streaming=0.3,
+        bursts=(1, 6, 13),
+    ),
+    Feature(
+        "reasoning-agent",
+        "growth",
+        "CC-3003",
+        "71cf60b8-e293-44d7-98bf-b36eef92e07c",
+        "mi-reasoning-agent",
+        "10.40.2",
+        ("agent-o4-mini",),
+        0.04,
+        (2500, 0.5),
+        (1500, 0.6),
+    ),
+    Feature(
+        "insights-batch",
+        "growth",
+        "CC-3003",
+        "82d071c9-f3a4-45e8-a9c0-c47ff0a3f18d",
+        "mi-insights-batch",
+        "10.40.3",
+        ("batch-gpt4o",),
+        0.03,
+        (1200, 0.4),
+        (400, 0.4),
+        rhythm="nightly",
+    ),
 )
 
 # Callers no attribution rule knows: an API-key script and an unregistered identity.

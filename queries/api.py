@@ -1,0 +1,328 @@
+"""The query layer's front door: catalogue queries, metrics and the management plane, with caching.
+
+    from queries.api import get_lens
+    lens = get_lens()                      # sources chosen from settings, one per process
+    r = lens.run("requests_by_status", since=timedelta(days=1), params={"deployments": ["chat-gpt4o"]})
+    r.frame, r.status, r.notice, r.kql, r.portal_url, r.cached
+
+Sources are chosen in one place (`Lens.from_settings`): the embedded demo workspace, or Azure (Log
+Analytics, the metrics batch API, the management plane). Tests build a `Lens` with their own sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from queries import catalogue
+from queries.cache import MemoryCache
+from queries.render import RenderError, auto_bin, render
+from queries.results import QueryResult, portal_link
+from queries.settings import Settings, get_settings
+from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, ManagementSource, MetricsSource
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Lens", "QueryResult", "RenderError", "TimeRange", "get_lens"]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+@dataclass
+class Lens:
+    settings: Settings
+    logs: LogsSource
+    metrics_source: MetricsSource
+    management: ManagementSource
+    cache: MemoryCache = field(default_factory=MemoryCache)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    scope_resource_id: str = ""
+    _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    # ---- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lens:
+        if settings.is_demo:
+            from queries.demo import world
+            from queries.sources.embedded import EmbeddedLogs, EmbeddedManagement, EmbeddedMetrics, EmbeddedWorkspace
+
+            ws = EmbeddedWorkspace(settings.demo_path)
+            return cls(
+                settings,
+                EmbeddedLogs(ws),
+                EmbeddedMetrics(ws),
+                EmbeddedManagement(ws),
+                scope_resource_id=world.RESOURCES[0].arm_id,
+            )
+        from queries.sources.azure import azure_sources
+
+        logs, metrics, mgmt = azure_sources(settings)
+        return cls(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
+
+    # ---- time ranges --------------------------------------------------------------------------
+    def time_range(
+        self,
+        *,
+        since: timedelta | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket: timedelta = timedelta(minutes=1),
+    ) -> TimeRange:
+        """Explicit start/end as given; a relative range ends at the current cache bucket's end, so
+        repeats within a bucket render the same query (and hit the cache)."""
+        if start is not None:
+            end = _utc(end) if end is not None else self.now()
+            return TimeRange(_utc(start), end)
+        since = since or timedelta(hours=24)
+        step = max(bucket.total_seconds(), 60.0)
+        now = self.now().timestamp()
+        bucket_end = datetime.fromtimestamp((now // step + 1) * step, UTC)
+        if end is not None:
+            bucket_end = _utc(end)
+        return TimeRange(bucket_end - since, bucket_end)
+
+    # ---- allow-lists ---------------------------------------------------------------------------
+    def allowed(self) -> dict[str, list[str]]:
+        """The names user-chosen parameters are checked against."""
+        with self._lock:
+            if self._allowed is None:
+                deps = self.management.deployments()
+                rules = self.settings.attribution
+                self._allowed = {
+                    "deployment": sorted(set(deps["Deployment"])),
+                    "resource": sorted(set(deps["Resource"])),
+                    "model": sorted(set(deps["Model"])),
+                    "team": sorted(
+                        {r.team for r in rules} | {b.name for b in self.settings.budgets if b.scope == "team"}
+                    ),
+                    "feature": sorted({r.feature for r in rules}),
+                }
+            return self._allowed
+
+    # ---- catalogue queries --------------------------------------------------------------------
+    def render(
+        self,
+        name: str,
+        *,
+        since: timedelta | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        params: Mapping[str, object] | None = None,
+        bin: timedelta | None = None,
+    ) -> tuple[catalogue.QuerySpec, TimeRange, str]:
+        spec = catalogue.get(name)
+        tr = self.time_range(
+            since=since or (None if start else spec.range),
+            start=start,
+            end=end,
+            bucket=spec.cache or timedelta(minutes=1),
+        )
+        params = dict(params or {})
+        needs_allow = any(p.allow for p in spec.params if params.get(p.name) not in (None, "", []))
+        kql = render(
+            spec.body,
+            spec.params,
+            params,
+            start=tr.start,
+            end=tr.end,
+            bin=bin or auto_bin(tr.start, tr.end),
+            allowed=self.allowed() if needs_allow else None,
+        )
+        return spec, tr, kql
+
+    def run(self, name: str, **kwargs: object) -> QueryResult:
+        return self.run_many([(name, kwargs)])[0]
+
+    def run_many(self, requests: Iterable[tuple[str, Mapping[str, object]]]) -> list[QueryResult]:
+        """Several catalogue queries (one page's worth): cached ones answered at once, the rest sent
+        together (Log Analytics `query_batch`)."""
+        prepared = []
+        for name, kwargs in requests:
+            spec, tr, kql = self.render(name, **kwargs)  # type: ignore[arg-type]
+            prepared.append((spec, tr, kql))
+        results: list[QueryResult | None] = [None] * len(prepared)
+        todo = []
+        for i, (spec, tr, kql) in enumerate(prepared):
+            key = self._key(kql)
+            hit = self.cache.get(key) if spec.cache.total_seconds() > 0 else None
+            if hit is not None:
+                results[i] = QueryResult(**{**hit.__dict__, "cached": True, "duration_s": 0.0})
+            else:
+                todo.append(i)
+        if todo:
+            started = time.perf_counter()
+            reqs = [LogsRequest(prepared[i][2], prepared[i][1].start, prepared[i][1].end) for i in todo]
+            try:
+                answers = self.logs.run_batch(reqs) if len(reqs) > 1 else [self.logs.run(reqs[0])]
+            except Exception as e:  # a source failure becomes a failed result per query
+                log.warning("logs source %s failed: %s", self.logs.name, e)
+                answers = [LogsAnswer(pd.DataFrame(), "failed", _describe(e)) for _ in reqs]
+            took = (time.perf_counter() - started) / max(len(todo), 1)
+            for i, answer in zip(todo, answers, strict=True):
+                spec, tr, kql = prepared[i]
+                result = self._envelope(spec, tr, kql, answer, took)
+                if result.status == "ok" and spec.cache.total_seconds() > 0:
+                    self.cache.set(self._key(kql), result, spec.cache.total_seconds())
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _envelope(
+        self, spec: catalogue.QuerySpec, tr: TimeRange, kql: str, answer: LogsAnswer, took: float
+    ) -> QueryResult:
+        frame = answer.frame
+        status, notice = answer.status, answer.notice
+        if status != "failed":
+            frame, problem = _conform(frame, spec)
+            if problem:
+                status, notice = "partial", "; ".join(x for x in (notice, problem) if x)
+        else:
+            frame = pd.DataFrame({c: pd.Series(dtype=_dtype(t)) for c, t in spec.returns})
+        return QueryResult(
+            name=spec.name,
+            frame=frame,
+            status=status,
+            notice=notice,
+            kql=kql,
+            portal_url=portal_link(kql, self.scope_resource_id, tr.start, tr.end) if self.scope_resource_id else None,
+            duration_s=took,
+            cached=False,
+            source=self.logs.name,
+            rows_transferred=answer.rows,
+        )
+
+    def _key(self, kql: str) -> str:
+        return self.logs.name + ":" + hashlib.sha256(kql.encode()).hexdigest()
+
+    # ---- metrics and management ---------------------------------------------------------------
+    def metrics(
+        self,
+        metric_names: list[str],
+        *,
+        since: timedelta | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: timedelta | None = None,
+        aggregation: str = "Total",
+        split_by: list[str] | None = None,
+        filters: dict[str, list[str]] | None = None,
+        ttl: timedelta = timedelta(minutes=1),
+    ) -> QueryResult:
+        tr = self.time_range(since=since, start=start, end=end, bucket=ttl)
+        interval = interval or auto_bin(tr.start, tr.end)
+        key = f"metrics:{self.metrics_source.name}:{metric_names}:{tr}:{interval}:{aggregation}:{split_by}:{filters}"
+        return self._cached(
+            "metrics",
+            key,
+            ttl,
+            lambda: self.metrics_source.query(
+                metric_names,
+                start=tr.start,
+                end=tr.end,
+                interval=interval,
+                aggregation=aggregation,
+                split_by=split_by,
+                filters=filters,
+            ),
+            self.metrics_source.name,
+        )
+
+    def deployments(self, ttl: timedelta = timedelta(minutes=10)) -> QueryResult:
+        return self._cached("deployments", "mgmt:deployments", ttl, self.management.deployments, self.management.name)
+
+    def usages(self, ttl: timedelta = timedelta(minutes=10)) -> QueryResult:
+        return self._cached("usages", "mgmt:usages", ttl, self.management.usages, self.management.name)
+
+    def _cached(
+        self, name: str, key: str, ttl: timedelta, fetch: Callable[[], pd.DataFrame], source: str
+    ) -> QueryResult:
+        hit = self.cache.get(key)
+        if hit is not None:
+            return QueryResult(**{**hit.__dict__, "cached": True, "duration_s": 0.0})
+        started = time.perf_counter()
+        try:
+            frame = fetch()
+            result = QueryResult(
+                name=name,
+                frame=frame,
+                duration_s=time.perf_counter() - started,
+                source=source,
+                rows_transferred=len(frame),
+            )
+            self.cache.set(key, result, ttl.total_seconds())
+            return result
+        except Exception as e:
+            log.warning("%s from %s failed: %s", name, source, e)
+            return QueryResult(
+                name=name,
+                frame=pd.DataFrame(),
+                status="failed",
+                notice=_describe(e),
+                duration_s=time.perf_counter() - started,
+                source=source,
+            )
+
+
+def _describe(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"{type(e).__name__}: {text[:500]}"
+
+
+def _dtype(kusto: str) -> str:
+    return {
+        "long": "Int64",
+        "int": "Int64",
+        "real": "float64",
+        "bool": "boolean",
+        "datetime": "datetime64[us, UTC]",
+    }.get(kusto, "object")
+
+
+def _conform(frame: pd.DataFrame, spec: catalogue.QuerySpec) -> tuple[pd.DataFrame, str | None]:
+    """Columns in the declared order and types; datetimes as UTC. A missing column is a partial answer."""
+    missing = [c for c in spec.columns if c not in frame.columns]
+    out = frame.copy()
+    for c in missing:
+        out[c] = pd.Series([None] * len(out), dtype="object")
+    for c, t in spec.returns:
+        if t == "datetime":
+            s = pd.to_datetime(out[c], utc=True, errors="coerce")
+            out[c] = s
+        elif t in ("long", "int"):
+            out[c] = pd.to_numeric(out[c], errors="coerce").round().astype("Int64")
+        elif t == "real":
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    out = out[spec.columns]
+    return out, (f"columns missing from the answer: {', '.join(missing)}" if missing else None)
+
+
+_lens: Lens | None = None
+_lens_lock = threading.Lock()
+
+
+def get_lens(settings: Settings | None = None) -> Lens:
+    """The process-wide Lens for the configured settings."""
+    global _lens
+    with _lens_lock:
+        if _lens is None or (settings is not None and _lens.settings is not settings):
+            _lens = Lens.from_settings(settings or get_settings())
+        return _lens

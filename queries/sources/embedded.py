@@ -1,0 +1,312 @@
+"""The embedded default: the demo DuckDB workspace, queried with the same KQL through duckdb-kql.
+
+One `EmbeddedWorkspace` per process owns the DuckDB database. It reads through a read-only connection
+(so several processes can read the file at once) and, for the ingestion job, briefly swaps it for a
+read-write one under a lock (`writer()`): DuckDB allows one writer or many readers per file, not both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import duckdb_kql
+import pandas as pd
+
+from queries import limits
+from queries.sources.base import LogsAnswer, LogsRequest
+
+
+class WorkspaceError(RuntimeError):
+    """The demo workspace is missing or cannot be opened; the message says what to do."""
+
+
+class EmbeddedWorkspace:
+    """Owns the DuckDB connection to the demo workspace file."""
+
+    def __init__(self, path: Path, *, query_now: datetime | None = None) -> None:
+        self.path = Path(path)
+        self.query_now = query_now
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._stamp: tuple[float, int] | None = None
+
+    def _file_stamp(self) -> tuple[float, int]:
+        st = self.path.stat()
+        return (st.st_mtime, st.st_ino)
+
+    def _open(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        if not self.path.exists():
+            raise WorkspaceError(
+                f"no demo workspace at {self.path}: run `aoai-lens demo seed` (or `make demo`, which builds it)"
+            )
+        last: Exception | None = None
+        for attempt in range(20):  # another process may hold the write lock for a moment
+            try:
+                con = duckdb_kql.connect(str(self.path), read_only=read_only)
+                return con
+            except duckdb.IOException as e:
+                last = e
+                time.sleep(min(0.05 * (attempt + 1), 0.5))
+        raise WorkspaceError(f"the demo workspace {self.path} is locked by another process: {last}")
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the shared connection, reopened when the file was rebuilt."""
+        with self._lock:
+            stamp = self._file_stamp() if self.path.exists() else None
+            if self._con is None or stamp != self._stamp:
+                if self._con is not None:
+                    self._con.close()
+                self._con = self._open(read_only=True)
+                self._stamp = stamp
+            return self._con.cursor()
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection for a short load; readers wait on the lock meanwhile."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            con = self._open(read_only=False)
+            try:
+                yield con
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+                self._stamp = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+
+_KUSTO_TYPES = {
+    "int64": "long",
+    "Int64": "long",
+    "int32": "int",
+    "float64": "real",
+    "Float64": "real",
+    "bool": "bool",
+    "boolean": "bool",
+    "object": "string",
+    "string": "string",
+    "str": "string",
+}
+
+
+class EmbeddedLogs:
+    """Logs source: runs the rendered KQL with duckdb-kql over the workspace."""
+
+    name = "embedded"
+
+    def __init__(self, workspace: EmbeddedWorkspace) -> None:
+        self.workspace = workspace
+
+    def run(self, request: LogsRequest) -> LogsAnswer:
+        con = self.workspace.connection()
+        try:
+            if self.workspace.query_now is not None:
+                frame = duckdb_kql.df(con, request.kql, query_now=self.workspace.query_now)
+            else:
+                frame = duckdb_kql.df(con, request.kql)
+        finally:
+            con.close()
+        return LogsAnswer(frame=frame, rows=len(frame))
+
+    def run_batch(self, requests: list[LogsRequest]) -> list[LogsAnswer]:
+        return [self.run(r) for r in requests]
+
+
+class EmbeddedMetrics:
+    """Metrics source: answers metrics-API questions from the workspace's MetricsApi store."""
+
+    name = "embedded"
+    DIMENSIONS = (
+        "ModelDeploymentName",
+        "ModelName",
+        "ModelVersion",
+        "FeatureName",
+        "StatusCode",
+        "OperationName",
+        "StreamType",
+        "ApiName",
+        "Region",
+        "UsageChannel",
+    )
+
+    def __init__(self, workspace: EmbeddedWorkspace) -> None:
+        self.workspace = workspace
+
+    def query(
+        self,
+        metric_names: list[str],
+        *,
+        start: datetime,
+        end: datetime,
+        interval: timedelta,
+        aggregation: str = "Total",
+        split_by: list[str] | None = None,
+        filters: dict[str, list[str]] | None = None,
+    ) -> pd.DataFrame:
+        dims = []
+        for d in split_by or []:
+            match = next((k for k in self.DIMENSIONS if k.lower() == d.lower()), None)
+            if match is None:
+                raise ValueError(f"unknown metric dimension {d!r}")
+            dims.append((d, match))
+        agg = {
+            "total": "sum(Total)",
+            "count": "sum(Count)",
+            "average": "sum(Total) / nullif(sum(Count), 0)",
+            "minimum": "min(Minimum)",
+            "maximum": "max(Maximum)",
+        }.get(aggregation.lower())
+        if agg is None:
+            raise ValueError(f"unknown aggregation {aggregation!r}")
+        if aggregation.lower() == "average":
+            agg = "CASE WHEN bool_and(Average IS NOT NULL AND Total IS NULL) THEN avg(Average) ELSE sum(Total) / nullif(sum(Count), 0) END"
+        where = ["MetricName IN (SELECT unnest($names))", "TimeStamp >= $start", "TimeStamp < $end"]
+        args: dict[str, object] = {
+            "names": list(metric_names),
+            "start": _naive(start),
+            "end": _naive(end),
+            "secs": int(interval.total_seconds()),
+        }
+        for i, (dim, values) in enumerate((filters or {}).items()):
+            match = next((k for k in self.DIMENSIONS if k.lower() == dim.lower()), None)
+            if match is None:
+                raise ValueError(f"unknown metric dimension {dim!r}")
+            where.append(f'"{match}" IN (SELECT unnest($f{i}))')
+            args[f"f{i}"] = list(values)
+        dim_sql = "".join(f', "{m}" AS "{d}"' for d, m in dims)
+        group = "".join(f', "{m}"' for _, m in dims)
+        sql = f"""
+            SELECT to_timestamp(floor(epoch(TimeStamp) / $secs) * $secs) AT TIME ZONE 'UTC' AS TimeStamp,
+                   ResourceId, MetricName{dim_sql}, {agg} AS Value
+            FROM MetricsApi WHERE {" AND ".join(where)}
+            GROUP BY 1, ResourceId, MetricName{group}
+            ORDER BY 1
+        """
+        con = self.workspace.connection()
+        try:
+            return con.execute(sql, args).df()
+        finally:
+            con.close()
+
+
+class EmbeddedManagement:
+    """Management-plane source: deployments and quota usages from the workspace's ARM bodies."""
+
+    name = "embedded"
+
+    def __init__(self, workspace: EmbeddedWorkspace) -> None:
+        self.workspace = workspace
+
+    def _rows(self, sql: str) -> list[tuple[str, str]]:
+        con = self.workspace.connection()
+        try:
+            return [(str(a), str(b)) for a, b in con.execute(sql).fetchall()]
+        finally:
+            con.close()
+
+    def deployments(self) -> pd.DataFrame:
+        return deployments_frame(
+            [(rid, json.loads(body)) for rid, body in self._rows("SELECT ResourceId, Body FROM MgmtDeployments")],
+            locations=self._locations(),
+        )
+
+    def _locations(self) -> dict[str, str]:
+        con = self.workspace.connection()
+        try:
+            rows = con.execute(
+                "SELECT DISTINCT lower(_ResourceId), location_s FROM AzureDiagnostics WHERE location_s <> ''"
+            ).fetchall()
+        finally:
+            con.close()
+        return {str(r): str(loc) for r, loc in rows}
+
+    def usages(self) -> pd.DataFrame:
+        return usages_frame(
+            [(loc, json.loads(body)) for loc, body in self._rows("SELECT Location, Body FROM MgmtUsages")]
+        )
+
+
+def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] | None = None) -> pd.DataFrame:
+    """ARM deployment bodies (per account resource id) -> one row per deployment."""
+    rows = []
+    for rid, body in items:
+        for dep in body.get("value", [body]):
+            sku = dep.get("sku") or {}
+            model = (dep.get("properties") or {}).get("model") or {}
+            name, sku_name = dep.get("name", ""), sku.get("name", "")
+            capacity = int(sku.get("capacity") or 0)
+            model_name = model.get("name", "")
+            rate = {r.get("key"): r for r in (dep.get("properties") or {}).get("rateLimits") or []}
+            tpm = (
+                int(rate["token"]["count"])
+                if "token" in rate and rate["token"].get("count")
+                else limits.tpm_limit(sku_name, capacity, model_name)
+            )
+            rpm = limits.rpm_limit(sku_name, capacity, model_name)
+            rows.append(
+                {
+                    "Resource": rid.rsplit("/", 1)[-1],
+                    "ResourceId": rid,
+                    "Location": (locations or {}).get(rid.lower(), ""),
+                    "Deployment": name,
+                    "Sku": sku_name,
+                    "Capacity": capacity,
+                    "Model": model_name,
+                    "Version": model.get("version", ""),
+                    "TpmLimit": tpm,
+                    "RpmLimit": rpm,
+                }
+            )
+    cols = [
+        "Resource",
+        "ResourceId",
+        "Location",
+        "Deployment",
+        "Sku",
+        "Capacity",
+        "Model",
+        "Version",
+        "TpmLimit",
+        "RpmLimit",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def usages_frame(items: list[tuple[str, dict]]) -> pd.DataFrame:
+    """ARM usages bodies (per location) -> Location, Name, Sku, Model, Current, Limit."""
+    rows = []
+    for loc, body in items:
+        for u in body.get("value", []):
+            name = (u.get("name") or {}).get("value", "")
+            parts = name.split(".", 2)
+            rows.append(
+                {
+                    "Location": loc,
+                    "Name": name,
+                    "Sku": parts[1] if len(parts) == 3 else "",
+                    "Model": parts[2] if len(parts) == 3 else "",
+                    "Current": float(u.get("currentValue") or 0),
+                    "Limit": float(u.get("limit") or 0),
+                }
+            )
+    return pd.DataFrame(rows, columns=["Location", "Name", "Sku", "Model", "Current", "Limit"])
+
+
+def _naive(t: datetime) -> datetime:
+    from datetime import UTC
+
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
