@@ -162,7 +162,7 @@ class Lens:
             prepared.append((spec, tr, kql))
         results: list[QueryResult | None] = [None] * len(prepared)
         todo = []
-        for i, (spec, tr, kql) in enumerate(prepared):
+        for i, (spec, _tr, kql) in enumerate(prepared):
             key = self._key(kql)
             hit = self.cache.get(key) if spec.cache.total_seconds() > 0 else None
             if hit is not None:
