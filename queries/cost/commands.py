@@ -1,0 +1,125 @@
+"""CLI subcommands owned by the cost layer: `prices refresh`, `prices show` (and `cost report`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+# --- prices -----------------------------------------------------------------------------------------
+
+
+def prices_refresh(args: argparse.Namespace) -> int:
+    """Pull the Azure Retail Prices API into `<data_dir>/prices/retail-YYYY-MM-DD.json`."""
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from queries.cost import retail
+    from queries.cost.prices import normalise
+    from queries.settings import load_settings
+
+    settings = load_settings()
+    endpoint = getattr(args, "endpoint", None) or retail.RETAIL_PRICES_URL
+    currency = settings.prices.currency
+    with tqdm(desc=f"fetching {endpoint}", unit="page", file=sys.stderr) as bar:
+
+        def progress(pages: int, items: int) -> None:
+            bar.update(pages - bar.n)
+            bar.set_postfix(items=items)
+
+        try:
+            items = retail.fetch_items(endpoint, currency, on_page=progress)
+        except retail.RetailPricesError as e:
+            bar.close()
+            print(f"prices refresh: {e}; the previous snapshot stays in use", file=sys.stderr)
+            return EXIT_FAILED
+    rows = retail.group_items(items)
+    catalogue = normalise(rows, "refreshed", "new snapshot")
+    if not catalogue.tokens:
+        print(
+            f"prices refresh: {len(items)} rows but no Azure OpenAI token prices among them; nothing written",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    path = retail.write_snapshot(
+        settings.data_dir / "prices",
+        rows,
+        endpoint=endpoint,
+        currency=currency,
+        raw_items=len(items),
+        now=datetime.now(UTC),
+    )
+    print(
+        f"wrote {len(rows):,} price rows ({len(items):,} API items) to {path}: "
+        f"{len(catalogue.models())} models, PTU prices for {len(catalogue.ptu)} scope(s). "
+        "This snapshot now replaces the bundled one."
+    )
+    return EXIT_OK
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def prices_show(args: argparse.Namespace) -> int:
+    """Prices per 1M tokens (and per PTU-hour) for one model in one region, by deployment type."""
+    from queries.cost.prices import SKUS, PriceBook
+    from queries.settings import load_settings
+
+    settings = load_settings()
+    book = PriceBook.load(settings)
+    model = args.model.strip().lower()
+    region = (args.region or "eastus").strip().lower()
+    if model not in book.models():
+        near = book.close_matches(model)
+        hint = f" Close matches: {', '.join(near)}." if near else ""
+        print(f"prices show: unknown model {args.model!r}.{hint}", file=sys.stderr)
+        return EXIT_FAILED
+    versions = book.versions(model) or [None]
+    table: list[list[str]] = []
+    for sku in SKUS.values():
+        if sku.mode == "provisioned":
+            continue
+        for tag in versions:
+            price = book.lookup(model, tag, sku.name, region)
+            if price is None:
+                continue
+            table.append(
+                [
+                    sku.label,
+                    sku.name,
+                    tag or "any",
+                    _money(price.input_per_1m),
+                    _money(price.cached_input_per_1m),
+                    _money(price.output_per_1m),
+                    "-",
+                    price.source,
+                ]
+            )
+    token_rows = len(table)
+    for sku in SKUS.values():
+        if sku.mode != "provisioned":
+            continue
+        price = book.lookup(model, None, sku.name, region)
+        if price is not None:
+            table.append([sku.label, sku.name, "any", "-", "-", "-", _money(price.ptu_per_hour), price.source])
+    print(f"{model} in {region}: USD per 1M tokens; PTU per PTU-hour (any model)")
+    print(f"prices from the {book.catalogue.label}", end="")
+    print(f"; discount {book.discount_pct:g}% applied" if book.discount_pct else "")
+    if not token_rows:
+        print(f"no token prices for {model} in {region}; try another --region", file=sys.stderr)
+        return EXIT_FAILED
+    header = ["deployment type", "sku", "version", "input", "cached input", "output", "PTU/hour", "source"]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    right = {3, 4, 5, 6}
+    for row in [header, ["-" * w for w in widths], *table]:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells).rstrip())
+    return EXIT_OK
