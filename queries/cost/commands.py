@@ -84,6 +84,7 @@ def prices_show(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     versions = book.versions(model) or [None]
     table: list[list[str]] = []
+    footnote = False
     for sku in SKUS.values():
         if sku.mode == "provisioned":
             continue
@@ -91,9 +92,11 @@ def prices_show(args: argparse.Namespace) -> int:
             price = book.lookup(model, tag, sku.name, region)
             if price is None:
                 continue
+            derived = "50% of" in price.key
+            footnote = footnote or derived
             table.append(
                 [
-                    sku.label,
+                    sku.label + (" *" if derived else ""),
                     sku.name,
                     tag or "any",
                     _money(price.input_per_1m),
@@ -122,4 +125,6 @@ def prices_show(args: argparse.Namespace) -> int:
     for row in [header, ["-" * w for w in widths], *table]:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells).rstrip())
+    if footnote:
+        print("* no batch meter in the price list: 50% of the standard price, as Microsoft documents for Batch")
     return EXIT_OK
