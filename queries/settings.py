@@ -157,9 +157,20 @@ class Budget(Section):
 
 
 class PriceSettings(Section):
-    overrides_file: Path | None = None
+    overrides_file: Path | None = None  # CSV of custom prices (format: queries/cost/prices.py load_overrides)
     discount_pct: float = Field(0.0, ge=0, lt=100)
     currency: str = "USD"
+
+    @model_validator(mode="after")
+    def _overrides(self) -> PriceSettings:
+        if self.overrides_file is not None:
+            from queries.cost.prices import load_overrides  # the format lives with the price book
+
+            try:
+                load_overrides(self.overrides_file)
+            except ConfigError as e:
+                raise ValueError("; ".join(e.problems)) from None
+        return self
 
 
 class AlertRule(Section):
@@ -178,6 +189,7 @@ class AlertRule(Section):
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
+    min_count: int = Field(1, ge=1)  # requests (or probes) a window needs before the rule judges it
     deployment: str | None = None
     team: str | None = None
     feature: str | None = None
@@ -296,32 +308,34 @@ def config_path(environ: dict[str, str] | None = None) -> tuple[Path, bool]:
     return DEMO_CONFIG, False
 
 
-def _line_of(text: str, dotted: str) -> int | None:
-    """Best-effort line number of a dotted setting in TOML text, for error messages."""
-    parts = re.sub(r"\[\d+\]", "", dotted).split(".")
-    if not parts:
-        return None
-    key = parts[-1]
-    section = ".".join(parts[:-1])
-    current = ""
-    first_key_line = None
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a setting (a validation error's location) in TOML text."""
+    parts = list(loc)
+    idx_pos = max((i for i, p in enumerate(parts) if isinstance(p, int)), default=None)
+    if idx_pos is not None:
+        table, index = ".".join(str(p) for p in parts[:idx_pos]), int(parts[idx_pos])
+        rest = [p for p in parts[idx_pos + 1 :] if isinstance(p, str)]
+        key = rest[0] if rest else None
+    else:
+        table, index, key = ".".join(str(p) for p in parts[:-1]), None, str(parts[-1]) if parts else None
+    current, seen, header_line = "", {}, None
+    in_target = table == ""
     for no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        m = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        m = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]\]?", line)
         if m:
-            current = m.group(1)
-            if current == dotted or (current == section and not key):
+            current = m.group(2)
+            count = seen.get(current, -1) + 1 if m.group(1) == "[[" else 0
+            seen[current] = count
+            in_target = current == table and (index is None or count == index)
+            if in_target:
+                header_line = no
+            if index is None and key is not None and current == f"{table}.{key}".strip("."):
                 return no
             continue
-        if re.match(rf"^{re.escape(key)}\s*=", line):
-            if current == section:
-                return no
-            first_key_line = first_key_line or no
-    if section:
-        for no, raw in enumerate(text.splitlines(), start=1):
-            if re.match(rf"^\[\[?\s*{re.escape(section)}\s*\]\]?", raw.strip()):
-                return no
-    return first_key_line
+        if in_target and key is not None and re.match(rf"^{re.escape(key)}\s*=", line):
+            return no
+    return header_line
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -365,7 +379,7 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     for secret in SECRET_PATHS:
         section, key = secret.split(".")
         if isinstance(data.get(section), dict) and key in data[section]:
-            line = _line_of(text, secret)
+            line = _line_of(text, tuple(secret.split(".")))
             where = f"{shown}:{line}" if line else shown
             var = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
             problems.append(f"{where} {secret}: secrets are not read from the file; set {var} or {var}_FILE")
@@ -381,14 +395,16 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         section, key = secret.split(".")
         data.setdefault(section, {})[key] = value
 
+    # pydantic-settings reads os.environ itself: give it exactly the variables meant for it (the given
+    # environment, without the secrets' *_FILE variables, which were resolved above).
+    file_vars = {f"{ENV_PREFIX}{p.upper().replace('.', '__')}_FILE" for p in SECRET_PATHS} | {f"{ENV_PREFIX}CONFIG"}
     saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     try:
-        if environ is not None:  # evaluate against the given environment, not the process's
-            for k in saved:
-                os.environ.pop(k)
-            for k, v in env.items():
-                if k.startswith(ENV_PREFIX):
-                    os.environ[k] = v
+        for k in saved:
+            os.environ.pop(k)
+        for k, v in env.items():
+            if k.startswith(ENV_PREFIX) and k not in file_vars:
+                os.environ[k] = v
         settings = Settings(**data)
     except ValidationError as e:
         for err in e.errors():
@@ -399,7 +415,7 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             if from_env:
                 where = "env " + ", ".join(from_env)
             else:
-                line = _line_of(text, dotted)
+                line = _line_of(text, tuple(err["loc"]))
                 where = f"{shown}:{line}" if line else shown
             msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             if err["type"] not in ("extra_forbidden", "missing") and "input" in err and dotted not in SECRET_PATHS:
@@ -409,10 +425,9 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             problems.append(f"{where} {dotted or '(top level)'}: {msg}")
         settings = None  # type: ignore[assignment]
     finally:
-        if environ is not None:
-            for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
-                os.environ.pop(k)
-            os.environ.update(saved)
+        for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+            os.environ.pop(k)
+        os.environ.update(saved)
     if problems:
         raise ConfigError(problems)
     return settings

@@ -73,7 +73,7 @@ def _rhythm(kind: str, hours: np.ndarray) -> np.ndarray:
     """Relative traffic per hour: office hours on weekdays, nightly jobs, or flat."""
     ts = pd.DatetimeIndex(hours.astype("datetime64[h]"))
     hod = ts.hour.to_numpy()
-    dow = ts.dayofweek.to_numpy()
+    dow = ts.day_of_week.to_numpy()
     weekend = dow >= 5
     if kind == "office":
         daily = 0.15 + np.exp(-0.5 * ((hod - 14.0) / 3.2) ** 2)
