@@ -318,7 +318,8 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
         key = rest[0] if rest else None
     else:
         table, index, key = ".".join(str(p) for p in parts[:-1]), None, str(parts[-1]) if parts else None
-    current, seen, header_line = "", {}, None
+    current, header_line = "", None
+    seen: dict[str, int] = {}
     in_target = table == ""
     for no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -399,6 +400,7 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     # environment, without the secrets' *_FILE variables, which were resolved above).
     file_vars = {f"{ENV_PREFIX}{p.upper().replace('.', '__')}_FILE" for p in SECRET_PATHS} | {f"{ENV_PREFIX}CONFIG"}
     saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    settings: Settings | None = None
     try:
         for k in saved:
             os.environ.pop(k)
@@ -423,13 +425,12 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
                 if isinstance(value, str | int | float | bool):
                     msg = f"{msg} (got {value!r})"
             problems.append(f"{where} {dotted or '(top level)'}: {msg}")
-        settings = None  # type: ignore[assignment]
     finally:
         for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
             os.environ.pop(k)
         os.environ.update(saved)
-    if problems:
-        raise ConfigError(problems)
+    if problems or settings is None:
+        raise ConfigError(problems or [f"{shown}: could not be read"])
     return settings
 
 
