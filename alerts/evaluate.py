@@ -1,0 +1,139 @@
+"""Turn rule findings into state transitions (ok → firing → resolved) and notify on transitions only.
+
+State lives in the SQLite store, so a restart neither forgets a firing alert nor notifies it again.
+A rule whose data cannot be fetched keeps its state (missing data is not "resolved"); the no_data rule
+is the one that speaks about silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from alerts import rules
+from alerts.data import DataUnavailable, RuleData, lookback
+from alerts.notify import Delivery, Notifier
+from alerts.store import Store, Transition
+from queries.settings import AlertRule, Settings
+
+log = logging.getLogger("aoai_lens.alerts")
+
+
+@dataclass
+class EvaluationReport:
+    transitions: list[Transition] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # rule -> why it was not judged
+    findings: dict[str, list[rules.Finding]] = field(default_factory=dict)
+
+
+class Evaluator:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        data: RuleData | None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.data = data
+        self.notifier = notifier or Notifier(settings.alerts.channels)
+        self.clock = clock
+
+    def findings(self, rule: AlertRule, now: datetime) -> list[rules.Finding]:
+        window = timedelta(minutes=rule.window_minutes)
+        start = now - window
+        kind = rule.kind
+        if kind == "probe_failures":
+            return rules.probe_failures(rule, self.store.last_probes(max(1, int(rule.threshold))))
+        if kind == "probe_ttft":
+            return rules.probe_ttft(rule, self.store.probes(since=start.timestamp(), until=now.timestamp()))
+        if self.data is None:
+            raise DataUnavailable("no data source")
+        if kind in ("rate_429", "rate_5xx"):
+            frame = self.data.requests(start, now)
+            if kind == "rate_429":
+                return rules.rate(rule, frame, "Throttled", "throttled (429)")
+            return rules.rate(rule, frame, "ServerErrors", "server errors (5xx)")
+        if kind == "latency_p95":
+            return rules.latency_p95(rule, self.data.latency(start, now))
+        if kind == "quota_headroom":
+            return rules.quota_headroom(rule, self.data.peak_tpm(start, now))
+        if kind == "no_data":
+            seen = self.data.last_seen(now - lookback(rule.window_minutes, rule.threshold), now)
+            return rules.no_data(rule, seen, now)
+        budgets = self.settings.budgets
+        if kind == "budget_pace":
+            month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            return rules.budget_pace(rule, self.data.cost(month_start, now), budgets, now)
+        if kind == "burn_rate":
+            return rules.burn_rate(rule, self.data.cost(start, now), budgets, now)
+        if kind == "spend_anomaly":
+            return rules.spend_anomaly(rule, self.data.cost(now - window * 8, now), now)
+        raise ValueError(f"unknown rule kind {kind!r}")
+
+    def evaluate(self) -> EvaluationReport:
+        report = EvaluationReport()
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        for rule in self.settings.alerts.rules:
+            try:
+                found = self.findings(rule, now)
+            except DataUnavailable as e:
+                report.skipped[rule.name] = str(e)
+                log.info("rule %s not evaluated: %s", rule.name, e)
+                continue
+            except Exception as e:  # one broken rule must not stop the others
+                report.skipped[rule.name] = f"{type(e).__name__}: {e}"
+                log.exception("rule %s failed", rule.name)
+                continue
+            report.findings[rule.name] = found
+            for t in self._transitions(rule, found, now):
+                applied = self.store.apply(t)
+                report.transitions.append(applied)
+                log.info("alert %s [%s]: %s -> %s (%s)", rule.name, t.subject, t.old, t.new, t.reason)
+                report.deliveries.extend(self.notify(rule, applied))
+        return report
+
+    def _transitions(self, rule: AlertRule, found: list[rules.Finding], now: datetime) -> list[Transition]:
+        states = {s: st for (r, s), st in self.store.states().items() if r == rule.name}
+        ts = now.timestamp()
+        out = []
+        seen = set()
+        for f in found:
+            seen.add(f.subject)
+            old = states.get(f.subject, "ok")
+            if f.firing and old != "firing":
+                out.append(Transition(rule.name, f.subject, old, "firing", ts, f.reason, f.value))
+            elif not f.firing and old == "firing":
+                out.append(Transition(rule.name, f.subject, "firing", "resolved", ts, f.reason, f.value))
+        for subject, old in sorted(states.items()):
+            if old == "firing" and subject not in seen:
+                out.append(
+                    Transition(
+                        rule.name,
+                        subject,
+                        "firing",
+                        "resolved",
+                        ts,
+                        f"{subject}: no longer observed in the last {rule.window_minutes} min",
+                        None,
+                    )
+                )
+        return out
+
+    def notify(self, rule: AlertRule, t: Transition) -> list[Delivery]:
+        title = f"[{t.new.upper()}] {rule.name} ({rule.kind}) {t.subject}"
+        when = datetime.fromtimestamp(t.ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        value = "" if t.value is None else f"\nvalue: {t.value:g}"
+        body = f"{t.reason}\n{t.old} -> {t.new} at {when}{value}"
+        out = []
+        for name in rule.channels:
+            d = self.notifier.send(name, title, body, failure=t.new == "firing")
+            self.store.add_delivery(t.id, name, self.clock(), d.ok, d.error)
+            out.append(d)
+        return out

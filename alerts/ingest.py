@@ -1,0 +1,229 @@
+"""Load diagnostic records (JSON lines, as diagnostic settings archive them) into the demo workspace.
+
+This is what Log Analytics does a few minutes after a call: it flattens each record into an
+`AzureDiagnostics` row and stamps `_TimeReceived`. The column mapping is the seeder's
+(queries/demo/seed.py), so simulator traffic and seeded history look alike to every query.
+
+DuckDB allows one writer per file, so the load runs in the process that owns the workspace and holds
+the read-write connection only for the insert. An offsets file remembers how far each archive has
+been read; a half-written last line is left for the next run; bad lines are counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from queries import schemas
+from queries.demo import world
+
+log = logging.getLogger("aoai_lens.ingest")
+
+REQUIRED = ("time", "resourceId", "category", "operationName")
+# One writer at a time within this process (the scheduler may run jobs on several threads).
+WORKSPACE_LOCK = threading.Lock()
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    loaded: int = 0
+    bad: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"ingest: {self.loaded} records loaded from {self.files} file(s), {self.bad} bad line(s)"
+
+
+def archive_files(root: Path) -> list[Path]:
+    """Every JSON-lines archive under `root` (the simulator's *.jsonl and storage's PT1H.json)."""
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json"))
+
+
+def parse_time(value: str) -> datetime:
+    """A record time ("2024-05-24T12:23:02.4350000Z", seven fractional digits) as naive UTC."""
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        text = f"{head}.{(digits + '000000')[:6]}{rest}"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
+def to_row(record: dict[str, Any], *, received: datetime, tenant_id: str, size: int) -> dict[str, Any]:
+    """One AzureDiagnostics row from one diagnostic record, the way the seeder fills the columns."""
+    missing = [k for k in REQUIRED if not record.get(k)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    rid = str(record["resourceId"])
+    parts = rid.strip("/").split("/")
+    lower = [p.lower() for p in parts]
+    try:
+        sub = parts[lower.index("subscriptions") + 1]
+        rg = parts[lower.index("resourcegroups") + 1]
+        name = parts[lower.index("accounts") + 1]
+    except (ValueError, IndexError):
+        raise ValueError(f"resourceId {rid!r} is not an accounts resource id") from None
+    props = record.get("properties")
+    props_s = props if isinstance(props, str) else json.dumps(props or {}, separators=(",", ":"))
+    location = str(record.get("location") or record.get("Tenant") or "")
+    duration = record.get("durationMs")
+    return {
+        "TenantId": tenant_id,
+        "TimeGenerated": parse_time(str(record["time"])),
+        "ResourceId": rid.upper(),
+        "Category": str(record["category"]),
+        "ResourceGroup": rg.upper(),
+        "SubscriptionId": sub.lower(),
+        "ResourceProvider": "MICROSOFT.COGNITIVESERVICES",
+        "Resource": name.upper(),
+        "ResourceType": "ACCOUNTS",
+        "OperationName": str(record["operationName"]),
+        "OperationVersion": "",
+        "ResultType": "",
+        "ResultSignature": str(record.get("resultSignature") or ""),
+        "ResultDescription": "",
+        "DurationMs": int(duration) if duration not in (None, "") else 0,
+        "CallerIPAddress": str(record.get("callerIpAddress") or ""),
+        "CorrelationId": str(record.get("correlationId") or ""),
+        "Level": str(record.get("level") or ""),
+        "properties_s": props_s,
+        "location_s": location,
+        "event_s": str(record.get("event") or ""),
+        "Tenant_s": str(record.get("Tenant") or location),
+        "SourceSystem": "Azure",
+        "Type": "AzureDiagnostics",
+        "_ResourceId": rid.lower(),
+        "_SubscriptionId": sub.lower(),
+        "_TimeReceived": received,
+        "_IsBillable": "True",
+        "_BilledSize": float(size),
+    }
+
+
+class Offsets:
+    """How far each archive file has been loaded (bytes), kept in a small JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.data: dict[str, int] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            self.data = {}
+
+    def get(self, f: Path) -> int:
+        return int(self.data.get(str(f.resolve()), 0))
+
+    def set(self, f: Path, offset: int) -> None:
+        self.data[str(f.resolve())] = offset
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def read_new(
+    files: Iterable[Path], offsets: Offsets, report: IngestReport, received: datetime, tenant_id: str
+) -> tuple[list[dict[str, Any]], dict[Path, int]]:
+    rows: list[dict[str, Any]] = []
+    ends: dict[Path, int] = {}
+    for f in files:
+        start = offsets.get(f)
+        size = f.stat().st_size
+        if size < start:  # truncated or replaced: read it again from the top
+            start = 0
+        if size == start:
+            continue
+        report.files += 1
+        with f.open("rb") as fh:
+            fh.seek(start)
+            chunk = fh.read(size - start)
+        complete = chunk.rfind(b"\n") + 1  # a half-written last line waits for the next run
+        pos = start
+        for line in chunk[:complete].splitlines(keepends=True):
+            pos += len(line)
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                record = json.loads(text)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                rows.append(to_row(record, received=received, tenant_id=tenant_id, size=len(text)))
+            except (ValueError, TypeError, json.JSONDecodeError) as e:
+                report.bad += 1
+                if len(report.problems) < 20:
+                    report.problems.append(f"{f.name}: line after byte {pos - len(line)}: {str(e)[:120]}")
+        ends[f] = start + complete
+    return rows, ends
+
+
+@contextmanager
+def _open_writer(workspace: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    if not workspace.exists():
+        raise FileNotFoundError(f"no demo workspace at {workspace}: run `aoai-lens demo seed`")
+    con = duckdb.connect(str(workspace))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ingest(
+    archive: Path,
+    workspace: Path,
+    offsets_path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    tenant_id: str = world.TENANT_ID,
+    writer: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]] | None = None,
+) -> IngestReport:
+    """Load every new complete line of the archive(s) into `workspace`'s AzureDiagnostics table."""
+    report = IngestReport()
+    files = archive_files(archive)
+    if not files:
+        return report
+    offsets = Offsets(offsets_path)
+    received = datetime.fromtimestamp(clock(), UTC).replace(tzinfo=None)
+    rows, ends = read_new(files, offsets, report, received, tenant_id)
+    if rows:
+        frame = pd.DataFrame(rows, columns=list(schemas.AZURE_DIAGNOSTICS))
+        cols = ", ".join(f'"{c}"' for c in schemas.AZURE_DIAGNOSTICS)
+        with WORKSPACE_LOCK, (writer or (lambda: _open_writer(workspace)))() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("incoming", frame)
+            con.execute(f"INSERT INTO AzureDiagnostics ({cols}) SELECT {cols} FROM incoming")
+            con.unregister("incoming")
+        report.loaded = len(rows)
+    for f, end in ends.items():
+        offsets.set(f, end)
+    offsets.save()
+    if report.bad:
+        log.warning("%s; first problems: %s", report, "; ".join(report.problems[:3]))
+    elif report.loaded:
+        log.info("%s", report)
+    return report

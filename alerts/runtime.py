@@ -1,0 +1,168 @@
+"""What the scheduled jobs share in one process: settings, the state store, the probe endpoint
+(the in-process simulator in demo mode), the query layer's Lens and an injectable clock.
+
+Jobs stored in the persistent job store refer to module-level functions with no arguments but a
+target name, so no settings (and no secret) are ever pickled into the job store; the functions find
+the process's Runtime here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from alerts import probes as probes_mod
+from alerts.evaluate import EvaluationReport, Evaluator
+from alerts.ingest import IngestReport, ingest
+from alerts.store import ProbeResult, Store
+from queries.settings import ProbeTarget, Settings
+
+log = logging.getLogger("aoai_lens.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        lens: Any = None,
+        http_client: Any = None,
+        simulator_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = Store(settings.state_path)
+        self._lens = lens
+        self.http_client = http_client
+        self.simulator_options = simulator_options or {}
+        self.simulator: Any = None
+        self._client: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+        self._cost = probes_mod.probe_cost_function()
+
+    # ---- paths ---------------------------------------------------------------------------------
+    @property
+    def archive_dir(self) -> Path:
+        """Where diagnostic records wait to be loaded (the simulator's, or a storage account's copy)."""
+        return self.settings.data_dir / "diagnostics"
+
+    @property
+    def offsets_path(self) -> Path:
+        return self.settings.data_dir / "ingest-offsets.json"
+
+    # ---- probes --------------------------------------------------------------------------------
+    def client(self) -> openai.OpenAI:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> openai.OpenAI:
+        p = self.settings.probes
+        key = p.api_key.get_secret_value() if p.api_key else None
+        if p.endpoint:
+            return probes_mod.make_client(p, p.endpoint, api_key=key, http_client=self.http_client)
+        if not self.settings.is_demo:
+            raise ValueError("probes.endpoint is not set (needed outside demo mode)")
+        from alerts import simulator as sim
+
+        token_provider = None
+        if p.auth == "entra":
+            token_provider = sim.local_token  # the simulator's stand-in for Entra ID (probe identity's oid)
+        else:
+            key = key or secrets.token_urlsafe(24)
+        options = {
+            "archive_path": self.archive_dir / "simulator-in-process.jsonl",
+            "api_key": key,
+            **self.simulator_options,
+        }
+        self.simulator = sim.start(sim.Simulator(**options))
+        log.info("probes: no endpoint configured; local Azure OpenAI simulator on %s", self.simulator.url)
+        return probes_mod.make_client(
+            p, self.simulator.url, api_key=key, token_provider=token_provider, http_client=self.http_client
+        )
+
+    def target(self, deployment: str, kind: str) -> ProbeTarget:
+        for t in self.settings.probes.targets:
+            if t.deployment == deployment and t.kind == kind:
+                return t
+        raise KeyError(f"no probe target {deployment}/{kind}")
+
+    def probe(self, target: ProbeTarget) -> ProbeResult:
+        result = probes_mod.run_probe(
+            self.client(), target, auth=self.settings.probes.auth, clock=self.clock, cost=self._cost
+        )
+        self.store.add_probe(result)
+        return result
+
+    def probe_all(self) -> list[ProbeResult]:
+        return [self.probe(t) for t in self.settings.probes.targets]
+
+    # ---- ingestion and alerts ------------------------------------------------------------------
+    def lens(self) -> Any:
+        if self._lens is None:
+            from queries.api import get_lens
+
+            self._lens = get_lens(self.settings)
+        return self._lens
+
+    def ingest(self) -> IngestReport:
+        """Load new simulator (or archived) records into the demo workspace, through the Lens's workspace
+        writer when this process reads the workspace too (DuckDB: one writer or many readers)."""
+        if not self.settings.is_demo:
+            return IngestReport()
+        writer = None
+        ws = getattr(getattr(self.lens(), "logs", None), "workspace", None)
+        if ws is not None and hasattr(ws, "writer"):
+            writer = ws.writer
+        return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock, writer=writer)
+
+    def evaluator(self) -> Evaluator:
+        from alerts.data import LensData
+
+        lens = self.lens()
+        if dataclasses.is_dataclass(lens) and hasattr(lens, "cache"):
+            from queries.cache import MemoryCache
+
+            # the same sources with a fresh cache: rules judge the newest rows, not a page's cached answer
+            lens = dataclasses.replace(lens, cache=MemoryCache())  # type: ignore[type-var]
+        return Evaluator(self.settings, self.store, LensData(lens), clock=self.clock)
+
+    def evaluate(self) -> EvaluationReport:
+        return self.evaluator().evaluate()
+
+    def close(self) -> None:
+        if self.simulator is not None:
+            self.simulator.shutdown()
+            self.simulator = None
+        self._client = None
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def install(runtime: Runtime) -> Runtime:
+    global _current
+    with _current_lock:
+        _current = runtime
+    return runtime
+
+
+def current() -> Runtime:
+    global _current
+    with _current_lock:
+        if _current is None:
+            from queries.settings import get_settings
+
+            _current = Runtime(get_settings())
+        return _current

@@ -1,0 +1,243 @@
+"""The scheduler's memory: probe results, alert state and transitions, deliveries, job outcomes.
+
+One SQLite file (settings.state_path) in WAL mode with a busy timeout, so the web process, the scheduler
+and a CLI command can read and write it at the same time. A short-lived connection per operation keeps
+it safe across the scheduler's worker threads. Times are epoch seconds (UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS probe_results (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts REAL NOT NULL,
+  deployment TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  auth TEXT NOT NULL,
+  class TEXT NOT NULL,
+  status_code INTEGER,
+  latency_ms REAL,
+  ttft_ms REAL,
+  tokens_per_s REAL,
+  prompt_tokens INTEGER,
+  completion_tokens INTEGER,
+  cached_tokens INTEGER,
+  total_tokens INTEGER,
+  cost_usd REAL,
+  request_id TEXT,
+  ratelimit TEXT,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS probe_results_dep_ts ON probe_results (deployment, kind, ts);
+CREATE TABLE IF NOT EXISTS alert_state (
+  rule TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  state TEXT NOT NULL,
+  since REAL NOT NULL,
+  value REAL,
+  reason TEXT,
+  PRIMARY KEY (rule, subject)
+);
+CREATE TABLE IF NOT EXISTS transitions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  rule TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  old TEXT NOT NULL,
+  new TEXT NOT NULL,
+  ts REAL NOT NULL,
+  reason TEXT,
+  value REAL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  transition_id INTEGER,
+  channel TEXT NOT NULL,
+  ts REAL NOT NULL,
+  ok INTEGER NOT NULL,
+  error TEXT
+);
+CREATE TABLE IF NOT EXISTS job_runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job TEXT NOT NULL,
+  ts REAL NOT NULL,
+  ok INTEGER NOT NULL,
+  duration_ms REAL,
+  error TEXT
+);
+"""
+
+
+@dataclass
+class ProbeResult:
+    ts: float
+    deployment: str
+    kind: str
+    auth: str
+    klass: str  # ok, rate_limited, content_filter, auth, timeout, http_5xx, error
+    status_code: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: float | None = None
+    request_id: str | None = None
+    ratelimit: dict[str, str] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    rule: str
+    subject: str
+    old: str
+    new: str
+    ts: float
+    reason: str
+    value: float | None
+    id: int | None = None
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(SCHEMA)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=10.0)
+        try:
+            con.execute("PRAGMA busy_timeout = 10000")
+            con.row_factory = sqlite3.Row
+            with con:
+                yield con
+        finally:
+            con.close()
+
+    # ---- probes --------------------------------------------------------------------------------
+    def add_probe(self, r: ProbeResult) -> None:
+        row = asdict(r)
+        row["class"] = row.pop("klass")
+        row["ratelimit"] = json.dumps(r.ratelimit) if r.ratelimit is not None else None
+        cols = ", ".join(f'"{k}"' for k in row)
+        marks = ", ".join("?" for _ in row)
+        with self.connect() as con:
+            con.execute(f"INSERT INTO probe_results ({cols}) VALUES ({marks})", list(row.values()))
+
+    def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        sql = "SELECT * FROM probe_results WHERE ts >= ? AND ts <= ? ORDER BY ts, id"
+        with self.connect() as con:
+            rows = con.execute(
+                sql, [since if since is not None else 0.0, until if until is not None else 1e18]
+            ).fetchall()
+        cols = [
+            "id",
+            "ts",
+            "deployment",
+            "kind",
+            "auth",
+            "class",
+            "status_code",
+            "latency_ms",
+            "ttft_ms",
+            "tokens_per_s",
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_tokens",
+            "total_tokens",
+            "cost_usd",
+            "request_id",
+            "ratelimit",
+            "error",
+        ]
+        return pd.DataFrame([dict(r) for r in rows], columns=cols)
+
+    def last_probes(self, n: int) -> pd.DataFrame:
+        """The newest `n` results per (deployment, kind), newest first."""
+        sql = """
+          SELECT * FROM (
+            SELECT *, row_number() OVER (PARTITION BY deployment, kind ORDER BY ts DESC, id DESC) AS rn
+            FROM probe_results)
+          WHERE rn <= ? ORDER BY deployment, kind, rn
+        """
+        with self.connect() as con:
+            rows = con.execute(sql, [n]).fetchall()
+        return pd.DataFrame([dict(r) for r in rows])
+
+    # ---- alert state ---------------------------------------------------------------------------
+    def states(self) -> dict[tuple[str, str], str]:
+        with self.connect() as con:
+            rows = con.execute("SELECT rule, subject, state FROM alert_state").fetchall()
+        return {(r["rule"], r["subject"]): r["state"] for r in rows}
+
+    def apply(self, t: Transition) -> Transition:
+        """Record a transition and the new state together; return it with its id."""
+        with self.connect() as con:
+            cur = con.execute(
+                "INSERT INTO transitions (rule, subject, old, new, ts, reason, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value],
+            )
+            con.execute(
+                "INSERT INTO alert_state (rule, subject, state, since, value, reason) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state, since = excluded.since, "
+                "value = excluded.value, reason = excluded.reason",
+                [t.rule, t.subject, t.new, t.ts, t.value, t.reason],
+            )
+            tid = cur.lastrowid
+        return Transition(t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value, id=tid)
+
+    def transitions(self) -> list[Transition]:
+        with self.connect() as con:
+            rows = con.execute("SELECT * FROM transitions ORDER BY id").fetchall()
+        return [
+            Transition(r["rule"], r["subject"], r["old"], r["new"], r["ts"], r["reason"], r["value"], r["id"])
+            for r in rows
+        ]
+
+    def current_states(self) -> pd.DataFrame:
+        with self.connect() as con:
+            rows = con.execute("SELECT * FROM alert_state ORDER BY rule, subject").fetchall()
+        return pd.DataFrame([dict(r) for r in rows], columns=["rule", "subject", "state", "since", "value", "reason"])
+
+    # ---- deliveries and jobs -------------------------------------------------------------------
+    def add_delivery(self, transition_id: int | None, channel: str, ts: float, ok: bool, error: str | None) -> None:
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO deliveries (transition_id, channel, ts, ok, error) VALUES (?, ?, ?, ?, ?)",
+                [transition_id, channel, ts, int(ok), error],
+            )
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return [dict(r) for r in con.execute("SELECT * FROM deliveries ORDER BY id").fetchall()]
+
+    def add_job_run(self, job: str, ts: float, ok: bool, duration_ms: float, error: str | None) -> None:
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO job_runs (job, ts, ok, duration_ms, error) VALUES (?, ?, ?, ?, ?)",
+                [job, ts, int(ok), duration_ms, error],
+            )
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Per job: how many runs succeeded and failed."""
+        with self.connect() as con:
+            rows = con.execute("SELECT job, ok, count(*) AS n FROM job_runs GROUP BY job, ok").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["job"], {"ok": 0, "failed": 0})["ok" if r["ok"] else "failed"] = r["n"]
+        return out
