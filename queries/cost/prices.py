@@ -489,12 +489,15 @@ class PriceBook:
             note = f"{sku.label} (50% of {SKUS[sku.scope.replace('_', '') + 'standard'].label})"
         first = found["input"]
         if first[0] is None:
-            where = (
-                ""
-                if any(cat.tokens.get((model, tag, sku.scope, m, "input")) for m in ("standard", sku.mode))
-                else " at all"
+            listed = sorted(cat.tokens.get((model, tag, sku.scope, sku.mode, "input"), {}))
+            if not listed:
+                return {}, "", f"no {sku.label} price for {model}{_fmt_tag(tag)}"
+            shown = ", ".join(listed[:6]) + (", ..." if len(listed) > 6 else "")
+            return (
+                {},
+                "",
+                f"no {sku.label} price for {model}{_fmt_tag(tag)} in {region or '(no region)'}; priced in {shown}",
             )
-            return {}, "", f"no {sku.label} price for {model}{_fmt_tag(tag)} in {region or '(no region)'}{where}"
         out: dict[str, float | None] = {}
         for k, (rate, _) in found.items():
             out[k] = rate.value * share if rate else None

@@ -1,0 +1,303 @@
+"""Provisioned throughput (PTU): a fixed hourly cost shared by consumed share, idle capacity on its own.
+
+Provisioned deployments (SKUs ending in ``ProvisionedManaged``) are billed per PTU-hour on the units
+deployed, prorated per minute, whatever they process. For each hour of the period (a partial first or
+last hour counts by its covered fraction):
+
+- the hour's cost is ``capacity x ptu_per_hour x fraction``;
+- its capacity is the deployment's input tokens per minute (``TpmLimit``: PTUs x the model's input TPM
+  per PTU) x 60 x fraction;
+- consumption is counted the way Azure's utilisation counts it, simplified: uncached input tokens plus
+  output tokens weighted (``OUTPUT_WEIGHT``: 4 input tokens per output token, 8 for the gpt-5 family);
+  cached input tokens are deducted entirely;
+- utilisation is consumption / capacity, capped at 100%; the used part of the cost is shared among the
+  hour's callers by their consumption, the rest is the ``ptu idle`` line.
+
+`ptu_summary` sets the period beside pay-as-you-go: the effective cost per 1M tokens, what the same
+tokens would have cost at the model's GlobalStandard price, and the utilisation at which PTU breaks even
+(pay-as-you-go cost grows with the tokens, the PTU cost does not, so break-even utilisation =
+utilisation x PTU cost / pay-as-you-go cost at the same token mix).
+
+The deployment's current capacity is assumed for the whole period (the management plane reports no
+history).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from queries import limits
+from queries.cost.attribution import PTU_IDLE
+
+OUTPUT_WEIGHT = 4.0  # input-token equivalents of one output token
+OUTPUT_WEIGHT_BY_PREFIX = {"gpt-5": 8.0}
+PAYG_SKU = "GlobalStandard"
+
+
+def is_ptu(sku: str) -> bool:
+    return limits.is_provisioned(str(sku))
+
+
+def output_weight(model: str) -> float:
+    for prefix, weight in OUTPUT_WEIGHT_BY_PREFIX.items():
+        if str(model).startswith(prefix):
+            return weight
+    return OUTPUT_WEIGHT
+
+
+def consumed(frame: pd.DataFrame) -> pd.Series:
+    """Input-token equivalents the rows consumed: uncached input + weighted output."""
+    weights = frame["Model"].map(output_weight).astype("float64")
+    uncached = (frame["PromptTokens"] - frame["CachedTokens"]).clip(lower=0)
+    return uncached + weights * frame["CompletionTokens"]
+
+
+def hour_grid(start: datetime, end: datetime) -> pd.DataFrame:
+    """Every hour touching [start, end), with the fraction of it inside the period."""
+    s, e = pd.Timestamp(start), pd.Timestamp(end)
+    if s.tzinfo is None:
+        s, e = s.tz_localize("UTC"), e.tz_localize("UTC")
+    hours = pd.date_range(s.floor("h"), e, freq="h", inclusive="left")
+    if len(hours) == 0 and e > s:
+        hours = pd.DatetimeIndex([s.floor("h")])
+    lo = np.maximum(hours, s)
+    hi = np.minimum(hours + pd.Timedelta(hours=1), e)
+    frac = (hi - lo) / pd.Timedelta(hours=1)
+    grid = pd.DataFrame({"TimeGenerated": hours, "Fraction": np.clip(np.asarray(frac, dtype="float64"), 0.0, 1.0)})
+    return grid[grid["Fraction"] > 0].reset_index(drop=True)
+
+
+def share_ptu(
+    rows: pd.DataFrame, ptu_deployments: pd.DataFrame, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Price the token rows of provisioned deployments; return (rows with Cost and Priced, idle rows).
+
+    `ptu_deployments`: Resource, Deployment, Model, Version, Sku, Region, Capacity, TpmLimit, PtuPerHour
+    (NaN when no price is known: those rows come back unpriced and no idle line is made).
+    """
+    rows = rows.copy()
+    rows["Cost"] = np.nan
+    rows["Priced"] = False
+    grid = hour_grid(start, end)
+    idle_parts = []
+    last_hour = grid["TimeGenerated"].max() if not grid.empty else None
+    for dep in ptu_deployments.itertuples(index=False):
+        mine = (rows["Resource"] == dep.Resource) & (rows["Deployment"] == dep.Deployment)
+        price = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
+        if not np.isfinite(price) or grid.empty:
+            continue
+        sub = rows[mine].copy()
+        hour = sub["TimeGenerated"].dt.floor("h")
+        if last_hour is not None:
+            hour = hour.clip(lower=grid["TimeGenerated"].min(), upper=last_hour)
+        sub["Hour"] = hour
+        sub["Consumed"] = consumed(sub) if not sub.empty else pd.Series(dtype="float64")
+        per_hour = sub.groupby("Hour")["Consumed"].sum()
+        g = grid.set_index("TimeGenerated")
+        g["Cost"] = float(dep.Capacity) * price * g["Fraction"]
+        g["Capacity"] = float(dep.TpmLimit) * 60.0 * g["Fraction"]
+        g["Consumed"] = per_hour.reindex(g.index).fillna(0.0)
+        util = np.where(
+            g["Capacity"] > 0,
+            (g["Consumed"] / g["Capacity"].where(g["Capacity"] > 0, 1.0)).clip(upper=1.0),
+            (g["Consumed"] > 0).astype(float),
+        )
+        g["Used"] = g["Cost"] * util
+        g["Idle"] = g["Cost"] - g["Used"]
+        used_per_unit = (g["Used"] / g["Consumed"].where(g["Consumed"] > 0)).fillna(0.0)
+        sub_cost = sub["Consumed"] * sub["Hour"].map(used_per_unit).fillna(0.0)
+        rows.loc[sub.index, "Cost"] = sub_cost.astype("float64")
+        rows.loc[sub.index, "Priced"] = True
+        idle = g[g["Idle"] > 0].reset_index()
+        if not idle.empty:
+            idle_parts.append(
+                pd.DataFrame(
+                    {
+                        "TimeGenerated": idle["TimeGenerated"],
+                        "Resource": dep.Resource,
+                        "Deployment": dep.Deployment,
+                        "Model": dep.Model,
+                        "Version": dep.Version,
+                        "ObjectId": "",
+                        "CallerIP": "",
+                        "Requests": 0.0,
+                        "PromptTokens": 0.0,
+                        "CachedTokens": 0.0,
+                        "CompletionTokens": 0.0,
+                        "Method": PTU_IDLE,
+                        "Feature": "",
+                        "Team": "",
+                        "CostCenter": "",
+                        "Rule": "",
+                        "Category": PTU_IDLE,
+                        "Cost": idle["Idle"].astype("float64"),
+                        "Priced": True,
+                    }
+                )
+            )
+    idle_rows = pd.concat(idle_parts, ignore_index=True) if idle_parts else pd.DataFrame(columns=rows.columns)
+    return rows, idle_rows
+
+
+def period_cost(ptu_deployments: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
+    """Each provisioned deployment's cost over [start, end): capacity x price x hours (NaN when unpriced)."""
+    hours = float(hour_grid(start, end)["Fraction"].sum())
+    return ptu_deployments["Capacity"].astype("float64") * ptu_deployments["PtuPerHour"].astype("float64") * hours
+
+
+def ptu_summary(
+    rows: pd.DataFrame, ptu_deployments: pd.DataFrame, book: Any, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """One line per provisioned deployment: cost, used and idle, utilisation, per-1M cost against PAYG.
+
+    `rows`: the allocated rows (with Cost and Category, idle rows included); `book`: a price book (for
+    the GlobalStandard price of the same model).
+    """
+    cols = [
+        "Resource",
+        "Deployment",
+        "Model",
+        "Sku",
+        "Region",
+        "Capacity",
+        "Hours",
+        "PtuPerHour",
+        "Cost",
+        "UsedCost",
+        "IdleCost",
+        "Utilisation",
+        "PromptTokens",
+        "CachedTokens",
+        "CompletionTokens",
+        "Tokens",
+        "EffectivePer1M",
+        "PaygCost",
+        "PaygPer1M",
+        "BreakEvenUtilisation",
+        "Hint",
+    ]
+    out = []
+    hours = float(hour_grid(start, end)["Fraction"].sum())
+    for dep in ptu_deployments.itertuples(index=False):
+        mine = rows[(rows["Resource"] == dep.Resource) & (rows["Deployment"] == dep.Deployment)]
+        idle_mask = mine["Category"] == PTU_IDLE
+        used = mine[~idle_mask]
+        price = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
+        cost = float(dep.Capacity) * price * hours
+        idle_cost = float(mine.loc[idle_mask, "Cost"].sum())
+        prompt, cached, completion = (
+            float(used[c].sum()) for c in ("PromptTokens", "CachedTokens", "CompletionTokens")
+        )
+        tokens = prompt + completion
+        capacity = float(dep.TpmLimit) * 60.0 * hours
+        util = float(consumed(used).sum()) / capacity if capacity > 0 and not used.empty else 0.0
+        payg = _payg_cost(book, dep.Model, dep.Version, dep.Region, prompt, cached, completion)
+        effective = cost / tokens * 1e6 if tokens > 0 else np.nan
+        payg_per_1m = payg / tokens * 1e6 if tokens > 0 and np.isfinite(payg) else np.nan
+        breakeven = util * cost / payg if np.isfinite(payg) and payg > 0 and np.isfinite(cost) else np.nan
+        out.append(
+            {
+                "Resource": dep.Resource,
+                "Deployment": dep.Deployment,
+                "Model": dep.Model,
+                "Sku": dep.Sku,
+                "Region": dep.Region,
+                "Capacity": int(dep.Capacity),
+                "Hours": hours,
+                "PtuPerHour": price,
+                "Cost": cost,
+                "UsedCost": cost - idle_cost if np.isfinite(cost) else np.nan,
+                "IdleCost": idle_cost if np.isfinite(cost) else np.nan,
+                "Utilisation": util,
+                "PromptTokens": prompt,
+                "CachedTokens": cached,
+                "CompletionTokens": completion,
+                "Tokens": tokens,
+                "EffectivePer1M": effective,
+                "PaygCost": payg,
+                "PaygPer1M": payg_per_1m,
+                "BreakEvenUtilisation": breakeven,
+                "Hint": break_even_hint(util, breakeven, cost, payg),
+            }
+        )
+    return pd.DataFrame(out, columns=cols)
+
+
+def _payg_cost(
+    book: Any, model: str, version: str, region: str, prompt: float, cached: float, completion: float
+) -> float:
+    if book is None:
+        return np.nan
+    frame = pd.DataFrame(
+        {
+            "model": [model],
+            "version": [version],
+            "sku": [PAYG_SKU],
+            "region": [region],
+            "prompt_tokens": [prompt],
+            "cached_tokens": [cached],
+            "completion_tokens": [completion],
+        }
+    )
+    priced = book.price_usage(frame)
+    if not bool(priced["priced"].iloc[0]):
+        return np.nan
+    return float(priced["cost"].iloc[0])
+
+
+def break_even_hint(util: float, breakeven: float, cost: float, payg: float) -> str:
+    if not np.isfinite(cost):
+        return "no PTU price for this deployment"
+    if not np.isfinite(breakeven):
+        return "no pay-as-you-go price to compare with"
+    if breakeven > 1.0:
+        return (
+            f"at this token mix pay-as-you-go stays cheaper even at 100% utilisation "
+            f"(break-even {breakeven:.0%}); PTU buys latency, not savings"
+        )
+    verdict = "PTU is paying off" if util >= breakeven else "pay-as-you-go would have been cheaper"
+    return f"PTU beats pay-as-you-go above {breakeven:.0%} utilisation; it ran at {util:.0%}: {verdict}"
+
+
+def ptu_deployments_frame(deployments: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """The provisioned deployments of a `lens.deployments().frame`, with their PTU-hour price (NaN if none)."""
+    deps = deployments[deployments["Sku"].map(is_ptu)].copy()
+    deps["Resource"] = deps["Resource"].astype(str).str.lower()
+    deps["Region"] = deps["Location"].astype(str)
+    prices = []
+    for d in deps.itertuples(index=False):
+        p = book.lookup(d.Model, d.Version, d.Sku, d.Region) if book is not None else None
+        value = getattr(p, "ptu_per_hour", None) if p is not None else None
+        prices.append(float(value) if value is not None else np.nan)
+    deps["PtuPerHour"] = prices
+    return deps[
+        [
+            "Resource",
+            "ResourceId",
+            "Deployment",
+            "Model",
+            "Version",
+            "Sku",
+            "Region",
+            "Capacity",
+            "TpmLimit",
+            "PtuPerHour",
+        ]
+    ].reset_index(drop=True)
+
+
+__all__ = [
+    "OUTPUT_WEIGHT",
+    "break_even_hint",
+    "consumed",
+    "hour_grid",
+    "is_ptu",
+    "period_cost",
+    "ptu_deployments_frame",
+    "ptu_summary",
+    "share_ptu",
+]

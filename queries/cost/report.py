@@ -1,0 +1,393 @@
+"""The cost model's front door: allocate a period's cost, and the monthly chargeback statement.
+
+The API the dashboard calls::
+
+    from queries.cost.report import allocate, statement
+    result = allocate(lens, settings, start, end)          # AllocationResult
+    result.rows        # one row per day x deployment x caller: Day, Resource, Deployment, Model, Version,
+                       #   Sku, Region, ObjectId, CallerIP, Feature, Team, CostCenter, Category, Method,
+                       #   Rule, Requests, PromptTokens, CachedTokens, CompletionTokens, Cost, Priced
+    result.total       # USD: token costs + provisioned hours, computed apart from the rows
+    result.ptu         # queries.cost.ptu.ptu_summary: one line per provisioned deployment
+    result.notices     # what went wrong or was approximated, for a panel's notice
+    statement(result, "team")                             # lines + unallocated/probes/ptu idle/unpriced/total
+
+    from queries.cost.budgets import budgets_status
+    budgets_status(lens, settings, now)                   # month to date, forecast, pace, overrun date
+
+    from queries.cost.focus import focus_rows
+    focus_rows(result, currency="USD")                    # FOCUS-shaped rows
+
+`Category` says where a row's money goes: ``allocated`` (a rule claimed it), ``unallocated`` (no rule
+did), ``probes`` (the probes' own calls, never charged back), ``ptu idle`` (provisioned capacity nobody
+used). Rows with ``Priced`` false have tokens and a NaN cost: no price covers them (never $0).
+Allocation conserves money: the priced rows' costs add up to `total`.
+
+`allocate_frames` is the same computation over plain frames (no query layer), for tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from queries.cost import attribution, ptu
+from queries.cost.attribution import ALLOCATED, PROBES, PTU_IDLE, UNALLOCATED
+from queries.settings import AttributionRule, Settings
+
+By = Literal["team", "feature", "deployment", "cost-center"]
+BY_COLUMN = {"team": "Team", "feature": "Feature", "deployment": "Deployment", "cost-center": "CostCenter"}
+UNPRICED = "unpriced"
+TOTAL = "total"
+
+ROW_COLUMNS = [
+    "Day",
+    "Resource",
+    "Deployment",
+    "Model",
+    "Version",
+    "Sku",
+    "Region",
+    "ObjectId",
+    "CallerIP",
+    "Feature",
+    "Team",
+    "CostCenter",
+    "Category",
+    "Method",
+    "Rule",
+    "Requests",
+    "PromptTokens",
+    "CachedTokens",
+    "CompletionTokens",
+    "Cost",
+    "Priced",
+    "PriceKey",
+]
+GROUP_COLUMNS = ROW_COLUMNS[:15] + ["Priced", "PriceKey"]
+SUM_COLUMNS = ["Requests", "PromptTokens", "CachedTokens", "CompletionTokens", "Cost"]
+
+
+class PriceBookLike(Protocol):
+    """What the cost model needs of a price book (queries.cost.prices.PriceBook has it)."""
+
+    def lookup(self, model: str, version: str | None, sku: str, region: str | None) -> Any: ...
+
+    def price_usage(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+
+
+@dataclass
+class AllocationResult:
+    start: datetime
+    end: datetime
+    rows: pd.DataFrame
+    total: float
+    ptu: pd.DataFrame
+    currency: str = "USD"
+    discount_pct: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+    def category_totals(self) -> dict[str, float]:
+        """Cost per category over the priced rows (and the unpriced tokens' cost, always NaN)."""
+        priced = self.rows[self.rows["Priced"]]
+        out = {c: float(priced.loc[priced["Category"] == c, "Cost"].sum()) for c in (ALLOCATED, UNALLOCATED, PROBES)}
+        out[PTU_IDLE] = float(priced.loc[priced["Category"] == PTU_IDLE, "Cost"].sum())
+        return out
+
+    @property
+    def unpriced(self) -> pd.DataFrame:
+        return self.rows[~self.rows["Priced"]]
+
+
+def probe_object_id(settings: Settings) -> str | None:
+    """The object id the probes call with: `probes.object_id`, or in the demo the simulated probes' id."""
+    configured = getattr(settings.probes, "object_id", None)
+    if configured:
+        return str(configured).lower()
+    if settings.is_demo:
+        from queries.demo import world
+
+        return world.PROBE_OBJECT_ID
+    return None
+
+
+def _deployment_info(deployments: pd.DataFrame) -> pd.DataFrame:
+    d = deployments.copy()
+    d["Resource"] = d["Resource"].astype(str).str.lower()
+    d["Region"] = d["Location"].fillna("").astype(str)
+    return d.rename(columns={"Model": "DepModel", "Version": "DepVersion"})[
+        ["Resource", "Deployment", "Sku", "Region", "DepModel", "DepVersion"]
+    ]
+
+
+def allocate_frames(
+    usage: pd.DataFrame,
+    metrics: pd.DataFrame,
+    deployments: pd.DataFrame,
+    rules: list[AttributionRule],
+    book: PriceBookLike,
+    start: datetime,
+    end: datetime,
+    *,
+    probe_object_id: str | None = None,
+    currency: str = "USD",
+) -> AllocationResult:
+    """Allocate [start, end) from its frames: `cost_usage_by_caller` at 1h, metric tokens at PT1H, deployments."""
+    notices: list[str] = []
+    tokens = attribution.token_rows(usage, metrics, deployments)
+    rows = attribution.attribute(tokens, rules, probe_object_id)
+    rows = rows.merge(_deployment_info(deployments), on=["Resource", "Deployment"], how="left")
+    missing_dep = rows["Sku"].isna()
+    if missing_dep.any():
+        names = sorted(set(rows.loc[missing_dep, "Deployment"]))
+        notices.append(f"no management-plane record (SKU, region) for {', '.join(names)}: their usage is unpriced")
+    rows["Sku"] = rows["Sku"].fillna("").astype(str)
+    rows["Region"] = rows["Region"].fillna("").astype(str)
+    rows["Model"] = rows["Model"].where(rows["Model"].astype(str) != "", rows["DepModel"]).fillna("").astype(str)
+    rows["Version"] = rows["Version"].where(rows["Version"].astype(str) != "", rows["DepVersion"]).fillna("").astype(str)
+    rows = rows.drop(columns=["DepModel", "DepVersion"])
+
+    is_ptu = rows["Sku"].map(ptu.is_ptu).astype(bool)
+    tok = rows[~is_ptu].copy()
+    priced = book.price_usage(
+        pd.DataFrame(
+            {
+                "model": tok["Model"],
+                "version": tok["Version"],
+                "sku": tok["Sku"],
+                "region": tok["Region"],
+                "prompt_tokens": tok["PromptTokens"],
+                "cached_tokens": tok["CachedTokens"],
+                "completion_tokens": tok["CompletionTokens"],
+            },
+            index=tok.index,
+        )
+    )
+    tok["Cost"] = priced["cost"].astype("float64")
+    tok["Priced"] = priced["priced"].astype(bool)
+    tok["PriceKey"] = priced["price_key"].astype(str)
+
+    ptu_deps = ptu.ptu_deployments_frame(deployments, book)
+    ptu_rows, idle = ptu.share_ptu(rows[is_ptu], ptu_deps, start, end)
+    keys = {(d.Resource, d.Deployment): d.PtuPerHour for d in ptu_deps.itertuples(index=False)}
+    ptu_rows["PriceKey"] = [
+        f"{s} · {keys.get((r, d), float('nan')):g}/PTU-hour" if ok else "unpriced: no PTU-hour price"
+        for r, d, s, ok in zip(ptu_rows["Resource"], ptu_rows["Deployment"], ptu_rows["Sku"], ptu_rows["Priced"], strict=True)
+    ]
+    if not idle.empty:
+        idle = idle.merge(_deployment_info(deployments)[["Resource", "Deployment", "Sku", "Region"]], on=["Resource", "Deployment"])
+        idle["PriceKey"] = "ptu idle"
+    parts = [p for p in (tok, ptu_rows, idle) if not p.empty]
+    all_rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*ROW_COLUMNS, "TimeGenerated"])
+    all_rows["Day"] = pd.to_datetime(all_rows["TimeGenerated"], utc=True).dt.floor("D")
+    all_rows["Priced"] = all_rows["Priced"].astype(bool)
+    for c in SUM_COLUMNS:
+        all_rows[c] = pd.to_numeric(all_rows[c], errors="coerce").astype("float64")
+    for c in GROUP_COLUMNS:
+        if c not in ("Day", "Priced"):
+            all_rows[c] = all_rows[c].fillna("").astype(str)
+    daily = (
+        all_rows.groupby(GROUP_COLUMNS, dropna=False, sort=True)[SUM_COLUMNS]
+        .sum(min_count=1)
+        .reset_index()
+    )
+    daily.loc[~daily["Priced"], "Cost"] = np.nan
+    daily = daily[ROW_COLUMNS]
+
+    # the total, computed apart from the allocation: every priced token row, plus every PTU-hour
+    token_total = float(priced.loc[priced["priced"].astype(bool), "cost"].sum())
+    ptu_total = float(ptu.period_cost(ptu_deps, start, end).sum(min_count=0))
+    summary = ptu.ptu_summary(all_rows, ptu_deps, book, start, end)
+    unpriced = daily[~daily["Priced"]]
+    if not unpriced.empty:
+        tokens_n = unpriced["PromptTokens"].sum() + unpriced["CompletionTokens"].sum()
+        what = sorted({f"{m or '?'} ({s or '?'})" for m, s in zip(unpriced["Model"], unpriced["Sku"], strict=True)})
+        notices.append(f"{tokens_n:,.0f} tokens have no price: {', '.join(what)}")
+    bytes_rows = daily["Method"] == attribution.METHOD_BYTES
+    if bytes_rows.any():
+        notices.append("some hours had no usage rows: their tokens come from metrics, shared by request/response bytes")
+    return AllocationResult(
+        start=start,
+        end=end,
+        rows=daily.reset_index(drop=True),
+        total=token_total + ptu_total,
+        ptu=summary,
+        currency=currency,
+        discount_pct=float(getattr(book, "discount_pct", 0.0) or 0.0),
+        notices=notices,
+    )
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def allocate(
+    lens: Any,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    book: PriceBookLike | None = None,
+) -> AllocationResult:
+    """Allocate [start, end): one KQL aggregate (hourly per caller), hourly metric tokens, deployments.
+
+    Metric tokens are fetched only when some (deployment, hour) lacks usage rows or the request logs
+    miss a deployment the metrics know, so the usual case costs one Log Analytics query.
+    """
+    start, end = _utc(start), _utc(end)
+    if book is None:
+        from queries.cost.prices import PriceBook
+
+        book = PriceBook.load(settings)
+    notices: list[str] = []
+    usage = lens.run("cost_usage_by_caller", start=start, end=end, bin=timedelta(hours=1))
+    if usage.status != "ok":
+        notices.append(f"cost_usage_by_caller: {usage.status}: {usage.notice}")
+    deps = lens.deployments()
+    if deps.status != "ok":
+        notices.append(f"deployments: {deps.status}: {deps.notice}")
+    deployments = deps.frame
+    if deployments.empty:
+        deployments = pd.DataFrame(
+            columns=["Resource", "ResourceId", "Location", "Deployment", "Sku", "Capacity", "Model", "Version", "TpmLimit"]
+        )
+    frame = usage.frame
+    need_metrics = True
+    if not frame.empty:
+        per_hour = frame.groupby(["TimeGenerated", "Deployment"])["UsageRows"].sum()
+        need_metrics = bool((per_hour <= 0).any())
+    metrics = pd.DataFrame()
+    if need_metrics or frame.empty:
+        m = lens.metrics(
+            ["ProcessedPromptTokens", "GeneratedTokens"],
+            start=start,
+            end=end,
+            interval=timedelta(hours=1),
+            aggregation="Total",
+            split_by=["ModelDeploymentName"],
+        )
+        if m.status != "ok":
+            notices.append(f"metrics: {m.status}: {m.notice}")
+        else:
+            metrics = m.frame
+    result = allocate_frames(
+        frame,
+        metrics,
+        deployments,
+        list(settings.attribution),
+        book,
+        start,
+        end,
+        probe_object_id=probe_object_id(settings),
+        currency=settings.prices.currency,
+    )
+    result.notices[:0] = notices
+    return result
+
+
+# ---- the statement ---------------------------------------------------------------------------------
+
+
+def statement(result: AllocationResult, by: By = "team") -> pd.DataFrame:
+    """The chargeback statement: one line per `by` value of the allocated cost, then the unallocated,
+    probes, ptu idle and unpriced lines, then the total. Columns: Line, Kind, Requests, PromptTokens,
+    CachedTokens, CompletionTokens, Cost, Share (of the total cost). The unpriced line carries tokens and
+    a NaN cost; every other line's cost adds up to the total whatever `by` is."""
+    col = BY_COLUMN[by]
+    rows = result.rows
+    priced = rows[rows["Priced"]]
+    cols = ["Requests", "PromptTokens", "CachedTokens", "CompletionTokens", "Cost"]
+    lines = []
+    alloc = priced[priced["Category"] == ALLOCATED]
+    if not alloc.empty:
+        g = alloc.groupby(col, sort=True)[cols].sum().reset_index()
+        for rec in g.itertuples(index=False):
+            lines.append({"Line": getattr(rec, col) or "(none)", "Kind": ALLOCATED, **{c: getattr(rec, c) for c in cols}})
+    for kind in (UNALLOCATED, PROBES, PTU_IDLE):
+        part = priced[priced["Category"] == kind]
+        lines.append({"Line": kind, "Kind": kind, **{c: float(part[c].sum()) for c in cols}})
+    unpriced = rows[~rows["Priced"]]
+    lines.append(
+        {"Line": UNPRICED, "Kind": UNPRICED, **{c: float(unpriced[c].sum()) for c in cols[:-1]}, "Cost": math.nan}
+    )
+    out = pd.DataFrame(lines, columns=["Line", "Kind", *cols])
+    total = {c: float(rows[c].sum()) for c in cols[:-1]}
+    total_cost = float(out["Cost"].sum(min_count=1)) if len(out) else 0.0
+    out = pd.concat(
+        [out, pd.DataFrame([{"Line": TOTAL, "Kind": TOTAL, **total, "Cost": total_cost}])], ignore_index=True
+    )
+    out["Share"] = out["Cost"] / total_cost if total_cost else np.nan
+    out = out.rename(columns={"Line": col})
+    return out
+
+
+def month_period(month: str | None, now: datetime) -> tuple[datetime, datetime, datetime]:
+    """(start, end, month_end) of YYYY-MM; the current month ends now (a partial month is prorated)."""
+    now = _utc(now)
+    if month is None:
+        first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:
+        try:
+            first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+        except ValueError:
+            raise ValueError(f"--month {month!r} is not YYYY-MM") from None
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    end = min(nxt, now)
+    if end <= first:
+        raise ValueError(f"--month {month} has not started yet")
+    return first, end, nxt
+
+
+# ---- the command -----------------------------------------------------------------------------------
+
+
+def _fmt_money(v: float) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:,.2f}"
+
+
+def _fmt_int(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def render_table(st: pd.DataFrame, result: AllocationResult, by: By) -> str:
+    col = BY_COLUMN[by]
+    head = [col, "requests", "prompt", "cached", "completion", f"cost {result.currency}", "share"]
+    body = []
+    for r in st.itertuples(index=False):
+        d = r._asdict()
+        body.append(
+            [
+                str(d[col]),
+                _fmt_int(d["Requests"]),
+                _fmt_int(d["PromptTokens"]),
+                _fmt_int(d["CachedTokens"]),
+                _fmt_int(d["CompletionTokens"]),
+                _fmt_money(d["Cost"]),
+                "-" if not np.isfinite(d["Share"]) else f"{d['Share']:.1%}",
+            ]
+        )
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    lines = [
+        f"Chargeback {result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC, by {by}"
+        + (f" (prices less {result.discount_pct:g}%)" if result.discount_pct else "")
+    ]
+    sep = ["-" * w for w in widths]
+    for i, row in enumerate([head, sep, *body]):
+        if i >= 2 and row[0] == TOTAL:
+            lines.append("  ".join(sep))
+        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+    for p in result.ptu.itertuples(index=False):
+        lines.append(
+            f"PTU {p.Deployment}: {_fmt_money(p.Cost)} for {p.Capacity} PTU x {p.Hours:,.1f} h, "
+            f"utilisation {p.Utilisation:.0%}, idle {_fmt_money(p.IdleCost)}; "
+            f"{_fmt_money(p.EffectivePer1M)} per 1M tokens vs {_fmt_money(p.PaygPer1M)} pay-as-you-go. {p.Hint}"
+        )
+    for n in result.notices:
+        lines.append(f"note: {n}")
+    return "\n".join(lines) + "\n"
