@@ -420,6 +420,14 @@ def _at(rates: dict[str, Rate] | None, region: str) -> tuple[Rate | None, str]:
     return None, ""
 
 
+def _text(value: Any) -> str:
+    return (
+        ""
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+        else str(value).strip()
+    )
+
+
 def _fmt_tag(tag: str | None) -> str:
     return f" {tag}" if tag else ""
 
@@ -562,10 +570,10 @@ class PriceBook:
             raise ValueError(f"price_usage needs the column(s) {', '.join(missing)}")
         out = frame.copy()
         n = len(out)
-        keys = pd.DataFrame(
-            {c: out[c].astype("string").fillna("").str.strip() for c in ("model", "version", "sku", "region")}
-        )
-        codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
+        cols = ["model", "version", "sku", "region"]
+        codes = out.groupby(cols, sort=False, dropna=False).ngroup().to_numpy() if n else np.zeros(0, dtype=int)
+        _, first = np.unique(codes, return_index=True)  # one row per distinct key, in code order
+        uniques = [tuple(_text(v) for v in row) for row in out[cols].iloc[first].itertuples(index=False)]
         m = len(uniques)
         in_r, ca_r, out_r = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
         ok = np.zeros(m, dtype=bool)
@@ -595,7 +603,7 @@ class PriceBook:
 
         prompt, completion = tokens("prompt_tokens"), tokens("completion_tokens")
         cached = np.minimum(tokens("cached_tokens"), prompt)
-        idx = np.asarray(codes) if n else np.zeros(0, dtype=int)
+        idx = codes
         r_in, r_ca, r_out = in_r[idx], ca_r[idx], out_r[idx]
         priced = ok[idx] & ~(np.isnan(r_out) & (completion > 0))  # output tokens with no output price
         r_out = np.where(np.isnan(r_out), 0.0, r_out)
@@ -608,11 +616,9 @@ class PriceBook:
         out["output_cost"] = np.where(priced, output_cost, nan)
         out["cost"] = np.where(priced, input_cost + cached_cost + output_cost, nan)
         out["priced"] = priced
-        keys_arr = np.array(label, dtype=object)[idx] if m else np.array([], dtype=object)
-        no_out = ok[idx] & ~priced
-        if no_out.any():
-            keys_arr = keys_arr.copy()
-            keys_arr[no_out] = ["unpriced: no output price for " + str(k) for k in keys_arr[no_out]]
+        labels = np.array(label, dtype=object)
+        no_out_labels = np.array([f"unpriced: no output price for {k}" for k in label], dtype=object)
+        keys_arr = np.where(ok[idx] & ~priced, no_out_labels[idx], labels[idx]) if m else np.array([], dtype=object)
         out["price_key"] = keys_arr
         out["billing"] = np.where(~priced, "unpriced", np.where(ptu[idx], "provisioned", "tokens"))
         return out
