@@ -37,6 +37,7 @@ METHOD_DEPLOYMENT = "deployment"
 
 ALLOCATED, UNALLOCATED, PROBES, PTU_IDLE = "allocated", "unallocated", "probes", "ptu idle"
 
+TIME_DTYPE = "datetime64[ns, UTC]"
 TOKEN_COLUMNS = ["PromptTokens", "CachedTokens", "CompletionTokens"]
 KEY = ["TimeGenerated", "Resource", "Deployment"]
 ROW_COLUMNS = [
@@ -70,12 +71,20 @@ def _metric_tokens(metrics: pd.DataFrame) -> pd.DataFrame:
     """Metrics API rows -> TimeGenerated, Resource, Deployment, MetricPrompt, MetricCompletion."""
     out_cols = [*KEY, "MetricPrompt", "MetricCompletion"]
     if metrics is None or metrics.empty:
-        return pd.DataFrame(columns=out_cols)
+        return pd.DataFrame(
+            {
+                "TimeGenerated": pd.Series(dtype=TIME_DTYPE),
+                "Resource": pd.Series(dtype=object),
+                "Deployment": pd.Series(dtype=object),
+                "MetricPrompt": pd.Series(dtype="float64"),
+                "MetricCompletion": pd.Series(dtype="float64"),
+            }
+        )
     # the Azure metrics API lower-cases dimension names; the embedded store keeps them as asked
     dep_col = next(c for c in metrics.columns if c.lower() == "modeldeploymentname")
     m = pd.DataFrame(
         {
-            "TimeGenerated": pd.to_datetime(metrics["TimeStamp"], utc=True).dt.floor("h"),
+            "TimeGenerated": pd.to_datetime(metrics["TimeStamp"], utc=True).dt.floor("h").astype(TIME_DTYPE),
             "Resource": metrics["ResourceId"].astype(str).str.rsplit("/", n=1).str[-1].str.lower(),
             "Deployment": metrics[dep_col].astype(str),
             "MetricName": metrics["MetricName"].astype(str),
@@ -100,7 +109,7 @@ def token_rows(usage: pd.DataFrame, metrics: pd.DataFrame, deployments: pd.DataF
     u = usage.copy()
     if u.empty:
         u = pd.DataFrame(columns=[*ROW_COLUMNS, "UsageRows", "RequestBytes", "ResponseBytes"])
-    u["TimeGenerated"] = pd.to_datetime(u["TimeGenerated"], utc=True)
+    u["TimeGenerated"] = pd.to_datetime(u["TimeGenerated"], utc=True).astype(TIME_DTYPE)
     u["Resource"] = u["Resource"].astype(str).str.lower()
     if "ModelVersion" in u.columns:
         u = u.rename(columns={"ModelVersion": "Version"})

@@ -128,3 +128,13 @@ def prices_show(args: argparse.Namespace) -> int:
     if footnote:
         print("* no batch meter in the price list: 50% of the standard price, as Microsoft documents for Batch")
     return EXIT_OK
+
+
+# --- cost report ------------------------------------------------------------------------------------
+
+
+def cost_report(args: argparse.Namespace) -> int:
+    """The monthly chargeback statement (implementation: queries.cost.report.cost_report_command)."""
+    from queries.cost.report import cost_report_command
+
+    return cost_report_command(args)

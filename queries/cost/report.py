@@ -391,3 +391,44 @@ def render_table(st: pd.DataFrame, result: AllocationResult, by: By) -> str:
     for n in result.notices:
         lines.append(f"note: {n}")
     return "\n".join(lines) + "\n"
+
+
+def cost_report_command(args: Any) -> int:
+    """`aoai-lens cost report [--month YYYY-MM] [--by ...] [--format table|csv|focus] [-o FILE]`."""
+    import sys
+    from pathlib import Path
+
+    from queries.api import get_lens
+    from queries.cost.focus import focus_rows
+    from queries.settings import load_settings
+
+    settings = load_settings()
+    by: By = getattr(args, "by", None) or "team"
+    fmt = getattr(args, "format", None) or "table"
+    lens = get_lens(settings)
+    try:
+        start, end, _ = month_period(getattr(args, "month", None), lens.now())
+    except ValueError as e:
+        print(f"cost report: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = allocate(lens, settings, start, end)
+    except Exception as e:  # a missing workspace or an unreadable price file: say so, exit 1
+        print(f"cost report: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    if fmt == "focus":
+        deps = lens.deployments().frame
+        ids = dict(zip(deps["Resource"].astype(str).str.lower(), deps["ResourceId"], strict=False)) if not deps.empty else {}
+        text = focus_rows(result, ids).to_csv(index=False)
+    else:
+        st = statement(result, by)
+        text = st.to_csv(index=False, float_format="%.6f") if fmt == "csv" else render_table(st, result, by)
+    output = getattr(args, "output", None)
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {fmt} {by if fmt != 'focus' else ''} report for {start:%Y-%m} to {output}".replace("  ", " "))
+    else:
+        sys.stdout.write(text)
+    for n in result.notices:
+        print(f"cost report: note: {n}", file=sys.stderr)
+    return 0
