@@ -294,11 +294,14 @@ def _dtype(kusto: str) -> str:
         "real": "float64",
         "bool": "boolean",
         "datetime": "datetime64[us, UTC]",
+        "string": "str",
     }.get(kusto, "object")
 
 
 def _conform(frame: pd.DataFrame, spec: catalogue.QuerySpec) -> tuple[pd.DataFrame, str | None]:
     """Columns in the declared order and types; datetimes as UTC. A missing column is a partial answer."""
+    if len(frame.columns) == 0 and len(frame) == 0:  # no data at all (HTTP 204): nothing is missing
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(t)) for c, t in spec.returns}), None
     missing = [c for c in spec.columns if c not in frame.columns]
     out = frame.copy()
     for c in missing:
@@ -311,6 +314,8 @@ def _conform(frame: pd.DataFrame, spec: catalogue.QuerySpec) -> tuple[pd.DataFra
             out[c] = pd.to_numeric(out[c], errors="coerce").round().astype("Int64")
         elif t == "real":
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+        elif t == "string":
+            out[c] = out[c].astype("str")
     out = out[spec.columns]
     return out, (f"columns missing from the answer: {', '.join(missing)}" if missing else None)
 
