@@ -113,6 +113,8 @@ class ProbeSettings(Section):
     timeout_s: float = Field(30.0, gt=0, le=600)
     api_key: SecretStr | None = None
     targets: list[ProbeTarget] = Field(default_factory=list)
+    # the Entra object id the probes call with: their traffic is kept out of chargeback (demo: the simulated one)
+    object_id: str | None = Field(None, pattern=GUID.pattern)
 
 
 class AttributionRule(Section):
