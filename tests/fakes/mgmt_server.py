@@ -79,7 +79,7 @@ class ManagementServer(FakeAzureServer):
         headers = {"x-ms-ratelimit-remaining-subscription-reads": "11999"}
         m = _DEPLOYMENTS.fullmatch(request.path)
         if m:
-            account_id = m.group(0)[: m.start("account") - m.start(0) + len(m.group("account"))]
+            account_id = request.path[: m.end("account")]
             found = self.deployments.get(account_id.lower())
             if found is None:
                 return Reply(
