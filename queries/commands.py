@@ -1,12 +1,14 @@
-"""CLI subcommands owned by the query layer: the demo workspace and configuration checks."""
+"""CLI subcommands owned by the query layer: catalogue queries, the demo workspace and configuration checks."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from queries.settings import ConfigError, config_path, load_settings
 
@@ -66,3 +68,134 @@ def check_config(args: argparse.Namespace) -> int:
         f"channels: {len(settings.alerts.channels)}"
     )
     return EXIT_OK
+
+
+# ---- aoai-lens query / kql ----------------------------------------------------------------------------
+
+
+class _Usage(Exception):
+    """Bad usage: the message is printed and the command exits 2."""
+
+
+def _time_args(args: argparse.Namespace) -> dict[str, Any]:
+    from queries.render import RenderError, parse_duration
+
+    since, start, end = getattr(args, "since", None), getattr(args, "start", None), getattr(args, "end", None)
+    if since and (start or end):
+        raise _Usage("give either --since or --start/--end, not both")
+    if end and not start:
+        raise _Usage("--end needs --start")
+    out: dict[str, Any] = {}
+    if since:
+        try:
+            out["since"] = parse_duration(since)
+        except RenderError as e:
+            raise _Usage(f"--since: {e}") from None
+    for key, text in (("start", start), ("end", end)):
+        if text:
+            try:
+                out[key] = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise _Usage(f"--{key} {text!r} is not an ISO 8601 time like 2025-01-31T12:00:00Z") from None
+    return out
+
+
+def _params(args: argparse.Namespace) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for k, v in getattr(args, "param", None) or []:
+        if k in params:
+            raise _Usage(f"--param {k} given twice (for several names use k=a,b)")
+        params[k] = v
+    return params
+
+
+def _lens() -> Any:
+    from queries.api import Lens
+
+    return Lens.from_settings(load_settings())
+
+
+def _list_catalogue() -> int:
+    from queries.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    width = max(len(n) for n in catalogue)
+    for name, spec in sorted(catalogue.items()):
+        print(f"{name:<{width}}  {spec.title}")
+    print(f"\n{len(catalogue)} queries; `aoai-lens query NAME` runs one, `aoai-lens kql NAME` shows its KQL.")
+    return EXIT_OK
+
+
+def _spec_or_usage(name: str) -> Any:
+    from queries import catalogue
+
+    try:
+        return catalogue.get(name)
+    except KeyError as e:
+        raise _Usage(str(e.args[0])) from None
+
+
+def _write(frame: Any, fmt: str) -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        records = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+    elif frame.empty:
+        print("(no rows)")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string(index=False))
+
+
+def query(args: argparse.Namespace) -> int:
+    """`aoai-lens query [NAME]`: list the catalogue, or run one query and print its frame."""
+    from queries.render import RenderError
+    from queries.sources.embedded import WorkspaceError
+
+    if not args.name:
+        return _list_catalogue()
+    try:
+        _spec_or_usage(args.name)
+        kwargs = {**_time_args(args), "params": _params(args)}
+        result = _lens().run(args.name, **kwargs)
+    except (_Usage, RenderError) as e:
+        print(f"query {args.name}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except WorkspaceError as e:
+        print(f"query {args.name}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.status == "failed":
+        print(f"query {args.name} failed: {result.notice}", file=sys.stderr)
+        print("the KQL that was sent:\n" + result.kql, file=sys.stderr)
+        if result.portal_url:
+            print(f"run it in the Azure portal: {result.portal_url}", file=sys.stderr)
+        return EXIT_FAILED
+    _write(result.frame, getattr(args, "format", "table") or "table")
+    if result.status == "partial":
+        print(f"query {args.name}: partial answer: {result.notice}", file=sys.stderr)
+    return EXIT_OK
+
+
+def kql(args: argparse.Namespace) -> int:
+    """`aoai-lens kql NAME`: the KQL exactly as it would be sent (let prefix with bound values, then the body)."""
+    from queries.render import RenderError
+    from queries.sources.embedded import WorkspaceError
+
+    try:
+        _spec_or_usage(args.name)
+        kwargs = {**_time_args(args), "params": _params(args)}
+        _spec, _tr, text = _lens().render(args.name, **kwargs)
+    except (_Usage, RenderError) as e:
+        print(f"kql {args.name}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except WorkspaceError as e:
+        print(f"kql {args.name}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+__all__ = ["check_config", "demo_seed", "kql", "query"]
