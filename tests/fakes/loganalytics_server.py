@@ -395,21 +395,15 @@ class LogAnalyticsServer(FakeAzureServer):
         """Shadow the tables with temporary views holding only the rows the request may see."""
         tables = set(self._timed_tables if window else []) | set(self._resource_tables if resource_id else [])
         for table in sorted(tables):
+            # a view cannot take parameters: the values are written as typed, quoted SQL literals
             conds = []
-            params: list[Any] = []
             if window and table in self._timed_tables:
-                conds.append('"TimeGenerated" >= ? AND "TimeGenerated" < ?')
-                params += [_naive(window[0]), _naive(window[1])]
+                lo, hi = (_sql_literal(_naive(t)) for t in window)
+                conds.append(f'"TimeGenerated" >= {lo} AND "TimeGenerated" < {hi}')
             if resource_id and table in self._resource_tables:
-                conds.append('lower("_ResourceId") = ?')
-                params.append(resource_id.lower())
+                conds.append(f'lower("_ResourceId") = {_sql_literal(resource_id.lower())}')
             source = f'"{self._catalog}".main."{table}"'
-            where = " AND ".join(conds)
-            # views cannot take parameters: inline the (typed, quoted) values
-            literal = [_sql_literal(p) for p in params]
-            for lit in literal:
-                where = where.replace("?", lit, 1)
-            cur.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM {source} WHERE {where}')
+            cur.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM {source} WHERE {" AND ".join(conds)}')
 
 
 class _QueryRoute:
@@ -447,8 +441,10 @@ def _engine_error(inner_code: str, message: str) -> Reply:
 
 def _prefer(request: RecordedRequest, body: dict[str, Any]) -> str:
     """The Prefer header of a single query, or of a batch item's own headers."""
-    item_headers = body.get("_headers") if isinstance(body.get("_headers"), dict) else {}
-    value = item_headers.get("Prefer") or request.headers.get("prefer", "")
+    item_headers = body.get("_headers")
+    value = (item_headers.get("Prefer") if isinstance(item_headers, dict) else None) or request.headers.get(
+        "prefer", ""
+    )
     return str(value).replace(" ", "").lower()
 
 

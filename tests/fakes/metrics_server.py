@@ -268,7 +268,9 @@ class _BadRequest(Exception):
 
 
 def _split_outside_quotes(text: str, word: str) -> list[str]:
-    parts, buf, quoted, i = [], [], False, 0
+    parts: list[str] = []
+    buf: list[str] = []
+    quoted, i = False, 0
     pattern = re.compile(rf"\s+{word}\s+", re.IGNORECASE)
     while i < len(text):
         ch = text[i]
