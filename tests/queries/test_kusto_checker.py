@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kusto import Diagnostic, KustoCheckerUnavailable, check_kql, format_diagnostics, node_executable
 
@@ -129,3 +131,11 @@ def test_schema_decides_what_binds_and_errors_only_filters() -> None:
 def test_unknown_column_type_is_an_error_not_a_pass() -> None:
     with pytest.raises(RuntimeError, match="unknown Kusto type"):
         check_kql({"q": "T | take 1"}, {"T": {"a": "varchar"}})
+
+
+def test_missing_node_modules_says_what_to_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import kusto
+
+    monkeypatch.setattr(kusto, "PACKAGE_DIR", tmp_path / "node_modules" / "@kusto" / "language-service-next")
+    with pytest.raises(KustoCheckerUnavailable, match=r"make test.*npm ci"):
+        check_kql({"q": "T | take 1"}, {"T": {"a": "long"}})
