@@ -136,8 +136,11 @@ def allocate_frames(
     *,
     probe_object_id: str | None = None,
     currency: str = "USD",
+    hourly: bool = False,
 ) -> AllocationResult:
-    """Allocate [start, end) from its frames: `cost_usage_by_caller` at 1h, metric tokens at PT1H, deployments."""
+    """Allocate [start, end) from its frames: `cost_usage_by_caller` at 1h, metric tokens at PT1H, deployments.
+
+    Rows are per day; `hourly=True` keeps an `Hour` column too (one row per hour, for burn-rate alerts)."""
     notices: list[str] = []
     tokens = attribution.token_rows(usage, metrics, deployments)
     rows = attribution.attribute(tokens, rules, probe_object_id)
@@ -191,13 +194,13 @@ def allocate_frames(
     for c in GROUP_COLUMNS:
         if c not in ("Day", "Priced"):
             all_rows[c] = all_rows[c].fillna("").astype(str)
-    daily = (
-        all_rows.groupby(GROUP_COLUMNS, dropna=False, sort=True)[SUM_COLUMNS]
-        .sum(min_count=1)
-        .reset_index()
-    )
+    group, columns = GROUP_COLUMNS, ROW_COLUMNS
+    if hourly:
+        all_rows["Hour"] = pd.to_datetime(all_rows["TimeGenerated"], utc=True).dt.floor("h")
+        group, columns = ["Hour", *GROUP_COLUMNS], ["Hour", *ROW_COLUMNS]
+    daily = all_rows.groupby(group, dropna=False, sort=True)[SUM_COLUMNS].sum(min_count=1).reset_index()
     daily.loc[~daily["Priced"], "Cost"] = np.nan
-    daily = daily[ROW_COLUMNS]
+    daily = daily[columns]
 
     # the total, computed apart from the allocation: every priced token row, plus every PTU-hour
     token_total = float(priced.loc[priced["priced"].astype(bool), "cost"].sum())
@@ -234,6 +237,7 @@ def allocate(
     end: datetime,
     *,
     book: PriceBookLike | None = None,
+    hourly: bool = False,
 ) -> AllocationResult:
     """Allocate [start, end): one KQL aggregate (hourly per caller), hourly metric tokens, deployments.
 
@@ -286,9 +290,24 @@ def allocate(
         end,
         probe_object_id=probe_object_id(settings),
         currency=settings.prices.currency,
+        hourly=hourly,
     )
     result.notices[:0] = notices
     return result
+
+
+def cost_frame(settings: Settings, start: datetime, end: datetime, lens: Any = None) -> pd.DataFrame:
+    """Allocated (chargeback) cost per hour, team and feature: TimeGenerated, Team, Feature, CostUsd.
+
+    What the budget alert rules read (alerts/data.py)."""
+    if lens is None:
+        from queries.api import get_lens
+
+        lens = get_lens(settings)
+    rows = allocate(lens, settings, start, end, hourly=True).rows
+    alloc = rows[(rows["Category"] == ALLOCATED) & rows["Priced"]]
+    out = alloc.groupby(["Hour", "Team", "Feature"], sort=True)["Cost"].sum().reset_index()
+    return out.rename(columns={"Hour": "TimeGenerated", "Cost": "CostUsd"})
 
 
 # ---- the statement ---------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""PTU by hand: the hourly cost shared by consumed share (output weighted x4, cached deducted), idle
+capacity as its own line, proration of a partial hour, and the pay-as-you-go comparison."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from cost_fakes import FakeBook, deployments, usage
+
+from queries.cost import ptu
+from queries.cost.report import allocate_frames, statement
+from queries.settings import AttributionRule
+
+A = "aaaaaaaa-0000-4000-8000-000000000001"
+B = "dddddddd-0000-4000-8000-000000000004"
+RULES = [
+    AttributionRule(object_id=A, feature="feat-a", team="team-x"),
+    AttributionRule(object_id=B, feature="feat-b", team="team-y"),
+]
+# 10 PTU at $2/PTU-hour = $20 an hour; 10,000 input TPM = 600,000 input-equivalent tokens an hour
+DEPS = deployments(("ptu", "m1", "ProvisionedManaged", 10, 10_000))
+USAGE = usage(
+    # hour 10: A uses 150k uncached + 50k cached input + 25k output = 150k + 4 x 25k = 250k; B 50k
+    ("2026-03-02T10:00Z", "ptu", "m1", A, "10.0.1.***", 4, 4, 200_000, 50_000, 25_000, 1, 1),
+    ("2026-03-02T10:00Z", "ptu", "m1", B, "10.0.2.***", 1, 1, 50_000, 0, 0, 1, 1),
+    # hour 11: nobody
+)
+
+
+def test_hour_grid_prorates_partial_hours() -> None:
+    g = ptu.hour_grid(datetime(2026, 3, 2, 10, 30, tzinfo=UTC), datetime(2026, 3, 2, 12, 15, tzinfo=UTC))
+    assert list(g["Fraction"]) == [0.5, 1.0, 0.25]
+
+
+def test_consumption_weights_output_and_deducts_cached() -> None:
+    f = pd.DataFrame({"Model": ["m1", "gpt-5-mini"], "PromptTokens": [100, 100], "CachedTokens": [40, 0], "CompletionTokens": [10, 10]})
+    assert list(ptu.consumed(f)) == [60 + 4 * 10, 100 + 8 * 10]
+
+
+def test_ptu_cost_shared_by_consumption_with_idle_line() -> None:
+    start, end = datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
+    r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, FakeBook(), start, end)
+    st = statement(r, "feature").set_index("Feature")
+    # hour 10: 300k of 600k used -> $10 used (A 250/300, B 50/300), $10 idle; hour 11: $20 idle
+    assert st.loc["feat-a", "Cost"] == pytest.approx(10 * 250 / 300)
+    assert st.loc["feat-b", "Cost"] == pytest.approx(10 * 50 / 300)
+    assert st.loc["ptu idle", "Cost"] == pytest.approx(30.0)
+    assert st.loc["total", "Cost"] == pytest.approx(40.0) == pytest.approx(r.total)
+    s = r.ptu.iloc[0]
+    assert (s["Cost"], s["UsedCost"], s["IdleCost"]) == pytest.approx((40.0, 10.0, 30.0))
+    assert s["Utilisation"] == pytest.approx(300_000 / 1_200_000)
+    assert s["Tokens"] == 275_000
+    assert s["EffectivePer1M"] == pytest.approx(40.0 / 0.275)
+    # the same tokens at GlobalStandard: 200k uncached x $2 + 50k cached x $1 + 25k output x $10, per 1M
+    assert s["PaygCost"] == pytest.approx(0.4 + 0.05 + 0.25)
+    assert s["BreakEvenUtilisation"] == pytest.approx(0.25 * 40.0 / 0.7)
+    assert "pay-as-you-go stays cheaper" in s["Hint"]
+
+
+def test_partial_first_hour_is_prorated_and_caps_utilisation_at_full() -> None:
+    start, end = datetime(2026, 3, 2, 10, 30, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
+    r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, FakeBook(), start, end)
+    st = statement(r, "team").set_index("Team")
+    # hour 10 is half in the period: $10 and 300k capacity, fully used by 300k; hour 11: $20 idle
+    assert st.loc["team-x", "Cost"] == pytest.approx(10 * 250 / 300)
+    assert st.loc["team-y", "Cost"] == pytest.approx(10 * 50 / 300)
+    assert st.loc["ptu idle", "Cost"] == pytest.approx(20.0)
+    assert r.total == pytest.approx(30.0)
+
+
+def test_ptu_without_an_hourly_price_is_unpriced_not_free() -> None:
+    book = FakeBook({k: v for k, v in FakeBook().prices.items() if k[1] != "ProvisionedManaged"})
+    start, end = datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
+    r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, book, start, end)
+    assert not r.rows["Priced"].any() and r.total == 0.0
+    st = statement(r, "team").set_index("Team")
+    assert st.loc["unpriced", "PromptTokens"] == 250_000
+    assert "no PTU price" in r.ptu.iloc[0]["Hint"]
+
+
+def test_break_even_hint_says_which_side_of_it_the_deployment_is() -> None:
+    assert "PTU is paying off" in ptu.break_even_hint(0.6, 0.4, 100.0, 150.0)
+    assert "would have been cheaper" in ptu.break_even_hint(0.3, 0.4, 100.0, 75.0)
+    assert "above 40% utilisation" in ptu.break_even_hint(0.3, 0.4, 100.0, 75.0)
