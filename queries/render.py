@@ -73,7 +73,7 @@ def check_name(param: str, value: str, allowed: Iterable[str] | None = None) -> 
         raise RenderError(f"{param}: expected a name, got {type(value).__name__}")
     if len(value) > MAX_NAME:
         raise RenderError(f"{param}: name longer than {MAX_NAME} characters")
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):  # fullmatch: `$` alone would let a trailing newline through
         raise RenderError(f"{param}: {value[:40]!r} has characters a name may not have")
     if allowed is not None:
         known = set(allowed)
@@ -123,10 +123,11 @@ def _coerce(p: Param, value: object, allowed: Mapping[str, Iterable[str]]) -> st
     known = allowed.get(p.allow) if p.allow else None
     if p.type == "names":
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+            value = [v for v in value.split(",") if v.strip(" ")]
         if not isinstance(value, Sequence):
             raise RenderError(f"{p.name}: expected a list of names")
-        return kql_string_list(check_name(p.name, str(v).strip(), known) for v in value)
+        # only spaces are trimmed ("a, b" on a command line); other whitespace is refused with the name
+        return kql_string_list(check_name(p.name, str(v).strip(" "), known) for v in value)
     if p.type == "name":
         return kql_string(check_name(p.name, str(value), known))
     if p.type == "string":

@@ -1,0 +1,167 @@
+"""Every catalogue query (cost_* included): its header parses, it runs on the demo workspace and returns
+exactly its declared columns and types, and Microsoft's Kusto parser and binder find no error in it as
+it would be sent to Log Analytics (the let prefix included)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kusto import KustoCheckerUnavailable, check_kql, format_diagnostics, node_executable
+
+from queries import catalogue
+from queries.api import Lens
+from queries.catalogue import CatalogueError, parse_file
+from queries.schemas import TABLES
+from queries.settings import Settings
+
+NAMES = sorted(catalogue.load_catalogue())
+# Queries the demo workspace may legitimately leave empty (none today: every question has demo data).
+EMPTY_OK: set[str] = set()
+
+PANDAS_KINDS = {
+    "datetime": lambda s: isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) == "UTC",
+    "long": lambda s: str(s.dtype) == "Int64",
+    "int": lambda s: str(s.dtype) == "Int64",
+    "real": lambda s: str(s.dtype) == "float64",
+    "string": lambda s: pd.api.types.is_string_dtype(s.dtype),
+    "bool": lambda s: pd.api.types.is_bool_dtype(s.dtype),
+}
+
+
+@pytest.fixture(scope="module")
+def lens(demo_settings: Settings) -> Lens:
+    return Lens.from_settings(demo_settings)
+
+
+@pytest.fixture(scope="module")
+def demo_results(lens: Lens) -> dict[str, object]:
+    """Every query once over the whole demo week, as one page would ask for them (run_many)."""
+    results = lens.run_many([(n, {"since": timedelta(days=7)}) for n in NAMES])
+    return dict(zip(NAMES, results, strict=True))
+
+
+def test_the_contract_queries_exist() -> None:
+    contract = {
+        "requests_by_status",
+        "throttling_by_deployment",
+        "latency_by_deployment",
+        "latency_by_stream_type",
+        "tokens_by_deployment",
+        "caller_usage_hourly",
+        "top_callers_before_429",
+        "content_filter_blocks",
+        "volume_by_api_version",
+        "data_health",
+        "summary_by_deployment",
+        "peak_load_by_deployment",
+        "activity_by_resource",
+    }
+    assert contract <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_header_is_complete(name: str) -> None:
+    spec = catalogue.get(name)
+    assert spec.title and spec.description, "title and description are shown in the dashboard and the docs"
+    assert spec.tables and set(spec.tables) <= set(TABLES), f"{name} reads tables without a declared schema"
+    assert spec.cache > timedelta(0) and spec.range > timedelta(0)
+    assert len(set(spec.columns)) == len(spec.columns)
+    lets = {p.name for p in spec.params}
+    assert not lets & {c.lstrip("_") for c in spec.columns if c.startswith("_")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_on_the_demo_with_declared_columns(name: str, demo_results: dict) -> None:
+    result = demo_results[name]
+    spec = catalogue.get(name)
+    assert result.status == "ok", result.notice
+    assert list(result.frame.columns) == spec.columns
+    assert result.rows_transferred == len(result.frame)
+    if name not in EMPTY_OK:
+        assert len(result.frame) > 0, f"{name} returned no rows on the demo workspace"
+    for column, kusto in spec.returns:
+        check = PANDAS_KINDS.get(kusto)
+        if check is not None:
+            assert check(result.frame[column]), f"{name}.{column}: {result.frame[column].dtype} for {kusto}"
+    assert result.kql.startswith("let _start = datetime(")
+    assert result.portal_url and result.portal_url.startswith("https://portal.azure.com/")
+
+
+def test_answers_are_consistent_across_queries(demo_results: dict) -> None:
+    """The same requests counted by different questions agree (a query that drops or duplicates rows would not)."""
+    summary = demo_results["summary_by_deployment"].frame.set_index("Deployment")
+    throttling = demo_results["throttling_by_deployment"].frame.groupby("Deployment")[["Requests", "Throttled"]].sum()
+    by_status = demo_results["requests_by_status"].frame.groupby("Deployment")["Requests"].sum()
+    tokens = demo_results["tokens_by_deployment"].frame.groupby("Deployment")[["PromptTokens", "CompletionTokens"]]
+    callers = demo_results["caller_usage_hourly"].frame.groupby("Deployment")[["Requests", "PromptTokens"]].sum()
+    for dep, row in summary.iterrows():
+        assert row.Requests == throttling.loc[dep, "Requests"] == by_status.loc[dep] == callers.loc[dep, "Requests"]
+        assert row.Throttled == throttling.loc[dep, "Throttled"]
+        assert row.Requests == row.Succeeded + row.Throttled + row.ClientErrors + row.ServerErrors
+        assert row.PromptTokens == tokens.sum().loc[dep, "PromptTokens"] == callers.loc[dep, "PromptTokens"]
+    # the demo's story: chat-gpt4o and embed-large burst past their limits, rag-gpt41 had a 5xx incident
+    assert summary.loc["chat-gpt4o", "Throttled"] > 0 and summary.loc["embed-large", "Throttled"] > 0
+    assert summary.loc["rag-gpt41", "ServerErrors"] > 0
+    bursts = demo_results["top_callers_before_429"].frame
+    assert set(bursts.Deployment) <= {"chat-gpt4o", "embed-large"} and len(bursts) > 0
+    peak = demo_results["peak_load_by_deployment"].frame.set_index("Deployment")
+    assert (peak.PeakTPM > 0).all() and (peak.PeakRPM > 0).all()
+
+
+def test_deployments_parameter_filters(lens: Lens) -> None:
+    everything = lens.run("summary_by_deployment", since=timedelta(days=7)).frame
+    one = lens.run("summary_by_deployment", since=timedelta(days=7), params={"deployments": ["rag-gpt41"]}).frame
+    assert list(one.Deployment) == ["rag-gpt41"]
+    assert one.Requests.iloc[0] == everything.set_index("Deployment").loc["rag-gpt41", "Requests"]
+
+
+# ---- Microsoft's Kusto parser and binder ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checker() -> None:
+    try:
+        node_executable()
+    except KustoCheckerUnavailable as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(str(exc))
+
+
+def test_every_query_passes_the_kusto_parser(checker: None, lens: Lens) -> None:
+    texts = {n: lens.render(n)[2] for n in NAMES}
+    schemas = {t: TABLES[t] for n in NAMES for t in catalogue.get(n).tables}
+    results = check_kql(texts, schemas)
+    failures = [format_diagnostics(n, texts[n], d) for n, d in results.items() if d]
+    assert not failures, "\n".join(failures)
+    assert set(results) == set(NAMES)
+
+
+def test_a_broken_query_is_caught(checker: None, lens: Lens) -> None:
+    good = lens.render("throttling_by_deployment")[2]
+    broken = {
+        "typo_column": good.replace("ResultSignature", "ResultSignatur"),
+        "percentiles": good.replace("summarize Requests = count()", "summarize Requests = count(), P = percentiles()"),
+        "undeclared_let": good.replace("let _deployments", "let _deploymentz"),
+    }
+    schemas = {"AzureDiagnostics": TABLES["AzureDiagnostics"]}
+    results = check_kql(broken, schemas)
+    assert all(results[n] for n in broken), {n: [str(d) for d in results[n]] for n in broken}
+
+
+# ---- the header parser ------------------------------------------------------------------------------------
+
+
+def test_header_errors_name_the_file(tmp_path: Path) -> None:
+    body = "AzureDiagnostics\n| where Resource in (_names)\n| count"
+    f = tmp_path / "bad.kql"
+    f.write_text("// title: t\n// tables: AzureDiagnostics\n// returns: Count:long\n// cache: 5m\n" + body)
+    with pytest.raises(CatalogueError, match=r"bad.kql: body uses undeclared parameter\(s\) \['names'\]"):
+        parse_file(f)
+    f.write_text("// title: t\n// tables: AzureDiagnostics\n// returns: Count:integer\n// cache: 5m\nX")
+    with pytest.raises(CatalogueError, match="bad returned column"):
+        parse_file(f)
+    f.write_text("// title: t\n// tables: AzureDiagnostics\n// returns: Count:long\n// cache: 5m\n// colour: red\nX")
+    with pytest.raises(CatalogueError, match="unknown header field 'colour'"):
+        parse_file(f)
