@@ -160,7 +160,8 @@ def token_rows(usage: pd.DataFrame, metrics: pd.DataFrame, deployments: pd.DataF
     )
     parts = [p[ROW_COLUMNS] for p in (measured, shared, whole) if not p.empty]
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c in TOKEN_COLUMNS else object) for c in ROW_COLUMNS})
+        dtypes = {"TimeGenerated": TIME_DTYPE, "Requests": "float64", **dict.fromkeys(TOKEN_COLUMNS, "float64")}
+        return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, object)) for c in ROW_COLUMNS})
     rows = pd.concat(parts, ignore_index=True)
     return rows
 

@@ -29,6 +29,7 @@ Allocation conserves money: the priced rows' costs add up to `total`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -69,7 +70,7 @@ ROW_COLUMNS = [
     "Priced",
     "PriceKey",
 ]
-GROUP_COLUMNS = ROW_COLUMNS[:15] + ["Priced", "PriceKey"]
+GROUP_COLUMNS = [*ROW_COLUMNS[:15], "Priced", "PriceKey"]
 SUM_COLUMNS = ["Requests", "PromptTokens", "CachedTokens", "CompletionTokens", "Cost"]
 
 
@@ -152,7 +153,9 @@ def allocate_frames(
     rows["Sku"] = rows["Sku"].fillna("").astype(str)
     rows["Region"] = rows["Region"].fillna("").astype(str)
     rows["Model"] = rows["Model"].where(rows["Model"].astype(str) != "", rows["DepModel"]).fillna("").astype(str)
-    rows["Version"] = rows["Version"].where(rows["Version"].astype(str) != "", rows["DepVersion"]).fillna("").astype(str)
+    rows["Version"] = (
+        rows["Version"].where(rows["Version"].astype(str) != "", rows["DepVersion"]).fillna("").astype(str)
+    )
     rows = rows.drop(columns=["DepModel", "DepVersion"])
 
     is_ptu = rows["Sku"].map(ptu.is_ptu).astype(bool)
@@ -180,10 +183,14 @@ def allocate_frames(
     keys = {(d.Resource, d.Deployment): d.PtuPerHour for d in ptu_deps.itertuples(index=False)}
     ptu_rows["PriceKey"] = [
         f"{s} · {keys.get((r, d), float('nan')):g}/PTU-hour" if ok else "unpriced: no PTU-hour price"
-        for r, d, s, ok in zip(ptu_rows["Resource"], ptu_rows["Deployment"], ptu_rows["Sku"], ptu_rows["Priced"], strict=True)
+        for r, d, s, ok in zip(
+            ptu_rows["Resource"], ptu_rows["Deployment"], ptu_rows["Sku"], ptu_rows["Priced"], strict=True
+        )
     ]
     if not idle.empty:
-        idle = idle.merge(_deployment_info(deployments)[["Resource", "Deployment", "Sku", "Region"]], on=["Resource", "Deployment"])
+        idle = idle.merge(
+            _deployment_info(deployments)[["Resource", "Deployment", "Sku", "Region"]], on=["Resource", "Deployment"]
+        )
         idle["PriceKey"] = "ptu idle"
     parts = [p for p in (tok, ptu_rows, idle) if not p.empty]
     all_rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*ROW_COLUMNS, "TimeGenerated"])
@@ -206,6 +213,11 @@ def allocate_frames(
     token_total = float(priced.loc[priced["priced"].astype(bool), "cost"].sum())
     ptu_total = float(ptu.period_cost(ptu_deps, start, end).sum(min_count=0))
     summary = ptu.ptu_summary(all_rows, ptu_deps, book, start, end)
+    if not ptu_deps.empty:
+        notices.append(
+            "provisioned hours assume each PTU deployment's current capacity for the whole period "
+            "(the management plane keeps no history)"
+        )
     unpriced = daily[~daily["Priced"]]
     if not unpriced.empty:
         tokens_n = unpriced["PromptTokens"].sum() + unpriced["CompletionTokens"].sum()
@@ -259,7 +271,17 @@ def allocate(
     deployments = deps.frame
     if deployments.empty:
         deployments = pd.DataFrame(
-            columns=["Resource", "ResourceId", "Location", "Deployment", "Sku", "Capacity", "Model", "Version", "TpmLimit"]
+            columns=[
+                "Resource",
+                "ResourceId",
+                "Location",
+                "Deployment",
+                "Sku",
+                "Capacity",
+                "Model",
+                "Version",
+                "TpmLimit",
+            ]
         )
     frame = usage.frame
     need_metrics = True
@@ -327,7 +349,9 @@ def statement(result: AllocationResult, by: By = "team") -> pd.DataFrame:
     if not alloc.empty:
         g = alloc.groupby(col, sort=True)[cols].sum().reset_index()
         for rec in g.itertuples(index=False):
-            lines.append({"Line": getattr(rec, col) or "(none)", "Kind": ALLOCATED, **{c: getattr(rec, c) for c in cols}})
+            lines.append(
+                {"Line": getattr(rec, col) or "(none)", "Kind": ALLOCATED, **{c: getattr(rec, c) for c in cols}}
+            )
     for kind in (UNALLOCATED, PROBES, PTU_IDLE):
         part = priced[priced["Category"] == kind]
         lines.append({"Line": kind, "Kind": kind, **{c: float(part[c].sum()) for c in cols}})
@@ -353,6 +377,8 @@ def month_period(month: str | None, now: datetime) -> tuple[datetime, datetime, 
         first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     else:
         try:
+            if not re.fullmatch(r"\d{4}-\d{2}", month):
+                raise ValueError(month)
             first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
         except ValueError:
             raise ValueError(f"--month {month!r} is not YYYY-MM") from None
@@ -400,7 +426,9 @@ def render_table(st: pd.DataFrame, result: AllocationResult, by: By) -> str:
     for i, row in enumerate([head, sep, *body]):
         if i >= 2 and row[0] == TOTAL:
             lines.append("  ".join(sep))
-        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
     for p in result.ptu.itertuples(index=False):
         lines.append(
             f"PTU {p.Deployment}: {_fmt_money(p.Cost)} for {p.Capacity} PTU x {p.Hours:,.1f} h, "
@@ -437,7 +465,11 @@ def cost_report_command(args: Any) -> int:
         return 1
     if fmt == "focus":
         deps = lens.deployments().frame
-        ids = dict(zip(deps["Resource"].astype(str).str.lower(), deps["ResourceId"], strict=False)) if not deps.empty else {}
+        ids = (
+            dict(zip(deps["Resource"].astype(str).str.lower(), deps["ResourceId"], strict=False))
+            if not deps.empty
+            else {}
+        )
         text = focus_rows(result, ids).to_csv(index=False)
     else:
         st = statement(result, by)

@@ -35,7 +35,14 @@ def test_hour_grid_prorates_partial_hours() -> None:
 
 
 def test_consumption_weights_output_and_deducts_cached() -> None:
-    f = pd.DataFrame({"Model": ["m1", "gpt-5-mini"], "PromptTokens": [100, 100], "CachedTokens": [40, 0], "CompletionTokens": [10, 10]})
+    f = pd.DataFrame(
+        {
+            "Model": ["m1", "gpt-5-mini"],
+            "PromptTokens": [100, 100],
+            "CachedTokens": [40, 0],
+            "CompletionTokens": [10, 10],
+        }
+    )
     assert list(ptu.consumed(f)) == [60 + 4 * 10, 100 + 8 * 10]
 
 
