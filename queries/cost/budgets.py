@@ -3,7 +3,7 @@
 For each budget in settings (`[[budgets]]`, scope team or feature, monthly_usd), from the allocated
 daily cost (chargeback only: no unallocated, probes or idle PTU):
 
-- ``MonthToDate``: cost from the first of the month to now;
+- ``MonthlyUSD``: the budget; ``MonthToDate``: cost from the first of the month to now;
 - ``BudgetToDate``: the budget spread linearly over the month, up to now; ``Pace`` = MonthToDate /
   BudgetToDate (1.0 = exactly on pace, above 1 = spending faster than the budget allows);
 - ``RunRate``: the mean daily cost over the last `RUN_RATE_DAYS` (7) complete days before today (fewer
@@ -34,7 +34,7 @@ NEAR = 0.9
 COLUMNS = [
     "Scope",
     "Name",
-    "MonthlyBudget",
+    "MonthlyUSD",
     "MonthToDate",
     "BudgetToDate",
     "Pace",
@@ -116,7 +116,7 @@ def budget_status(
             {
                 "Scope": b.scope,
                 "Name": b.name,
-                "MonthlyBudget": b.monthly_usd,
+                "MonthlyUSD": b.monthly_usd,
                 "MonthToDate": mtd,
                 "BudgetToDate": to_date,
                 "Pace": mtd / to_date if to_date > 0 else np.nan,

@@ -480,6 +480,7 @@ def cost_report_command(args: Any) -> int:
         print(f"wrote {fmt} {by if fmt != 'focus' else ''} report for {start:%Y-%m} to {output}".replace("  ", " "))
     else:
         sys.stdout.write(text)
-    for n in result.notices:
-        print(f"cost report: note: {n}", file=sys.stderr)
+    if fmt != "table" or output:  # the table carries its notes itself
+        for n in result.notices:
+            print(f"cost report: note: {n}", file=sys.stderr)
     return 0
