@@ -1,4 +1,9 @@
-"""The Dash application: pages from `dashboard/pages`, Bootstrap served by the app itself."""
+"""The Dash application: pages from `dashboard/pages`, Bootstrap served by the app itself (no CDN).
+
+`create_app(settings)` builds it; `aoai-lens serve` serves `app.server` with waitress. The navigation is
+built from the page registry and keeps the current query string, so the global filters (which live in
+the URL, see dashboard/filters.py) follow you from page to page.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,37 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Dash, dcc, html
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask import Flask, jsonify
 from flask_bootstrap import Bootstrap5
 
+from dashboard import panels
+from dashboard.filters import from_controls
 from queries.settings import Settings
 
 BOOTSTRAP_CSS = "/bootstrap/static/css/bootstrap.min.css"
 HERE = Path(__file__).parent
 
 
+def _pages() -> list[dict[str, Any]]:
+    return sorted(dash.page_registry.values(), key=lambda p: (p.get("order") or 0, p["name"]))
+
+
+def _nav_id(page: dict[str, Any]) -> str:
+    return "nav-" + page["module"].rsplit(".", 1)[-1].replace("_", "-")
+
+
 def _navbar() -> dbc.Navbar:
     links = [
-        dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
-        for page in dash.page_registry.values()
+        dbc.NavItem(
+            dbc.NavLink(
+                page["name"],
+                href=page["relative_path"],
+                active="partial" if page["path"] != "/" else "exact",
+                id=_nav_id(page),
+            )
+        )
+        for page in _pages()
     ]
     return dbc.Navbar(
         dbc.Container([dbc.NavbarBrand("aoai-lens", href="/"), dbc.Nav(links, navbar=True)], fluid=True),
@@ -50,5 +72,49 @@ def create_app(settings: Settings) -> Dash:
         suppress_callback_exceptions=True,
         title="aoai-lens",
     )
-    app.layout = html.Div([dcc.Location(id="url"), _navbar(), dbc.Container(dash.page_container, fluid=True)])
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url", refresh="callback-nav"),
+            _navbar(),
+            dbc.Container(dash.page_container, fluid=True, className="pb-4"),
+        ]
+    )
+    _register_callbacks(app)
     return app
+
+
+def _register_callbacks(app: Dash) -> None:
+    panels.register_callbacks(app)
+    pages = _pages()
+
+    @app.callback([Output(_nav_id(p), "href") for p in pages], Input("url", "search"))
+    def _nav_hrefs(search: str | None) -> list[str]:
+        """Nav links carry the query string along, so the filters follow you from page to page."""
+        return [p["relative_path"] + (search or "") for p in pages]
+
+    app.callback(
+        Output("url", "search"),
+        Input({"type": "filter", "name": ALL}, "value"),
+        Input({"type": "filter-dates", "name": ALL}, "start_date"),
+        Input({"type": "filter-dates", "name": ALL}, "end_date"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )(filters_to_url)
+
+
+def filters_to_url(values: list[Any], starts: list[Any], ends: list[Any], search: str | None) -> Any:
+    """Any filter change rewrites the query string; the page re-renders from it."""
+    names = [item["id"]["name"] for item in ctx.inputs_list[0]]
+    v = dict(zip(names, values, strict=False))
+    f = from_controls(
+        v.get("range"),
+        starts[0] if starts else None,
+        ends[0] if ends else None,
+        v.get("resource"),
+        v.get("deployment") or [],
+        v.get("team"),
+    )
+    if v.get("range") == "custom" and not (starts and starts[0]):
+        return no_update  # wait for a start date before changing the view
+    new = f.to_search()
+    return no_update if new == (search or "") else new

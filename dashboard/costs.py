@@ -1,0 +1,207 @@
+"""The cost model as the pages see it: an allocation for a period, wrapped as a QueryResult.
+
+`queries.cost.report.allocate` does the work (prices, attribution, PTU sharing). Four pages want the
+same allocation (Overview, Cost, Features & teams, Data health), so the result is kept for a minute per
+(lens, start, end). A failure becomes a failed result, shown in the panels that need it and nowhere else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dashboard.data import Context, failed
+from queries.results import QueryResult, portal_link
+
+TTL_S = 60.0
+_memo: dict[tuple[int, str, str], tuple[float, Any, QueryResult]] = {}
+_memo_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Allocation:
+    result: Any  # queries.cost.report.AllocationResult, or None when the cost model failed
+    envelope: QueryResult  # status, notices, the KQL it ran and its portal link
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return self.result.rows if self.result is not None else pd.DataFrame()
+
+
+def _minute(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def allocation(ctx: Context, start: datetime, end: datetime) -> Allocation:
+    start, end = _minute(start), _minute(end)
+    key = (id(ctx.lens), start.isoformat(), end.isoformat())
+    now = time.monotonic()
+    with _memo_lock:
+        hit = _memo.get(key)
+        if hit and now - hit[0] < TTL_S:
+            return Allocation(hit[1], hit[2])
+    kql, portal = "", None
+    try:
+        _spec, tr, kql = ctx.lens.render("cost_usage_by_caller", start=start, end=end, bin=timedelta(hours=1))
+        scope = getattr(ctx.lens, "scope_resource_id", "")
+        portal = portal_link(kql, scope, tr.start, tr.end) if scope else None
+    except Exception:  # the KQL is a courtesy; the allocation below reports real failures
+        pass
+    try:
+        from queries.cost.report import allocate
+
+        result = allocate(ctx.lens, ctx.settings, start, end)
+    except Exception as e:
+        return Allocation(None, failed("cost allocation", f"{type(e).__name__}: {e}", kql))
+    notices = list(getattr(result, "notices", []) or [])
+    failed_inputs = [n for n in notices if ": failed" in n]
+    status = "partial" if notices and (failed_inputs or any(": partial" in n for n in notices)) else "ok"
+    env = QueryResult(
+        name="cost allocation",
+        frame=result.rows,
+        status=status,  # type: ignore[arg-type]
+        notice="; ".join(notices) if status != "ok" else None,
+        kql=kql,
+        portal_url=portal,
+        source="cost model",
+    )
+    with _memo_lock:
+        if len(_memo) > 32:
+            _memo.clear()
+        _memo[key] = (now, result, env)
+    return Allocation(result, env)
+
+
+def month_start(now: datetime) -> datetime:
+    now = now.astimezone(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_end(now: datetime) -> datetime:
+    s = month_start(now)
+    return (s + timedelta(days=32)).replace(day=1)
+
+
+def forecast_month(actual_mtd: float, now: datetime) -> float:
+    """Linear run-rate forecast to the end of the month: spend so far / elapsed share of the month."""
+    s, e = month_start(now), month_end(now)
+    elapsed = (now - s) / (e - s)
+    return actual_mtd / elapsed if elapsed > 0 else actual_mtd
+
+
+def budgets_frame(ctx: Context, mtd: Allocation, now: datetime) -> pd.DataFrame:
+    """Scope, Name, BudgetUSD, ActualUSD, ForecastUSD, PacePct per configured budget.
+
+    Uses `queries.cost.budgets.budgets_status` when the cost model provides it; otherwise the month's
+    allocated cost per team/feature and a linear run-rate forecast."""
+    try:
+        from queries.cost.budgets import budgets_status  # type: ignore[import-not-found]
+
+        frame = budgets_status(ctx.lens, ctx.settings, now)
+        if isinstance(frame, pd.DataFrame) and not frame.empty:
+            return _normalise_budgets(frame)
+    except Exception:
+        pass
+    rows = mtd.rows
+    out = []
+    for b in ctx.settings.budgets:
+        col = "Team" if b.scope == "team" else "Feature"
+        spent = 0.0
+        if not rows.empty and col in rows.columns:
+            mine = rows[(rows[col] == b.name) & rows["Priced"].astype(bool)]
+            spent = float(mine["Cost"].sum())
+        fc = forecast_month(spent, now)
+        out.append(
+            {
+                "Scope": b.scope,
+                "Name": b.name,
+                "BudgetUSD": float(b.monthly_usd),
+                "ActualUSD": spent,
+                "ForecastUSD": fc,
+                "PacePct": 100.0 * fc / float(b.monthly_usd),
+            }
+        )
+    return pd.DataFrame(out, columns=["Scope", "Name", "BudgetUSD", "ActualUSD", "ForecastUSD", "PacePct"])
+
+
+def _normalise_budgets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Map the cost model's budget columns onto the figure's (tolerating either spelling)."""
+    rename = {}
+    for want, options in {
+        "Scope": ("Scope", "scope"),
+        "Name": ("Name", "name", "Budget"),
+        "BudgetUSD": ("BudgetUSD", "Budget", "MonthlyUSD", "monthly_usd", "BudgetUsd"),
+        "ActualUSD": ("ActualUSD", "MTD", "MonthToDate", "Actual", "SpentUSD", "ActualUsd", "MtdUsd"),
+        "ForecastUSD": ("ForecastUSD", "Forecast", "ForecastUsd"),
+    }.items():
+        for o in options:
+            if o in frame.columns and want not in rename.values():
+                rename[o] = want
+                break
+    f = frame.rename(columns=rename)
+    if not {"Name", "BudgetUSD", "ActualUSD", "ForecastUSD"} <= set(f.columns):
+        raise ValueError("budgets_status returned unknown columns")
+    if "Scope" not in f.columns:
+        f["Scope"] = ""
+    f["PacePct"] = 100.0 * f["ForecastUSD"].astype(float) / f["BudgetUSD"].astype(float)
+    return f[["Scope", "Name", "BudgetUSD", "ActualUSD", "ForecastUSD", "PacePct"]]
+
+
+def spend_by(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Day, <column>, Cost over priced rows; the unallocated, probe and idle lines keep their category."""
+    if rows.empty or column not in rows.columns:
+        return pd.DataFrame(columns=["Day", column, "Cost"])
+    r = rows[rows["Priced"].astype(bool)].copy()
+    label = r[column].fillna("").astype(str)
+    if "Category" in r.columns and column in ("Team", "Feature", "CostCenter"):
+        label = label.where(r["Category"] == "allocated", r["Category"].astype(str))
+    r[column] = label.replace("", "(none)")
+    r["Day"] = pd.to_datetime(r["Day"], utc=True)
+    return r.groupby(["Day", column], as_index=False)["Cost"].sum()
+
+
+def shares(result: Any) -> pd.DataFrame:
+    """Part, Cost, Share: allocated, unallocated, probes, PTU idle (priced), and unpriced tokens."""
+    rows = result.rows
+    totals = result.category_totals()
+    total = sum(totals.values())
+    out = [{"Part": k, "Cost": v, "Share": (v / total if total else np.nan)} for k, v in totals.items()]
+    unpriced = rows[~rows["Priced"].astype(bool)]
+    tokens = float(unpriced[["PromptTokens", "CompletionTokens"]].sum().sum()) if not unpriced.empty else 0.0
+    all_tokens = float(rows[["PromptTokens", "CompletionTokens"]].sum().sum()) if not rows.empty else 0.0
+    out.append({"Part": "unpriced (tokens)", "Cost": np.nan, "Share": tokens / all_tokens if all_tokens else 0.0})
+    return pd.DataFrame(out)
+
+
+def ptu_frame(result: Any) -> pd.DataFrame:
+    """Deployment, PtuCostUSD, IdleCostUSD, PaygEquivalentUSD (+ utilisation and effective prices)."""
+    p = getattr(result, "ptu", None)
+    if p is None or p.empty:
+        return pd.DataFrame(columns=["Deployment", "PtuCostUSD", "IdleCostUSD", "PaygEquivalentUSD"])
+    f = p.rename(columns={"Cost": "PtuCostUSD", "IdleCost": "IdleCostUSD", "PaygCost": "PaygEquivalentUSD"})
+    keep = [
+        c
+        for c in [
+            "Deployment",
+            "PtuCostUSD",
+            "IdleCostUSD",
+            "PaygEquivalentUSD",
+            "Utilisation",
+            "EffectivePer1M",
+            "PaygPer1M",
+            "BreakEvenUtilisation",
+            "Hint",
+        ]
+        if c in f.columns
+    ]
+    return f[keep]

@@ -1,0 +1,118 @@
+"""Where pages get their data: the Lens (query layer), the alerts store, the settings.
+
+Pages never build KQL and never open DuckDB: they ask `fetch` for catalogue queries (one `run_many` per
+page), and the alerts store and cost model for the rest. `fetch` turns anything that goes wrong while
+preparing a query (an unknown catalogue name, a name the allow-list refuses) into a failed result for
+that one panel, so one bad query never breaks a page.
+
+The app keeps its settings in `server.config["aoai_lens_settings"]`; tests may put their own Lens (with
+a failing source, say) in `server.config["aoai_lens_lens"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from flask import current_app, has_app_context
+
+from queries.results import QueryResult
+from queries.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Request = tuple[str, Mapping[str, object]]
+
+
+@dataclass
+class Context:
+    settings: Settings
+    lens: Any  # queries.api.Lens, or a test double with the same methods
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _store: Any = None
+
+    def store(self) -> Any:
+        """The alerts store (probe results, alert states, transitions, deliveries), or None when the
+        scheduler has not created it yet."""
+        if self._store is None:
+            path = self.settings.state_path
+            if not path.exists():
+                return None
+            from alerts.store import Store
+
+            self._store = Store(path)
+        return self._store
+
+    def teams(self) -> list[str]:
+        s = self.settings
+        return sorted({r.team for r in s.attribution} | {b.name for b in s.budgets if b.scope == "team"})
+
+    def features(self, team: str = "") -> list[str]:
+        return sorted({r.feature for r in self.settings.attribution if not team or r.team == team})
+
+
+def context() -> Context:
+    """The request's context, from the Flask app the Dash app runs on."""
+    if not has_app_context():
+        raise RuntimeError("dashboard.data.context() needs the Dash app's Flask context")
+    cfg = current_app.config
+    settings: Settings = cfg["aoai_lens_settings"]
+    lens = cfg.get("aoai_lens_lens")
+    if lens is None:
+        from queries.api import get_lens
+
+        lens = get_lens(settings)
+    ctx = cfg.get("aoai_lens_context")
+    if ctx is None or ctx.lens is not lens:
+        ctx = Context(settings, lens, now=cfg.get("aoai_lens_now") or (lambda: datetime.now(UTC)))
+        cfg["aoai_lens_context"] = ctx
+    return ctx
+
+
+def failed(name: str, notice: str, kql: str = "") -> QueryResult:
+    return QueryResult(name=name, frame=pd.DataFrame(), status="failed", notice=notice, kql=kql)
+
+
+def fetch(lens: Any, requests: Mapping[str, Request]) -> dict[str, QueryResult]:
+    """Run a page's catalogue queries together (`Lens.run_many`); key → result. A request that cannot
+    even be rendered fails alone, with the reason as its notice."""
+    keys = list(requests)
+    try:
+        results = lens.run_many([requests[k] for k in keys])
+        return dict(zip(keys, results, strict=True))
+    except Exception as e:  # something could not be rendered: retry one by one to isolate it
+        log.info("run_many failed (%s); running the page's queries one by one", e)
+    out: dict[str, QueryResult] = {}
+    for k in keys:
+        name, kwargs = requests[k]
+        try:
+            out[k] = lens.run(name, **kwargs)
+        except Exception as e:
+            out[k] = failed(name, f"{type(e).__name__}: {e}")
+    return out
+
+
+def guarded(name: str, call: Callable[[], QueryResult]) -> QueryResult:
+    """A management-plane or metrics call that must not raise into the page."""
+    try:
+        return call()
+    except Exception as e:
+        return failed(name, f"{type(e).__name__}: {e}")
+
+
+def deployments_frame(ctx: Context) -> pd.DataFrame:
+    r = guarded("deployments", ctx.lens.deployments)
+    return r.frame if r.status != "failed" else pd.DataFrame(columns=["Resource", "Deployment"])
+
+
+def store_result(name: str, call: Callable[[], pd.DataFrame]) -> QueryResult:
+    """Read from the alerts store as a QueryResult, so a store panel looks like any other."""
+    try:
+        frame = call()
+        return QueryResult(name=name, frame=frame, source="alerts store")
+    except Exception as e:
+        return failed(name, f"alerts store: {type(e).__name__}: {e}")

@@ -1,0 +1,166 @@
+"""Data health: is the telemetry the rest of the dashboard relies on arriving, complete and priced?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import Input, Output, callback
+
+from dashboard import figures
+from dashboard.costs import allocation
+from dashboard.data import Context, context, deployments_frame, fetch
+from dashboard.filters import Filters
+from dashboard.layout import filters_id, page_shell, row
+from dashboard.panels import body_id, frame_table, panel, panel_body, safe
+
+dash.register_page(__name__, path="/data-health", name="Data health", order=6, title="Data health · aoai-lens")
+
+PAGE = "dh"
+PANELS = ("categories", "lag", "activity", "unpriced", "unallocated")
+
+
+def layout(**query: Any) -> Any:
+    return page_shell(
+        PAGE,
+        "Data health",
+        "For whoever runs aoai-lens: which resources send which log categories, how late, and what the cost "
+        "model cannot price or allocate.",
+        query,
+        [
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "categories",
+                        "Diagnostic categories per resource",
+                        "Records, last record and ingestion lag (TimeGenerated → _TimeReceived)",
+                    ),
+                    12,
+                )
+            ),
+            row(
+                (panel(PAGE, "lag", "Ingestion lag", "p50 and p95 per resource and category"), 6),
+                (panel(PAGE, "activity", "Requests per resource", "A flat line at zero is a quiet resource"), 6),
+            ),
+            row(
+                (panel(PAGE, "unpriced", "Unpriced usage", "Models no price covers: shown as unpriced, never $0"), 6),
+                (panel(PAGE, "unallocated", "Unallocated callers", "Callers no attribution rule claims"), 6),
+            ),
+        ],
+        show=("range", "resource"),
+    )
+
+
+def categories_frame(health: pd.DataFrame, deployments: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+    """data_health rows with the age of the last record, plus a 'no records' row for every resource the
+    management plane knows that sent nothing."""
+    cols = ["Resource", "Category", "Records", "LastRecord", "AgeMin", "LagP50Sec", "LagP95Sec"]
+    f = health.copy()
+    if not f.empty:
+        f["AgeMin"] = (now - pd.to_datetime(f["LastRecord"], utc=True)).dt.total_seconds() / 60.0
+    else:
+        f = pd.DataFrame(columns=cols)
+    if deployments is not None and not deployments.empty and "Resource" in deployments.columns:
+        seen = {str(r).lower() for r in f["Resource"]} if not f.empty else set()
+        silent = sorted(
+            {str(r) for r in deployments["Resource"]} - {r for r in deployments["Resource"] if str(r).lower() in seen}
+        )
+        if silent:
+            extra = pd.DataFrame({"Resource": silent, "Category": "(no records)", "Records": 0})
+            f = pd.concat([f, extra], ignore_index=True)
+    return f[[c for c in cols if c in f.columns]].sort_values(["Resource", "Category"]).reset_index(drop=True)
+
+
+def render(f: Filters, ctx: Context) -> list[Any]:
+    deps = deployments_frame(ctx)
+    t = f.time_kwargs()
+    resources = [f.resource] if f.resource and not deps.empty and f.resource in set(deps["Resource"]) else []
+    r = fetch(
+        ctx.lens,
+        {
+            "health": ("data_health", dict(t)),
+            "activity": ("activity_by_resource", {**t, "params": {"resources": resources}}),
+        },
+    )
+    now = ctx.now()
+    start, end = f.window(now)
+    alloc = allocation(ctx, start, end)
+
+    def scoped(frame: pd.DataFrame) -> pd.DataFrame:
+        if f.resource and "Resource" in frame.columns and not frame.empty:
+            return frame[frame["Resource"].astype(str).str.lower() == f.resource.lower()]
+        return frame
+
+    def categories() -> list[Any]:
+        scoped_deps = deps[deps["Resource"] == f.resource] if f.resource and not deps.empty else deps
+        frame = categories_frame(scoped(r["health"].frame), scoped_deps, pd.Timestamp(now))
+        table = frame_table(
+            frame.rename(
+                columns={"AgeMin": "Last record age (min)", "LagP50Sec": "Lag p50 (s)", "LagP95Sec": "Lag p95 (s)"}
+            ),
+            {"Records": "{:,}", "Last record age (min)": "{:,.0f}", "Lag p50 (s)": "{:,.0f}", "Lag p95 (s)": "{:,.0f}"},
+            empty="No diagnostic records in this range",
+        )
+        return panel_body(PAGE, "categories", table, [r["health"]], frame=frame)
+
+    def lag() -> list[Any]:
+        frame = scoped(r["health"].frame)
+        return panel_body(PAGE, "lag", figures.ingestion_lag(frame), [r["health"]], frame=frame)
+
+    def activity() -> list[Any]:
+        return panel_body(PAGE, "activity", figures.activity_by_resource(r["activity"].frame), [r["activity"]])
+
+    def unpriced() -> list[Any]:
+        rows = scoped(alloc.rows)
+        frame = pd.DataFrame(
+            columns=["Model", "Version", "Sku", "Region", "Requests", "PromptTokens", "CompletionTokens"]
+        )
+        if alloc.ok and not rows.empty:
+            u = rows[~rows["Priced"].astype(bool)]
+            if not u.empty:
+                frame = (
+                    u.groupby(["Model", "Version", "Sku", "Region"], as_index=False, dropna=False)[
+                        ["Requests", "PromptTokens", "CompletionTokens"]
+                    ]
+                    .sum()
+                    .sort_values("PromptTokens", ascending=False)
+                )
+        table = frame_table(
+            frame,
+            {"Requests": "{:,.0f}", "PromptTokens": "{:,.0f}", "CompletionTokens": "{:,.0f}"},
+            empty="Every model in this range has a price",
+        )
+        return panel_body(PAGE, "unpriced", table, [alloc.envelope], frame=frame)
+
+    def unallocated() -> list[Any]:
+        rows = scoped(alloc.rows)
+        frame = pd.DataFrame(columns=["Deployment", "ObjectId", "CallerIP", "Requests", "Cost"])
+        if alloc.ok and not rows.empty:
+            u = rows[rows["Category"] == "unallocated"]
+            if not u.empty:
+                frame = (
+                    u.groupby(["Deployment", "ObjectId", "CallerIP"], as_index=False)[["Requests", "Cost"]]
+                    .sum()
+                    .sort_values("Cost", ascending=False)
+                )
+                frame["ObjectId"] = frame["ObjectId"].replace("", "(API key)")
+        table = frame_table(
+            frame, {"Requests": "{:,.0f}", "Cost": "${:,.2f}"}, empty="Every caller in this range is claimed by a rule"
+        )
+        return panel_body(PAGE, "unallocated", table, [alloc.envelope], frame=frame)
+
+    builders = {
+        "categories": categories,
+        "lag": lag,
+        "activity": activity,
+        "unpriced": unpriced,
+        "unallocated": unallocated,
+    }
+    return [safe(PAGE, k, builders[k]) for k in PANELS]
+
+
+@callback([Output(body_id(PAGE, k), "children") for k in PANELS], Input(filters_id(PAGE), "data"))
+def fill(data: dict[str, Any] | None) -> list[Any]:
+    return render(Filters.from_store(data), context())
