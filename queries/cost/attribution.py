@@ -108,23 +108,29 @@ def token_rows(usage: pd.DataFrame, metrics: pd.DataFrame, deployments: pd.DataF
     """
     u = usage.copy()
     if u.empty:
-        u = pd.DataFrame(columns=[*ROW_COLUMNS, "UsageRows", "RequestBytes", "ResponseBytes"])
+        u = pd.DataFrame(columns=[*ROW_COLUMNS, "Succeeded", "UsageRows", "RequestBytes", "ResponseBytes"])
     u["TimeGenerated"] = pd.to_datetime(u["TimeGenerated"], utc=True).astype(TIME_DTYPE)
     u["Resource"] = u["Resource"].astype(str).str.lower()
     if "ModelVersion" in u.columns:
         u = u.rename(columns={"ModelVersion": "Version"})
-    for c in ["Requests", "UsageRows", "RequestBytes", "ResponseBytes", *TOKEN_COLUMNS]:
+    if "Succeeded" not in u.columns:
+        u["Succeeded"] = u["Requests"]
+    for c in ["Requests", "Succeeded", "UsageRows", "RequestBytes", "ResponseBytes", *TOKEN_COLUMNS]:
         u[c] = pd.to_numeric(u[c], errors="coerce").fillna(0).astype("float64")
     for c in ["Model", "Version", "ObjectId", "CallerIP"]:
         u[c] = u[c].fillna("").astype(str)
     u["ObjectId"] = u["ObjectId"].str.lower()
 
+    # a (deployment, hour) lacks usage when calls succeeded there but no usage row was found; an hour
+    # where every call failed (429s, 5xx) had no tokens to record and keeps the request method
     usage_in_group = u.groupby(KEY)["UsageRows"].transform("sum")
-    measured = u[usage_in_group > 0].copy()
+    succeeded = u.groupby(KEY)["Succeeded"].transform("sum")
+    missing = (usage_in_group <= 0) & (succeeded > 0)
+    measured = u[~missing].copy()
     measured["Method"] = METHOD_REQUEST
 
     mt = _metric_tokens(metrics)
-    logged_only = u[usage_in_group <= 0].copy()
+    logged_only = u[missing].copy()
     shared = logged_only.merge(mt, on=KEY, how="left")
     shared[["MetricPrompt", "MetricCompletion"]] = shared[["MetricPrompt", "MetricCompletion"]].fillna(0.0)
     weight = shared["RequestBytes"] + shared["ResponseBytes"]

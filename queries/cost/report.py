@@ -286,8 +286,8 @@ def allocate(
     frame = usage.frame
     need_metrics = True
     if not frame.empty:
-        per_hour = frame.groupby(["TimeGenerated", "Deployment"])["UsageRows"].sum()
-        need_metrics = bool((per_hour <= 0).any())
+        per_hour = frame.groupby(["TimeGenerated", "Resource", "Deployment"])[["UsageRows", "Succeeded"]].sum()
+        need_metrics = bool(((per_hour["UsageRows"] <= 0) & (per_hour["Succeeded"] > 0)).any())
     metrics = pd.DataFrame()
     if need_metrics or frame.empty:
         m = lens.metrics(

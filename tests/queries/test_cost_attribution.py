@@ -129,6 +129,15 @@ def test_method_deployment_for_metric_only_hours_and_pattern_rules() -> None:
     assert st.loc["unallocated", "Share"] == pytest.approx(1.0 / 9.0)
 
 
+def test_an_hour_where_every_call_failed_does_not_fall_back_to_metrics() -> None:
+    u = usage(("2026-03-02T10:00Z", "chat", "m1", A, "10.0.1.***", 7, 0, 0, 0, 0, 500, 500))
+    u["Succeeded"] = 0  # all throttled: no tokens to record, none to share
+    m = metrics(("2026-03-02T10:00Z", "chat", 1_000, 1_000))
+    r = allocate_frames(u, m, DEPS, RULES, FakeBook(), START, END)
+    row = _one(r.rows, Feature="feat-a")
+    assert (row["Method"], row["Requests"], row["PromptTokens"], row["Cost"]) == ("request", 7, 0, 0.0)
+
+
 def test_unknown_model_is_unpriced_with_its_tokens_not_zero_and_not_a_crash() -> None:
     u = usage(
         ("2026-03-02T10:00Z", "mystery", "gpt-unknown", A, "10.0.1.***", 5, 5, 70_000, 0, 30_000, 1, 1),
