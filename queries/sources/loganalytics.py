@@ -34,7 +34,7 @@ from azure.monitor.query import (
     LogsTable,
 )
 
-from queries.sources.azure import BoundedRetryPolicy, https_options
+from queries.sources.azure import BoundedRetryPolicy, https_options, is_loopback
 from queries.sources.base import LogsAnswer, LogsRequest
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,9 @@ class LogAnalyticsLogs:
         self.endpoint = endpoint
         self.server_timeout_s = server_timeout_s
         self.retry_policy = BoundedRetryPolicy(retries=retries, sleep=sleep)
-        kwargs: dict[str, Any] = {"endpoint": endpoint, "retry_policy": self.retry_policy}
+        # the token audience is the endpoint, except for a local test server, which stands in for Azure's
+        audience = "https://api.loganalytics.io" if is_loopback(endpoint) else endpoint
+        kwargs: dict[str, Any] = {"endpoint": endpoint, "audience": audience, "retry_policy": self.retry_policy}
         if transport is not None:
             kwargs["transport"] = transport
         self.client = LogsQueryClient(credential, **kwargs)

@@ -4,7 +4,7 @@ it would be sent to Log Analytics (the let prefix included)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -37,9 +37,11 @@ def lens(demo_settings: Settings) -> Lens:
 
 
 @pytest.fixture(scope="module")
-def demo_results(lens: Lens) -> dict[str, object]:
-    """Every query once over the whole demo week, as one page would ask for them (run_many)."""
-    results = lens.run_many([(n, {"since": timedelta(days=7)}) for n in NAMES])
+def demo_results(lens: Lens, demo_end: datetime) -> dict[str, object]:
+    """Every query once over the whole demo week (one range for all, so their answers can be compared),
+    as one page would ask for them (run_many)."""
+    week = {"start": demo_end - timedelta(days=7), "end": demo_end + timedelta(minutes=1)}
+    results = lens.run_many([(n, week) for n in NAMES])
     return dict(zip(NAMES, results, strict=True))
 
 

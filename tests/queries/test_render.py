@@ -88,7 +88,14 @@ def test_durations() -> None:
 
 @pytest.mark.parametrize(
     "span",
-    [timedelta(minutes=30), timedelta(hours=6), timedelta(days=1), timedelta(days=7), timedelta(days=31), timedelta(days=400)],
+    [
+        timedelta(minutes=30),
+        timedelta(hours=6),
+        timedelta(days=1),
+        timedelta(days=7),
+        timedelta(days=31),
+        timedelta(days=400),
+    ],
 )
 def test_auto_bins_keep_at_most_500_points(span: timedelta) -> None:
     start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -143,7 +150,9 @@ def test_render_refuses_bad_usage() -> None:
     with pytest.raises(RenderError, match="after its start"):
         render("T", p, {}, start=start, end=start)
     with pytest.raises(RenderError, match="not one of the known values"):
-        render("T", p, {"deployments": ["zzz"]}, start=start, end=start + timedelta(hours=1), allowed={"deployment": ["a"]})
+        render(
+            "T", p, {"deployments": ["zzz"]}, start=start, end=start + timedelta(hours=1), allowed={"deployment": ["a"]}
+        )
 
 
 # ---- hostile input ---------------------------------------------------------------------------------------
@@ -159,7 +168,16 @@ USER_PARAMS = [(n, p) for n, spec in sorted(catalogue.load_catalogue().items()) 
 
 def test_every_query_has_its_user_parameters_covered() -> None:
     assert USER_PARAMS, "the catalogue declares parameters"
-    assert {p.type for _, p in USER_PARAMS} <= {"names", "name", "string", "long", "real", "bool", "timespan", "datetime"}
+    assert {p.type for _, p in USER_PARAMS} <= {
+        "names",
+        "name",
+        "string",
+        "long",
+        "real",
+        "bool",
+        "timespan",
+        "datetime",
+    }
 
 
 @pytest.mark.parametrize(("name", "param"), USER_PARAMS, ids=[f"{n}.{p.name}" for n, p in USER_PARAMS])
@@ -196,7 +214,9 @@ def test_string_literals_stay_one_value_on_the_engine(lens: Lens, demo_settings:
     """Bound straight into a query (no allow-list), each hostile string is one literal: 0 rows, where the
     benign spelling of a real value finds its rows."""
     con = duckdb_kql.connect(str(demo_settings.demo_path), read_only=True)
-    body = "AzureDiagnostics\n| where Category == 'RequestResponse' and CallerIPAddress == _who\n| summarize n = count()"
+    body = (
+        "AzureDiagnostics\n| where Category == 'RequestResponse' and CallerIPAddress == _who\n| summarize n = count()"
+    )
     params = [Param("who", "string")]
     start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     try:
