@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 from types import FrameType
 
@@ -20,22 +21,28 @@ def _when(ts: float) -> str:
 
 
 def _run_blocking(groups: tuple[str, ...]) -> int:
+    """Run the scheduler's jobs until SIGTERM or Ctrl-C, then shut down cleanly."""
     from alerts import runtime as rt
     from alerts import scheduler as sch
 
     settings = get_settings()
     runtime = rt.install(rt.Runtime(settings))
-    sched = sch.build(settings, blocking=True, groups=groups)
+    sched = sch.build(settings, groups=groups)
+    stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: shutting the scheduler down", signum)
-        sched.shutdown(wait=False)
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        sch.start(sched)  # blocks until shutdown
+        sch.start(sched)
+        while not stopping.wait(1.0):
+            pass
     finally:
+        if sched.running:
+            sched.shutdown(wait=True)
         runtime.close()
     log.info("scheduler stopped")
     return EXIT_OK

@@ -18,7 +18,6 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from alerts import runtime as rt
@@ -103,16 +102,16 @@ def job_specs(settings: Settings, groups: tuple[str, ...] = JOB_GROUPS) -> list[
     return specs
 
 
-def build(
-    settings: Settings, *, blocking: bool = False, groups: tuple[str, ...] = JOB_GROUPS, now: datetime | None = None
-) -> BaseScheduler:
-    """A scheduler with the settings' jobs, paused-ready: call `.start()` (or `.start(paused=True)`)."""
+def build(settings: Settings, *, groups: tuple[str, ...] = JOB_GROUPS, now: datetime | None = None) -> BaseScheduler:
+    """A background scheduler holding the settings' jobs; `start()` below starts it and syncs them.
+    (The CLI's foreground commands run this too and wait for SIGTERM in the main thread.)"""
     url = settings.jobstore_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     job_defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.scheduler.misfire_grace_s}
-    cls = BlockingScheduler if blocking else BackgroundScheduler
-    sched = cls(jobstores={"default": SQLAlchemyJobStore(url=url)}, job_defaults=job_defaults, timezone=UTC)
+    sched = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=url)}, job_defaults=job_defaults, timezone=UTC
+    )
     sched._aoai_specs = job_specs(settings, groups)  # type: ignore[attr-defined]
     sched._aoai_now = now  # type: ignore[attr-defined]
     return sched
@@ -161,6 +160,6 @@ class InProcessScheduler:
 def start_in_process(settings: Settings) -> InProcessScheduler:
     """For `serve`: a background scheduler with every job from settings, sharing the process's Lens."""
     runtime = rt.install(rt.Runtime(settings))
-    sched = build(settings, blocking=False)
+    sched = build(settings)
     start(sched)
     return InProcessScheduler(sched, runtime)

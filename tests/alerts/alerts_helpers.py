@@ -68,3 +68,17 @@ def empty_workspace(path: Path) -> Path:
     finally:
         con.close()
     return path
+
+
+def in_memory_transport(simulator: Any) -> Any:
+    """An httpx2 transport answering from the simulator's core, without sockets: a streamed body is
+    produced only as the client reads it, so simulated latency lands between the chunks on a fake clock."""
+    import httpx2
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        path = request.url.raw_path.decode()
+        status, out_headers, body = simulator.handle("POST", path, headers, request.read(), "10.99.0.7")
+        return httpx2.Response(status, headers=out_headers, content=body)
+
+    return httpx2.MockTransport(handler)

@@ -46,8 +46,9 @@ url_env = "AOAI_LENS_TEST_OPS_URL"
 def make_settings(tmp_path: Path, workspace: Path) -> Settings:
     path = tmp_path / "aoai-lens.toml"
     path.write_text(CONFIG)
-    return load_settings(path, environ={"AOAI_LENS_DATA_DIR": str(tmp_path / "data"),
-                                        "AOAI_LENS_DEMO__PATH": str(workspace)})
+    return load_settings(
+        path, environ={"AOAI_LENS_DATA_DIR": str(tmp_path / "data"), "AOAI_LENS_DEMO__PATH": str(workspace)}
+    )
 
 
 def make_runtime(settings: Settings, clock: FakeClock) -> Runtime:
@@ -108,8 +109,10 @@ def test_probes_429_rule_fires_once_survives_restart_and_resolves_once(
         assert len(receiver.posts) == 2
 
         history = [(t.rule, t.subject, t.old, t.new) for t in restarted.store.transitions()]
-        assert history == [("throttling", "chat-gpt4o", "ok", "firing"),
-                           ("throttling", "chat-gpt4o", "firing", "resolved")]
+        assert history == [
+            ("throttling", "chat-gpt4o", "ok", "firing"),
+            ("throttling", "chat-gpt4o", "firing", "resolved"),
+        ]
         deliveries = restarted.store.deliveries()
         assert [(d["channel"], d["ok"]) for d in deliveries] == [("ops", 1), ("ops", 1)]
         assert all(receiver.url not in str(d) for d in deliveries)

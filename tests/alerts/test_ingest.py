@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from alerts_helpers import FakeClock
 
 from alerts import simulator as sim
 from alerts.ingest import ingest, parse_time
+from queries.demo import world
 
 KQL = """
 AzureDiagnostics
@@ -32,16 +34,16 @@ AzureDiagnostics
 
 def _traffic(tmp_path: Path, clock: FakeClock) -> Path:
     archive = tmp_path / "diagnostics" / "sim.jsonl"
-    run = sim.start(sim.Simulator(archive_path=archive, tpm_override={"chat-gpt4o": 50}, clock=clock,
-                                  sleep=clock.sleep))
+    run = sim.start(
+        sim.Simulator(archive_path=archive, tpm_override={"chat-gpt4o": 50}, clock=clock, sleep=clock.sleep)
+    )
     try:
         c = openai.AzureOpenAI(azure_endpoint=run.url, api_version="2024-10-21", api_key="k", max_retries=0)
         for _ in range(6):
-            try:
-                c.chat.completions.create(model="chat-gpt4o", messages=[{"role": "user", "content": "hi"}],
-                                          max_tokens=10)
-            except openai.RateLimitError:
-                pass
+            with contextlib.suppress(openai.RateLimitError):
+                c.chat.completions.create(
+                    model="chat-gpt4o", messages=[{"role": "user", "content": "hi"}], max_tokens=10
+                )
         c.embeddings.create(model="embed-small", input="x")
     finally:
         run.shutdown()
@@ -60,7 +62,8 @@ def test_loaded_records_answer_kql(tmp_path: Path, clock: FakeClock, workspace: 
         row = con.execute(
             "SELECT TenantId, SubscriptionId, ResourceGroup, Resource, ResourceProvider, ResourceType, _ResourceId, "
             "Tenant_s, location_s, event_s, _TimeReceived, TimeGenerated, SourceSystem, Type "
-            "FROM AzureDiagnostics WHERE Category = 'RequestResponse' LIMIT 1").fetchone()
+            "FROM AzureDiagnostics WHERE Category = 'RequestResponse' LIMIT 1"
+        ).fetchone()
     finally:
         con.close()
     assert list(got["Deployment"]) == ["chat-gpt4o", "embed-small"]
@@ -70,6 +73,7 @@ def test_loaded_records_answer_kql(tmp_path: Path, clock: FakeClock, workspace: 
     assert gpt["Generated"] == 10 * (6 - gpt["Throttled"])
     assert row is not None
     tenant, sub, rg, res, provider, rtype, rid, tenant_s, loc, event, received, generated, source, typ = row
+    assert tenant == world.TENANT_ID
     assert (provider, rtype, source, typ) == ("MICROSOFT.COGNITIVESERVICES", "ACCOUNTS", "Azure", "AzureDiagnostics")
     assert sub == "3d9b6f1e-2c47-4a8b-b5e0-9f1a7c6d4e28" and rg == "RG-CONTOSO-AI" and res == "CONTOSO-OAI-EASTUS"
     assert rid == rid.lower() and rid.endswith("/accounts/contoso-oai-eastus")
@@ -77,24 +81,33 @@ def test_loaded_records_answer_kql(tmp_path: Path, clock: FakeClock, workspace: 
     assert (received - generated).total_seconds() >= 170
 
 
-def test_seeder_and_importer_agree_on_columns(demo_workspace: Path, tmp_path: Path, clock: FakeClock,
-                                              workspace: Path) -> None:
+def test_seeder_and_importer_agree_on_columns(
+    demo_workspace: Path, tmp_path: Path, clock: FakeClock, workspace: Path
+) -> None:
     """The same columns come out non-empty for seeded and imported rows."""
     archive = _traffic(tmp_path, clock)
     ingest(archive, workspace, tmp_path / "offsets.json", clock=clock)
-    query = ("SELECT * EXCLUDE (properties_s, CorrelationId, TimeGenerated, _TimeReceived, DurationMs, _BilledSize) "
-             "FROM AzureDiagnostics WHERE Category = ? AND ResultSignature IN ('200', '') AND Resource = "
-             "'CONTOSO-OAI-EASTUS' LIMIT 1")
+    query = (
+        "SELECT * EXCLUDE (properties_s, CorrelationId, TimeGenerated, _TimeReceived, DurationMs, _BilledSize) "
+        "FROM AzureDiagnostics WHERE Category = ? AND ResultSignature IN ('200', '') AND Resource = "
+        "'CONTOSO-OAI-EASTUS' LIMIT 1"
+    )
     for category in ("RequestResponse", "AzureOpenAIRequestUsage"):
         seeded = duckdb.connect(str(demo_workspace), read_only=True)
         ours = duckdb.connect(str(workspace), read_only=True)
         try:
             a = seeded.execute(query, [category]).fetchdf().iloc[0].to_dict()
             b = ours.execute(query, [category]).fetchdf().iloc[0].to_dict()
-            pa = json.loads(seeded.execute("SELECT properties_s FROM AzureDiagnostics WHERE Category = ? LIMIT 1",
-                                           [category]).fetchone()[0])  # type: ignore[index]
-            pb = json.loads(ours.execute("SELECT properties_s FROM AzureDiagnostics WHERE Category = ? LIMIT 1",
-                                         [category]).fetchone()[0])  # type: ignore[index]
+            pa = json.loads(
+                seeded.execute(
+                    "SELECT properties_s FROM AzureDiagnostics WHERE Category = ? LIMIT 1", [category]
+                ).fetchone()[0]
+            )  # type: ignore[index]
+            pb = json.loads(
+                ours.execute(
+                    "SELECT properties_s FROM AzureDiagnostics WHERE Category = ? LIMIT 1", [category]
+                ).fetchone()[0]
+            )  # type: ignore[index]
         finally:
             seeded.close()
             ours.close()
@@ -105,8 +118,7 @@ def test_seeder_and_importer_agree_on_columns(demo_workspace: Path, tmp_path: Pa
         assert [type(v) for v in pa.values()] == [type(v) for v in pb.values()]
 
 
-def test_bad_lines_are_counted_and_nothing_is_loaded_twice(tmp_path: Path, clock: FakeClock,
-                                                           workspace: Path) -> None:
+def test_bad_lines_are_counted_and_nothing_is_loaded_twice(tmp_path: Path, clock: FakeClock, workspace: Path) -> None:
     archive = _traffic(tmp_path, clock)
     good = archive.read_text().splitlines()
     with archive.open("a") as f:
@@ -121,7 +133,7 @@ def test_bad_lines_are_counted_and_nothing_is_loaded_twice(tmp_path: Path, clock
     again = ingest(archive, workspace, offsets, clock=clock)
     assert (again.loaded, again.bad) == (0, 0)
     with archive.open("a") as f:  # the writer finishes the line
-        f.write(good[0][len(good[0]) // 2:] + "\n")
+        f.write(good[0][len(good[0]) // 2 :] + "\n")
     third = ingest(archive, workspace, offsets, clock=clock)
     assert third.loaded == 1
     con = duckdb.connect(str(workspace), read_only=True)
@@ -132,10 +144,13 @@ def test_bad_lines_are_counted_and_nothing_is_loaded_twice(tmp_path: Path, clock
     assert n == (len(good) + 1,)
 
 
-@pytest.mark.parametrize(("text", "iso"), [
-    ("2024-05-24T12:23:02.4350000Z", "2024-05-24T12:23:02.435000"),
-    ("2024-04-17T06:03:30.0000000Z", "2024-04-17T06:03:30"),
-    ("2024-04-17T06:03:30Z", "2024-04-17T06:03:30"),
-])
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("2024-05-24T12:23:02.4350000Z", "2024-05-24T12:23:02.435000"),
+        ("2024-04-17T06:03:30.0000000Z", "2024-04-17T06:03:30"),
+        ("2024-04-17T06:03:30Z", "2024-04-17T06:03:30"),
+    ],
+)
 def test_parse_time(text: str, iso: str) -> None:
     assert parse_time(text).isoformat() == iso

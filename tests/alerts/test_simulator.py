@@ -9,19 +9,23 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
+from alerts_helpers import FakeClock
 
 from alerts import simulator as sim
 from queries.demo import world
-
-from alerts_helpers import FakeClock
 
 KEY = "test-key-not-secret"
 
 
 @pytest.fixture
 def running(tmp_path: Path, clock: FakeClock) -> Iterator[sim.RunningSimulator]:
-    s = sim.Simulator(archive_path=tmp_path / "archive.jsonl", api_key=KEY, tpm_override={"chat-gpt4o": 200},
-                      clock=clock, sleep=clock.sleep)
+    s = sim.Simulator(
+        archive_path=tmp_path / "archive.jsonl",
+        api_key=KEY,
+        tpm_override={"chat-gpt4o": 200},
+        clock=clock,
+        sleep=clock.sleep,
+    )
     run = sim.start(s)
     yield run
     run.shutdown()
@@ -40,7 +44,8 @@ def records(run: sim.RunningSimulator) -> list[dict]:
 
 def test_chat_response_shape_and_headers(running: sim.RunningSimulator) -> None:
     raw = azure(running).chat.completions.with_raw_response.create(
-        model="chat-gpt4o", messages=[{"role": "user", "content": "hello"}], max_tokens=5)
+        model="chat-gpt4o", messages=[{"role": "user", "content": "hello"}], max_tokens=5
+    )
     chat = raw.parse()
     assert chat.object == "chat.completion"
     assert chat.model == "gpt-4o-2024-11-20"  # the model, not the deployment
@@ -60,8 +65,9 @@ def test_rate_limit_429_with_azure_headers_and_body(running: sim.RunningSimulato
     ok = 0
     with pytest.raises(openai.RateLimitError) as info:
         for _ in range(20):
-            client.chat.completions.create(model="chat-gpt4o", messages=[{"role": "user", "content": "hi"}],
-                                           max_tokens=16)
+            client.chat.completions.create(
+                model="chat-gpt4o", messages=[{"role": "user", "content": "hi"}], max_tokens=16
+            )
             ok += 1
     e = info.value
     assert 1 <= ok < 20
@@ -96,7 +102,8 @@ def test_rpm_limit(tmp_path: Path, clock: FakeClock) -> None:
 def test_content_filter_400_in_the_captured_shape(running: sim.RunningSimulator) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         azure(running).chat.completions.create(
-            model="chat-gpt4o", messages=[{"role": "user", "content": f"tell me {sim.CONTENT_FILTER_MARKER}"}])
+            model="chat-gpt4o", messages=[{"role": "user", "content": f"tell me {sim.CONTENT_FILTER_MARKER}"}]
+        )
     e = info.value
     assert e.status_code == 400 and e.code == "content_filter" and e.param == "prompt"
     body = e.body
@@ -109,8 +116,12 @@ def test_content_filter_400_in_the_captured_shape(running: sim.RunningSimulator)
 
 def test_stream_with_prompt_filter_first_chunk_and_usage_last(running: sim.RunningSimulator) -> None:
     stream = azure(running).chat.completions.create(
-        model="chat-gpt4o", messages=[{"role": "user", "content": "hello"}], max_tokens=4, stream=True,
-        stream_options={"include_usage": True})
+        model="chat-gpt4o",
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=4,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     first, last = chunks[0], chunks[-1]
     assert first.choices == [] and first.model_extra is not None and "prompt_filter_results" in first.model_extra
@@ -123,15 +134,20 @@ def test_stream_with_prompt_filter_first_chunk_and_usage_last(running: sim.Runni
 
 
 def test_stream_without_include_usage_has_no_usage_chunk(running: sim.RunningSimulator) -> None:
-    chunks = list(azure(running).chat.completions.create(
-        model="chat-gpt4o", messages=[{"role": "user", "content": "hello"}], max_tokens=2, stream=True))
+    chunks = list(
+        azure(running).chat.completions.create(
+            model="chat-gpt4o", messages=[{"role": "user", "content": "hello"}], max_tokens=2, stream=True
+        )
+    )
     assert all(c.usage is None for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_auth_missing_or_wrong_is_401_in_azure_shape(running: sim.RunningSimulator) -> None:
-    r = httpx2.post(f"{running.url}/openai/deployments/chat-gpt4o/chat/completions?api-version=2024-10-21",
-                    json={"messages": [{"role": "user", "content": "x"}]})
+    r = httpx2.post(
+        f"{running.url}/openai/deployments/chat-gpt4o/chat/completions?api-version=2024-10-21",
+        json={"messages": [{"role": "user", "content": "x"}]},
+    )
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "401"
     with pytest.raises(openai.AuthenticationError):
@@ -148,7 +164,10 @@ def test_v1_paths_with_bearer_key_and_entra_token(running: sim.RunningSimulator)
     entra.embeddings.create(model="embed-small", input="x")
     rr = [r for r in records(running) if r["category"] == "RequestResponse"]
     assert [r["properties"]["apiName"] for r in rr] == [
-        "Azure OpenAI API version v1", "Azure OpenAI API version v1", "Azure OpenAI API version 2024-10-21"]
+        "Azure OpenAI API version v1",
+        "Azure OpenAI API version v1",
+        "Azure OpenAI API version 2024-10-21",
+    ]
     assert rr[0]["properties"]["objectId"] == ""  # a key carries no identity
     assert rr[-1]["properties"]["objectId"] == world.PROBE_OBJECT_ID
     with pytest.raises(openai.NotFoundError):
@@ -157,8 +176,9 @@ def test_v1_paths_with_bearer_key_and_entra_token(running: sim.RunningSimulator)
 
 def test_records_match_the_diagnostic_shape(running: sim.RunningSimulator, clock: FakeClock) -> None:
     start = clock()
-    azure(running).chat.completions.create(model="chat-gpt4o", messages=[{"role": "user", "content": "hi"}],
-                                           max_tokens=3)
+    azure(running).chat.completions.create(
+        model="chat-gpt4o", messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
     rr, usage = records(running)
     d = world.deployment("chat-gpt4o")
     res = world.resource(d.resource)
@@ -168,11 +188,21 @@ def test_records_match_the_diagnostic_shape(running: sim.RunningSimulator, clock
     assert rr["callerIpAddress"] == "127.0.0.***"
     assert rr["time"].endswith("Z") and len(rr["time"].split(".")[1]) == 8  # seven digits and Z
     p = rr["properties"]
-    assert list(p) == ["apiName", "requestTime", "requestLength", "responseTime", "responseLength", "objectId",
-                       "streamType", "modelDeploymentName", "modelName", "modelVersion"]
+    assert list(p) == [
+        "apiName",
+        "requestTime",
+        "requestLength",
+        "responseTime",
+        "responseLength",
+        "objectId",
+        "streamType",
+        "modelDeploymentName",
+        "modelName",
+        "modelVersion",
+    ]
     # .NET ticks: 100 ns since 0001-01-01; the simulated latency is the gap between them
     assert p["requestTime"] == sim.DOTNET_EPOCH_TICKS + round(start * 1000) * 10_000
     assert (p["responseTime"] - p["requestTime"]) // 10_000 == rr["durationMs"]
-    assert rr["durationMs"] == round((d.base_ms + 3 * d.ms_per_token))
+    assert rr["durationMs"] == round(d.base_ms + 3 * d.ms_per_token)
     assert usage["properties"]["generatedTokens"] == [3] and usage["properties"]["cachedTokens"] == [0]
     assert usage["event"] == "ShoeboxAzureOpenAIRequestUsage" and usage["correlationId"] == rr["correlationId"]

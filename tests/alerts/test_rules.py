@@ -1,0 +1,214 @@
+"""Each rule kind on frames small enough to check by hand, and the state machine around them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from alerts_helpers import FakeClock, Receiver
+
+from alerts import rules
+from alerts.data import DataUnavailable
+from alerts.evaluate import Evaluator
+from alerts.notify import Notifier
+from alerts.store import ProbeResult, Store
+from queries.settings import AlertChannel, AlertRule, Budget, Settings
+
+NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)  # half-way through a 30-day month
+
+
+def rule(kind: str, threshold: float, **kw: object) -> AlertRule:
+    return AlertRule(name=f"r-{kind}", kind=kind, threshold=threshold, **kw)  # type: ignore[arg-type]
+
+
+def by_subject(found: list[rules.Finding]) -> dict[str, tuple[bool, float | None]]:
+    return {f.subject: (f.firing, f.value) for f in found}
+
+
+def test_rate_rules() -> None:
+    frame = pd.DataFrame(
+        {"Deployment": ["a", "b", "c"], "Requests": [100, 10, 2], "Throttled": [6, 0, 2], "ServerErrors": [0, 1, 0]}
+    )
+    assert by_subject(rules.rate(rule("rate_429", 5, min_count=3), frame, "Throttled", "429")) == {
+        "a": (True, 6.0),
+        "b": (False, 0.0),
+    }  # c has too few requests to judge
+    assert by_subject(rules.rate(rule("rate_5xx", 5, deployment="b"), frame, "ServerErrors", "5xx")) == {
+        "b": (True, 10.0)
+    }
+
+
+def test_latency_and_quota() -> None:
+    lat = pd.DataFrame({"Deployment": ["a", "b"], "P95Ms": [900.0, 3100.0], "Requests": [50, 50]})
+    assert by_subject(rules.latency_p95(rule("latency_p95", 3000), lat)) == {"a": (False, 900.0), "b": (True, 3100.0)}
+    q = pd.DataFrame(
+        {"Deployment": ["a", "b", "idle"], "PeakTpm": [95_000, 50_000, 0], "TpmLimit": [100_000, 100_000, 10_000]}
+    )
+    assert by_subject(rules.quota_headroom(rule("quota_headroom", 10), q)) == {
+        "a": (True, 5.0),
+        "b": (False, 50.0),
+        "idle": (False, 100.0),
+    }
+
+
+def test_probe_rules() -> None:
+    last = pd.DataFrame(
+        {
+            "deployment": ["a"] * 4 + ["b"] * 2,
+            "kind": ["chat"] * 6,
+            "class": ["timeout", "rate_limited", "http_5xx", "ok", "auth", "ok"],
+            "ts": [4, 3, 2, 1, 2, 1],
+        }
+    )
+    assert by_subject(rules.probe_failures(rule("probe_failures", 3), last)) == {
+        "a/chat": (True, 3.0),
+        "b/chat": (False, 1.0),
+    }
+    probes = pd.DataFrame(
+        {
+            "deployment": ["a"] * 5,
+            "kind": ["chat"] * 5,
+            "class": ["ok"] * 4 + ["timeout"],
+            "ttft_ms": [100.0, 200.0, 300.0, 2500.0, None],
+        }
+    )
+    (f,) = rules.probe_ttft(rule("probe_ttft", 1000), probes)
+    assert f.firing and f.value == pytest.approx(pd.Series([100.0, 200, 300, 2500]).quantile(0.95))
+
+
+def cost(rows: list[tuple[datetime, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["TimeGenerated", "Team", "Feature", "CostUsd"])
+
+
+def test_budget_pace() -> None:
+    budgets = [
+        Budget(scope="team", name="support", monthly_usd=300),
+        Budget(scope="team", name="search", monthly_usd=300),
+    ]
+    frame = cost(
+        [(NOW - timedelta(days=d), "support", "chat", 12.0) for d in range(1, 15)]  # $168, 14 days
+        + [(NOW - timedelta(days=d), "search", "rag", 5.0) for d in range(1, 15)]
+    )  # $70
+    found = by_subject(rules.budget_pace(rule("budget_pace", 100), frame, budgets, NOW))
+    # half the month gone (14.5 of 30 days): forecast = spend / (14.5 / 30)
+    assert found["team:support"] == (True, pytest.approx(100 * 168 / (14.5 / 30) / 300, abs=0.01))
+    assert found["team:search"][0] is False
+    assert set(by_subject(rules.budget_pace(rule("budget_pace", 100, team="search"), frame, budgets, NOW))) == {
+        "team:search"
+    }
+
+
+def test_burn_rate_needs_both_windows() -> None:
+    budgets = [Budget(scope="feature", name="chat", monthly_usd=720)]  # even pace: $1 an hour (30-day month)
+    hourly = [(NOW - timedelta(hours=h), "support", "chat", 10.0) for h in range(1, 7)]  # 10x for 6 hours
+    r = rule("burn_rate", 6, window_minutes=360)  # 6 h and 30 min
+    recent = cost([*hourly, (NOW - timedelta(minutes=10), "support", "chat", 10.0)])
+    (f,) = rules.burn_rate(r, recent, budgets, NOW)
+    assert f.firing
+    stopped = cost(hourly)  # nothing in the last 30 minutes: the short window is calm
+    (g,) = rules.burn_rate(r, stopped, budgets, NOW)
+    assert not g.firing and g.value == 0.0
+
+
+def test_spend_anomaly() -> None:
+    days = [(NOW - timedelta(days=d, hours=1), "growth", "copy", 10.0) for d in range(1, 8)]
+    spike = cost([*days, (NOW - timedelta(hours=1), "growth", "copy", 45.0)])
+    (f,) = rules.spend_anomaly(rule("spend_anomaly", 3, window_minutes=1440), spike, NOW)
+    assert f.subject == "team:growth" and f.firing and f.value == 4.5
+    calm = cost([*days, (NOW - timedelta(hours=1), "growth", "copy", 12.0)])
+    assert not rules.spend_anomaly(rule("spend_anomaly", 3, window_minutes=1440), calm, NOW)[0].firing
+
+
+def test_no_data() -> None:
+    seen = {"A": NOW - timedelta(minutes=5), "B": NOW - timedelta(minutes=90), "C": None}
+    assert by_subject(rules.no_data(rule("no_data", 60), seen, NOW)) == {
+        "A": (False, 5.0),
+        "B": (True, 90.0),
+        "C": (True, None),
+    }
+
+
+class FrameData:
+    """RuleData answering from fixed frames (and failing where told)."""
+
+    def __init__(self) -> None:
+        self.frame = pd.DataFrame({"Deployment": ["a"], "Requests": [10], "Throttled": [5], "ServerErrors": [0]})
+        self.fail = False
+
+    def requests(self, start: datetime, end: datetime) -> pd.DataFrame:
+        if self.fail:
+            raise DataUnavailable("workspace locked")
+        return self.frame
+
+    def cost(self, start: datetime, end: datetime) -> pd.DataFrame:
+        raise DataUnavailable("no cost model yet")
+
+
+def test_state_machine_notifies_only_on_transitions(tmp_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        alerts={
+            "rules": [
+                {"name": "t", "kind": "rate_429", "threshold": 10, "channels": ["hook", "broken"]},
+                {"name": "pace", "kind": "budget_pace", "threshold": 100},
+            ],
+            "channels": [{"name": "hook", "url_env": "HOOK"}, {"name": "broken", "url_env": "UNSET_HOOK"}],
+        },
+    )
+    store = Store(settings.state_path)
+    data = FrameData()
+    notifier = Notifier(settings.alerts.channels, environ={"HOOK": receiver.url})
+    ev = Evaluator(settings, store, data, notifier, clock=clock)  # type: ignore[arg-type]
+    r1 = ev.evaluate()
+    assert [(t.subject, t.old, t.new) for t in r1.transitions] == [("a", "ok", "firing")]
+    assert r1.skipped == {"pace": "no cost model yet"}
+    assert len(receiver.posts) == 1
+    d = store.deliveries()
+    assert [(x["channel"], x["ok"]) for x in d] == [("hook", 1), ("broken", 0)]
+    assert "UNSET_HOOK is not set" in d[1]["error"]
+    clock.advance(60)
+    assert ev.evaluate().transitions == [] and len(receiver.posts) == 1
+    data.fail = True  # missing data keeps the state: not resolved, not re-fired
+    clock.advance(60)
+    assert ev.evaluate().transitions == []
+    data.fail = False
+    data.frame = data.frame.assign(Throttled=[0])
+    clock.advance(60)
+    (t,) = ev.evaluate().transitions
+    assert (t.old, t.new, t.value) == ("firing", "resolved", 0.0)
+    data.frame = data.frame.assign(Throttled=[9])
+    (t,) = ev.evaluate().transitions
+    assert (t.old, t.new) == ("resolved", "firing")
+    data.frame = data.frame.iloc[0:0]  # the deployment went quiet: resolved as no longer observed
+    (t,) = ev.evaluate().transitions
+    assert t.new == "resolved" and "no longer observed" in t.reason
+    assert len(receiver.posts) == 4
+
+
+def test_probe_rule_reads_the_store(tmp_path: Path, clock: FakeClock) -> None:
+    settings = Settings(data_dir=tmp_path, alerts={"rules": [{"name": "p", "kind": "probe_failures", "threshold": 2}]})
+    store = Store(settings.state_path)
+    ev = Evaluator(settings, store, None, Notifier([]), clock=clock)
+    for klass in ("ok", "timeout", "timeout"):
+        clock.advance(60)
+        store.add_probe(ProbeResult(ts=clock(), deployment="a", kind="chat", auth="key", klass=klass))
+    (t,) = ev.evaluate().transitions
+    assert t.subject == "a/chat" and t.new == "firing" and t.value == 2.0
+    # a fresh evaluator on the same file (a restart) remembers the state
+    again = Evaluator(settings, Store(settings.state_path), None, Notifier([]), clock=clock)
+    assert again.evaluate().transitions == []
+
+
+def test_channel_url_from_file_and_scrubbed_errors(tmp_path: Path) -> None:
+    secret_file = tmp_path / "hook.url"
+    secret_file.write_text("json://127.0.0.1:9/very-secret-token-123\n")  # port 9: nothing listens
+    n = Notifier([AlertChannel(name="f", url_file=secret_file)])
+    d = n.send("f", "t", "b")
+    assert not d.ok and d.error and "very-secret-token-123" not in d.error
+    assert (
+        not Notifier([AlertChannel(name="x", url_env="NOPE")], environ={"NOPE": "nosuchscheme://x"})
+        .send("x", "t", "b")
+        .ok
+    )
