@@ -103,15 +103,20 @@ class Lens:
 
     # ---- allow-lists ---------------------------------------------------------------------------
     def allowed(self) -> dict[str, list[str]]:
-        """The names user-chosen parameters are checked against."""
+        """The names user-chosen parameters are checked against: the deployments, resources and models
+        the management plane reports now (cached like `deployments()`, so a new deployment is known
+        within its lifetime), and the teams and features of the configuration. If the management plane
+        cannot be read, the last list known is used; with none, names cannot be checked and are refused."""
+        deps = self.deployments()
         with self._lock:
-            if self._allowed is None:
-                deps = self.management.deployments()
+            if deps.status == "ok" or self._allowed is None:
+                if deps.status != "ok":
+                    raise RenderError(f"cannot check names against the deployments: {deps.notice}")
                 rules = self.settings.attribution
                 self._allowed = {
-                    "deployment": sorted(set(deps["Deployment"])),
-                    "resource": sorted(set(deps["Resource"])),
-                    "model": sorted(set(deps["Model"])),
+                    "deployment": sorted(set(deps.frame["Deployment"])),
+                    "resource": sorted(set(deps.frame["Resource"])),
+                    "model": sorted(set(deps.frame["Model"])),
                     "team": sorted(
                         {r.team for r in rules} | {b.name for b in self.settings.budgets if b.scope == "team"}
                     ),

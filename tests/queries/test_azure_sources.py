@@ -375,3 +375,28 @@ def test_weekly_range_is_sent_as_absolute_times(env: Env) -> None:
     r = env.lens.run("requests_by_status", start=start, end=start + timedelta(days=1))
     assert r.status == "ok" and r.frame.empty  # nothing then; the KQL bounds come from the let prefix
     assert "let _start = datetime(2030-01-01T00:00:00.000000Z);" in env.la.last_request.body["query"]
+
+
+def test_a_new_deployment_is_known_once_the_deployment_list_refreshes(env: Env, week: dict) -> None:
+    with pytest.raises(RenderError, match="not one of the known values"):
+        env.lens.run("summary_by_deployment", **week, params={"deployments": ["chat-gpt5"]})
+    account = world.RESOURCES[0].arm_id
+    new = {
+        "id": f"{account}/deployments/chat-gpt5",
+        "name": "chat-gpt5",
+        "sku": {"name": "GlobalStandard", "capacity": 10},
+    }
+    env.arm.deployments[account.lower()].append({**new, "properties": {"model": {"name": "gpt-5", "version": "1"}}})
+    try:
+        env.lens.cache.clear()  # stands for the deployment list's lifetime passing
+        r = env.lens.run("summary_by_deployment", **week, params={"deployments": ["chat-gpt5"]})
+        assert r.status == "ok" and r.frame.empty  # known now, and no traffic yet
+    finally:
+        env.arm.deployments[account.lower()].pop()
+
+
+def test_names_are_refused_when_the_deployments_cannot_be_read(env: Env, week: dict) -> None:
+    env.arm.enqueue(Reply(500, {"error": {"code": "InternalServerError", "message": "try later"}}))
+    with pytest.raises(RenderError, match="cannot check names against the deployments"):
+        env.lens.run("summary_by_deployment", **week, params={"deployments": ["chat-gpt4o"]})
+    assert env.lens.run("summary_by_deployment", **week).status == "ok"  # no names: nothing to check
