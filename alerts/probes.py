@@ -201,37 +201,41 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e)[:200]}"
 
 
-def probe_cost_function() -> Callable[[str, int, int, int], float | None] | None:
-    """The price of a probe's tokens, from the cost model when it is available (else None: cost unknown).
+def probe_cost_function(
+    settings: Any, deployments: Callable[[], Any]
+) -> Callable[[str, int, int, int], float | None] | None:
+    """The price of a probe's tokens from the cost model's price book (None: unpriced, never $0).
 
+    `deployments` returns the management plane's frame (Deployment, Model, Version, Sku, Location).
     Probe cost is kept here, in the probe store; chargeback excludes the probe identity's traffic.
     """
     try:
-        from queries.cost import prices  # type: ignore[attr-defined]
+        from queries.cost.prices import PriceBook
     except ImportError:
         return None
-    fn = getattr(prices, "token_cost", None)
-    if fn is None:
-        return None
-    from queries.demo import world
+    cache: dict[str, Any] = {}
 
     def cost(deployment: str, prompt: int, cached: int, completion: int) -> float | None:
         try:
-            d = world.deployment(deployment)
-        except StopIteration:
-            return None
-        try:
-            value = fn(
-                model=d.model,
-                sku=d.sku,
-                region=world.resource(d.resource).location,
-                prompt_tokens=prompt,
-                cached_tokens=cached,
-                completion_tokens=completion,
+            if "book" not in cache:
+                cache["book"] = PriceBook.load(settings)
+                frame = deployments()
+                cache["deps"] = {str(r["Deployment"]): r for _, r in frame.iterrows()}
+            row = cache["deps"].get(deployment)
+            if row is None:
+                return None
+            price = cache["book"].lookup(
+                str(row["Model"]), str(row["Version"]) or None, str(row["Sku"]), str(row["Location"]) or None
             )
-        except Exception:  # an unpriced model is "unknown", never $0
-            log.debug("no price for probe on %s", deployment, exc_info=True)
+        except Exception:  # an unpriced model or an unreachable plane is "unknown", never $0
+            log.debug("no price for the probe on %s", deployment, exc_info=True)
             return None
-        return float(value) if value is not None else None
+        if price is None or price.input_per_1m is None:
+            return None
+        cached_rate = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
+        out_rate = price.output_per_1m or 0.0
+        if completion and price.output_per_1m is None:
+            return None
+        return ((prompt - cached) * price.input_per_1m + cached * cached_rate + completion * out_rate) / 1e6
 
     return cost

@@ -25,7 +25,7 @@ THRESHOLDS = {
     "probe_ttft": "95th percentile time to first token of successful streamed probes in the window, in ms (fires above)",
     "budget_pace": "month-end forecast (month to date / elapsed share of the month) as percent of the budget (fires above)",
     "burn_rate": "spend rate as a multiple of the budget's even pace, over the window and over a twelfth of it (fires when both are above)",
-    "spend_anomaly": "spend in the latest window as a multiple of the mean of the 7 windows before it (fires above)",
+    "spend_anomaly": "spend in the latest window as a multiple of the mean of up to 7 windows before it that the data fully covers, at least 3 (fires above)",
     "no_data": "minutes since a resource's last diagnostic record (fires above)",
 }
 
@@ -246,10 +246,15 @@ def spend_anomaly(rule: AlertRule, cost: pd.DataFrame, now: datetime, baseline_w
             return float(cost.loc[mask, "CostUsd"].sum())
 
         latest = spend(now - window, now)
-        base = [spend(now - window * (i + 1), now - window * i) for i in range(1, baseline_windows + 1)]
+        first = t[rows].min() if rows.any() else None
+        # only windows the data fully covers: a young workspace must not look like a spike
+        starts = [now - window * (i + 1) for i in range(1, baseline_windows + 1)]
+        base = [spend(st, st + window) for st in starts if first is not None and pd.Timestamp(st) >= first]
+        if len(base) < min(3, baseline_windows):
+            continue  # not enough history to compare with
         mean = sum(base) / len(base)
         if mean <= 0:
-            continue  # no baseline yet: nothing to compare with
+            continue
         ratio = latest / mean
         subject = f"{col.lower()}:{name}"
         out.append(
@@ -258,7 +263,7 @@ def spend_anomaly(rule: AlertRule, cost: pd.DataFrame, now: datetime, baseline_w
                 ratio > rule.threshold,
                 round(ratio, 3),
                 f"{col.lower()} {name}: ${latest:,.2f} in the last {rule.window_minutes} min vs a "
-                f"${mean:,.2f} average over the {baseline_windows} windows before ({ratio:.1f}x); "
+                f"${mean:,.2f} average over the {len(base)} windows before ({ratio:.1f}x); "
                 f"threshold {_fmt(rule.threshold)}x",
             )
         )

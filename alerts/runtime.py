@@ -47,7 +47,7 @@ class Runtime:
         self.simulator: Any = None
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
-        self._cost = probes_mod.probe_cost_function()
+        self._cost = probes_mod.probe_cost_function(settings, lambda: self.lens().management.deployments())
 
     # ---- paths ---------------------------------------------------------------------------------
     @property

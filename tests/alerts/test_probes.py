@@ -97,3 +97,23 @@ def test_results_are_stored(tmp_path: Path, running: sim.RunningSimulator, clock
     assert frame["cost_usd"].isna().all()  # no price function yet: unknown, never $0
     last = store.last_probes(1)
     assert len(last) == 1 and last["ts"].iloc[0] == frame["ts"].max()
+
+
+def test_probe_cost_from_the_price_book(tmp_path: Path, demo_workspace: Path, clock: FakeClock) -> None:
+    from alerts.runtime import Runtime
+    from queries.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path,
+        demo={"path": str(demo_workspace)},
+        probes={"auth": "entra", "targets": [{"deployment": "chat-gpt4o"}, {"deployment": "support-gpt4o-ptu"}]},
+    )
+    runtime = Runtime(settings, clock=clock, simulator_options={"clock": clock, "sleep": clock.sleep})
+    try:
+        payg, ptu = runtime.probe_all()
+    finally:
+        runtime.close()
+    assert payg.klass == "ok" and payg.cost_usd is not None
+    # gpt-4o Global list prices: $2.50 in, $10 out per 1M tokens
+    assert payg.cost_usd == pytest.approx((payg.prompt_tokens * 2.5 + payg.completion_tokens * 10) / 1e6, rel=0.05)
+    assert ptu.klass == "ok" and ptu.cost_usd is None  # provisioned: no per-token price

@@ -212,3 +212,8 @@ def test_channel_url_from_file_and_scrubbed_errors(tmp_path: Path) -> None:
         .send("x", "t", "b")
         .ok
     )
+
+
+def test_spend_anomaly_needs_history() -> None:
+    young = cost([(NOW - timedelta(days=d, hours=1), "growth", "copy", 10.0) for d in range(0, 2)])
+    assert rules.spend_anomaly(rule("spend_anomaly", 3, window_minutes=1440), young, NOW) == []
