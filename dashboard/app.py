@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> Dash:
 
     app = Dash(
         __name__,
-        server=server,
+        server=server,  # type: ignore[arg-type]
         use_pages=True,
         pages_folder=str(HERE / "pages"),
         assets_folder=str(HERE / "assets"),
@@ -105,7 +105,14 @@ def _register_callbacks(app: Dash) -> None:
 def filters_to_url(values: list[Any], starts: list[Any], ends: list[Any], search: str | None) -> Any:
     """Any filter change rewrites the query string; the page re-renders from it."""
     names = [item["id"]["name"] for item in ctx.inputs_list[0]]
-    v = dict(zip(names, values, strict=False))
+    new = search_from_controls(dict(zip(names, values, strict=False)), starts, ends)
+    return no_update if new is None or new == (search or "") else new
+
+
+def search_from_controls(v: dict[str, Any], starts: list[Any], ends: list[Any]) -> str | None:
+    """The query string for the filter bar's values; None while a custom range has no start yet."""
+    if v.get("range") == "custom" and not (starts and starts[0]):
+        return None
     f = from_controls(
         v.get("range"),
         starts[0] if starts else None,
@@ -114,7 +121,4 @@ def filters_to_url(values: list[Any], starts: list[Any], ends: list[Any], search
         v.get("deployment") or [],
         v.get("team"),
     )
-    if v.get("range") == "custom" and not (starts and starts[0]):
-        return no_update  # wait for a start date before changing the view
-    new = f.to_search()
-    return no_update if new == (search or "") else new
+    return f.to_search()

@@ -99,19 +99,18 @@ def forecast_month(actual_mtd: float, now: datetime) -> float:
     return actual_mtd / elapsed if elapsed > 0 else actual_mtd
 
 
-def budgets_frame(ctx: Context, mtd: Allocation, now: datetime) -> pd.DataFrame:
-    """Scope, Name, BudgetUSD, ActualUSD, ForecastUSD, PacePct per configured budget.
+def budgets_frame(ctx: Context, mtd: Allocation, now: datetime) -> tuple[pd.DataFrame, str | None]:
+    """Scope, Name, BudgetUSD, ActualUSD, ForecastUSD, PacePct (+ Status, OverrunDate) per budget.
 
-    Uses `queries.cost.budgets.budgets_status` when the cost model provides it; otherwise the month's
-    allocated cost per team/feature and a linear run-rate forecast."""
+    From `queries.cost.budgets.budgets_status` (pace = month to date against the budget spread over the
+    month so far; forecast from the recent run rate). Should it fail, the month's allocated cost per
+    team/feature with a linear forecast, so the panel still shows spend against budget."""
     try:
-        from queries.cost.budgets import budgets_status  # type: ignore[import-not-found]
+        from queries.cost.budgets import budgets_status
 
-        frame = budgets_status(ctx.lens, ctx.settings, now)
-        if isinstance(frame, pd.DataFrame) and not frame.empty:
-            return _normalise_budgets(frame)
-    except Exception:
-        pass
+        return _normalise_budgets(budgets_status(ctx.lens, ctx.settings, now)), None
+    except Exception as e:
+        notice = f"budgets_status failed ({type(e).__name__}: {e}); showing a linear forecast"
     rows = mtd.rows
     out = []
     for b in ctx.settings.budgets:
@@ -131,12 +130,12 @@ def budgets_frame(ctx: Context, mtd: Allocation, now: datetime) -> pd.DataFrame:
                 "PacePct": 100.0 * fc / float(b.monthly_usd),
             }
         )
-    return pd.DataFrame(out, columns=["Scope", "Name", "BudgetUSD", "ActualUSD", "ForecastUSD", "PacePct"])
+    return pd.DataFrame(out, columns=["Scope", "Name", "BudgetUSD", "ActualUSD", "ForecastUSD", "PacePct"]), notice
 
 
 def _normalise_budgets(frame: pd.DataFrame) -> pd.DataFrame:
     """Map the cost model's budget columns onto the figure's (tolerating either spelling)."""
-    rename = {}
+    rename: dict[str, str] = {}
     for want, options in {
         "Scope": ("Scope", "scope"),
         "Name": ("Name", "name", "Budget"),
@@ -153,8 +152,13 @@ def _normalise_budgets(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("budgets_status returned unknown columns")
     if "Scope" not in f.columns:
         f["Scope"] = ""
-    f["PacePct"] = 100.0 * f["ForecastUSD"].astype(float) / f["BudgetUSD"].astype(float)
-    return f[["Scope", "Name", "BudgetUSD", "ActualUSD", "ForecastUSD", "PacePct"]]
+    f["PacePct"] = (
+        100.0 * f["Pace"].astype(float)
+        if "Pace" in f.columns
+        else 100.0 * f["ForecastUSD"].astype(float) / f["BudgetUSD"].astype(float)
+    )
+    extra = [c for c in ("Status", "OverrunDate") if c in f.columns]
+    return f[["Scope", "Name", "BudgetUSD", "ActualUSD", "ForecastUSD", "PacePct", *extra]]
 
 
 def spend_by(rows: pd.DataFrame, column: str) -> pd.DataFrame:

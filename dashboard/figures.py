@@ -434,15 +434,24 @@ def shares_bar(
     colours: Colours | None = None,
     height: int = 320,
     x_title: str = "",
+    with_share: bool = False,
 ) -> go.Figure:
-    """Horizontal bars sorted by value, for 'by team', 'by feature', 'unallocated vs allocated' charts."""
+    """Horizontal bars sorted by value, labelled with the value (and its share of the total), for 'by team', 'by feature', 'unallocated vs allocated' charts."""
     if _is_empty(frame, label_col, value_col):
         return empty_figure()
     f = frame.groupby(label_col, as_index=False)[value_col].sum().sort_values(value_col)
     cmap = _colours_for(f[label_col].astype(str), colours)
     money = unit == "$"
+    total = float(f[value_col].sum())
+    labels = [
+        (f"${v:,.2f}" if money else f"{v:,.2f}") + (f" ({100 * v / total:.1f}%)" if with_share and total else "")
+        for v in f[value_col]
+    ]
     fig = go.Figure(
         go.Bar(
+            text=labels,
+            textposition="auto",
+            cliponaxis=False,
             y=f[label_col].astype(str),
             x=f[value_col],
             orientation="h",
@@ -490,6 +499,8 @@ def ptu_vs_payg(frame: pd.DataFrame) -> go.Figure:
             x=f["Deployment"],
             y=f["PaygEquivalentUSD"],
             name="same tokens pay-as-you-go",
+            text=[f"${v:,.0f}" for v in f["PaygEquivalentUSD"].astype(float)],
+            textposition="outside",
             marker_color="#E69F00",
             offsetgroup="payg",
             hovertemplate="%{x}: %{y:$,.2f} PAYG",

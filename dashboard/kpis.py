@@ -127,7 +127,7 @@ def compute_kpis(
                 "latency",
                 "p95 latency",
                 f"{overall:,.0f} ms" if overall is not None else "—",
-                "request-weighted across deployments",
+                "request-weighted",
                 list(series.index),
                 list(series),
                 " ms",
@@ -159,15 +159,13 @@ def compute_kpis(
         x: list[Any] = []
         y: list[float] = []
         if transitions is not None and not transitions.empty:
-            tr = transitions.assign(d=pd.to_datetime(transitions["ts"], unit="s", utc=True).dt.floor("D"))
-            per_day = tr[tr["new"] == "firing"].groupby("d").size().sort_index()
-            x, y = list(per_day.index), [float(v) for v in per_day]
+            x, y = firing_over_time(transitions)
         out.append(
             Kpi(
                 "alerts",
                 "Firing alerts",
                 str(firing),
-                "alerts firing now (trend: new per day)",
+                "firing now",
                 x,
                 y,
                 "",
@@ -177,3 +175,20 @@ def compute_kpis(
     else:
         out.append(Kpi("alerts", "Firing alerts", "—", "no alert state yet"))
     return out
+
+
+def firing_over_time(transitions: pd.DataFrame) -> tuple[list[Any], list[float]]:
+    """How many (rule, subject) pairs were firing after each transition: a step series."""
+    t = transitions.sort_values("ts")
+    firing: set[tuple[str, str]] = set()
+    x: list[Any] = []
+    y: list[float] = []
+    for rec in t.itertuples(index=False):
+        key = (str(getattr(rec, "rule", "")), str(getattr(rec, "subject", "")))
+        if rec.new == "firing":
+            firing.add(key)
+        else:
+            firing.discard(key)
+        x.append(pd.Timestamp(rec.ts, unit="s", tz="UTC"))
+        y.append(float(len(firing)))
+    return x, y

@@ -24,7 +24,7 @@ from queries.results import QueryResult
 
 log = logging.getLogger(__name__)
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
 def body_id(page: str, key: str) -> dict[str, str]:
@@ -37,7 +37,7 @@ def _pid(kind: str, page: str, key: str) -> dict[str, str]:
 
 def panel(page: str, key: str, title: str, description: str = "", *, height: int = 320) -> dbc.Card:
     """An empty panel shell; the page's callback fills its body."""
-    header = [html.Span(title, className="fw-semibold")]
+    header: list[Any] = [html.Span(title, className="fw-semibold")]
     if description:
         header.append(html.Div(description, className="text-muted small"))
     return dbc.Card(

@@ -28,7 +28,14 @@ def layout(**query: Any) -> Any:
         "Rules from the configuration, what is firing now, every state change and every notification attempt.",
         query,
         [
-            row((panel(PAGE, "rules", "Rules and current state", "One line per rule and subject it judges"), 12)),
+            row(
+                (
+                    panel(
+                        PAGE, "rules", "Rules and current state", "One line per rule and subject it judges", height=140
+                    ),
+                    12,
+                )
+            ),
             row((panel(PAGE, "timeline", "Transitions", "Each change of state, coloured by the new state"), 12)),
             row(
                 (panel(PAGE, "transitions", "Transition history", "Newest first, with the reason"), 6),

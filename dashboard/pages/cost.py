@@ -49,6 +49,10 @@ def layout(**query: Any) -> Any:
                 ),
                 width="auto",
             ),
+            dbc.Col(
+                dbc.Switch(id=f"{PAGE}-idle", label="Draw PTU idle capacity", value=False, className="small ms-3 mb-0"),
+                width="auto",
+            ),
             dbc.Col(html.Span("Statement month", className="small text-muted ms-3 me-2"), width="auto"),
             dbc.Col(
                 dbc.Select(
@@ -92,7 +96,15 @@ def layout(**query: Any) -> Any:
                     ),
                     6,
                 ),
-                (panel(PAGE, "statement", "Chargeback statement", "One line per group; CSV is the statement"), 6),
+                (
+                    panel(
+                        PAGE,
+                        "statement",
+                        "Chargeback statement",
+                        "One line per group: requests, tokens, USD. The CSV button downloads it",
+                    ),
+                    6,
+                ),
             ),
         ],
         show=("range", "resource", "deployment", "team"),
@@ -110,7 +122,7 @@ def _scope(rows: pd.DataFrame, f: Filters, deps: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def render(f: Filters, by: str, month: str | None, ctx: Context) -> list[Any]:
+def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: bool = False) -> list[Any]:
     deps = deployments_frame(ctx)
     now = ctx.now()
     start, end = f.window(now)
@@ -129,15 +141,23 @@ def render(f: Filters, by: str, month: str | None, ctx: Context) -> list[Any]:
 
     def over_time() -> list[Any]:
         rows = _scope(period.rows, f, deps)
+        note = None
+        if not include_idle and not rows.empty and "Category" in rows.columns:
+            idle = rows["Category"] == "ptu idle"
+            if idle.any():
+                note = f"PTU idle capacity (${rows.loc[idle, 'Cost'].sum():,.0f}) not drawn: switch it on above"
+                rows = rows[~idle]
         frame = spend_by(rows, col)
         fig = figures.stacked_over_time(frame, "Day", col, "Cost", "USD per day", colours, unit="$", bars=True)
-        return panel_body(PAGE, "over_time", fig, [period.envelope], frame=frame, height=360)
+        return panel_body(PAGE, "over_time", fig, [period.envelope], frame=frame, height=360, note=note)
 
     def budgets() -> list[Any]:
-        frame = budgets_frame(ctx, current, now)
+        frame, notice = budgets_frame(ctx, current, now)
         if f.team and not frame.empty:
             frame = frame[(frame["Scope"] != "team") | (frame["Name"] == f.team)]
-        return panel_body(PAGE, "budgets", figures.budget_vs_actual(frame), [current.envelope], frame=frame)
+        over = frame[frame["ForecastUSD"].astype(float) > frame["BudgetUSD"].astype(float)]["Name"].tolist()
+        note = notice or (("forecast over budget: " + ", ".join(over)) if over else "all budgets on track")
+        return panel_body(PAGE, "budgets", figures.budget_vs_actual(frame), [current.envelope], frame=frame, note=note)
 
     def shares_panel() -> list[Any]:
         if not period.ok:
@@ -149,6 +169,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context) -> list[Any]:
             "Part",
             "Cost",
             colours={"allocated": "#1E88E5", "unallocated": figures.OTHER, "probes": "#8E24AA", "ptu idle": "#BDBDBD"},
+            with_share=True,
         )
         unpriced = frame.loc[frame["Part"] == "unpriced (tokens)", "Share"]
         share = float(unpriced.iloc[0]) if len(unpriced) else 0.0
@@ -178,14 +199,16 @@ def render(f: Filters, by: str, month: str | None, ctx: Context) -> list[Any]:
 
         st_by = by if by in ("team", "feature", "deployment", "cost-center") else "team"
         st = make_statement(monthly.result, st_by)  # type: ignore[arg-type]
-        shown = st.drop(columns=["Kind"], errors="ignore")
+        shown = st.drop(columns=["Kind"], errors="ignore").rename(
+            columns={"PromptTokens": "Prompt", "CachedTokens": "Cached", "CompletionTokens": "Completion"}
+        )
         table = frame_table(
             shown,
             {
                 "Requests": "{:,.0f}",
-                "PromptTokens": "{:,.0f}",
-                "CachedTokens": "{:,.0f}",
-                "CompletionTokens": "{:,.0f}",
+                "Prompt": "{:,.0f}",
+                "Cached": "{:,.0f}",
+                "Completion": "{:,.0f}",
                 "Cost": "${:,.2f}",
                 "Share": "{:.1%}",
             },
@@ -203,6 +226,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context) -> list[Any]:
     Input(filters_id(PAGE), "data"),
     Input(f"{PAGE}-by", "value"),
     Input(f"{PAGE}-month", "value"),
+    Input(f"{PAGE}-idle", "value"),
 )
-def fill(data: dict[str, Any] | None, by: str | None, month: str | None) -> list[Any]:
-    return render(Filters.from_store(data), by or "team", month, context())
+def fill(data: dict[str, Any] | None, by: str | None, month: str | None, idle: bool | None) -> list[Any]:
+    return render(Filters.from_store(data), by or "team", month, context(), include_idle=bool(idle))

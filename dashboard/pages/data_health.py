@@ -36,6 +36,7 @@ def layout(**query: Any) -> Any:
                         "categories",
                         "Diagnostic categories per resource",
                         "Records, last record and ingestion lag (TimeGenerated → _TimeReceived)",
+                        height=140,
                     ),
                     12,
                 )

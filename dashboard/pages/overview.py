@@ -47,7 +47,7 @@ def layout(**query: Any) -> Any:
 def kpi_cards(kpis: list[Kpi]) -> Any:
     cols = []
     for k in kpis:
-        body = [
+        body: list[Any] = [
             html.Div(k.label, className="text-muted small"),
             html.Div(
                 k.value,
@@ -62,13 +62,21 @@ def kpi_cards(kpis: list[Kpi]) -> Any:
             body.append(
                 dcc.Graph(
                     figure=figures.sparkline(pd.Series(k.x), pd.Series(k.y), unit=k.unit),
-                    config={**GRAPH_CONFIG, "displayModeBar": False},
+                    config={**GRAPH_CONFIG, "displayModeBar": False},  # type: ignore[arg-type]
                     style={"height": "60px"},
                 )
             )
         else:
             body.append(html.Div(style={"height": "60px"}))
-        cols.append(dbc.Col(dbc.Card(dbc.CardBody(body, className="p-2"), className="h-100 kpi"), xs=6, md=3, xl=True))
+        cols.append(
+            dbc.Col(
+                dbc.Card(dbc.CardBody(body, className="p-2"), className="h-100 kpi"),
+                xs=6,
+                md=3,
+                xl=True,
+                style={"minWidth": 0},
+            )
+        )
     return dbc.Row(cols, className="g-2 mb-3")
 
 

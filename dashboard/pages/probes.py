@@ -28,7 +28,14 @@ def layout(**query: Any) -> Any:
         "Synthetic chat and embedding calls per deployment: status, latency, time to first token, failures.",
         query,
         [
-            row((panel(PAGE, "latest", "Latest result per target", "Newest probe per deployment and kind"), 12)),
+            row(
+                (
+                    panel(
+                        PAGE, "latest", "Latest result per target", "Newest probe per deployment and kind", height=140
+                    ),
+                    12,
+                )
+            ),
             row(
                 (panel(PAGE, "latency", "Probe latency", "Whole call, successful probes"), 6),
                 (panel(PAGE, "ttft", "Time to first token", "Streamed chat probes"), 6),

@@ -52,6 +52,7 @@ def layout(**query: Any) -> Any:
                         "callers",
                         "Top callers before each 429 burst",
                         "Who sent the most requests in the minutes before a minute with many 429s",
+                        height=140,
                     ),
                     12,
                 )

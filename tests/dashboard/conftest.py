@@ -5,11 +5,9 @@ store seeded through its own API so the Probes and Alerts pages have something t
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import dash
@@ -48,9 +46,9 @@ def seeded_store(demo_settings: Settings) -> Any:
                     error=None if ok else f"{klass} on probe",
                 )
             )
-    t = store.apply(Transition("chat-429-rate", "chat-gpt4o", "ok", "firing", now - 7200, "429 rate 12.5% > 5%", 12.5))
+    t = store.apply(Transition("throttling", "chat-gpt4o", "ok", "firing", now - 7200, "429 rate 12.5% > 5%", 12.5))
     store.add_delivery(t.id, "ops-webhook", now - 7190, True, None)
-    t = store.apply(Transition("chat-429-rate", "chat-gpt4o", "firing", "ok", now - 3600, "429 rate 1.2% <= 5%", 1.2))
+    t = store.apply(Transition("throttling", "chat-gpt4o", "firing", "ok", now - 3600, "429 rate 1.2% <= 5%", 1.2))
     store.add_delivery(t.id, "ops-webhook", now - 3590, False, "HTTP 502 from webhook")
     store.apply(Transition("probe-failures", "embed-small", "ok", "firing", now - 900, "3 failed probes in a row", 3))
     return store
@@ -61,14 +59,6 @@ def dash_app(demo_settings: Settings, seeded_store: Any) -> dash.Dash:
     from dashboard.app import create_app
 
     return create_app(demo_settings)
-
-
-def page_module(app: dash.Dash, path: str) -> ModuleType:
-    """The page module Dash imported for `path` (Dash imports page files under its own module names)."""
-    for page in dash.page_registry.values():
-        if page["path"] == path:
-            return sys.modules[page["module"]]
-    raise KeyError(path)
 
 
 def _free_port() -> int:
