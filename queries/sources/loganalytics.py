@@ -93,9 +93,7 @@ def column(values: list[Any], kusto: str) -> pd.Series:
     if kusto == "datetime":
         return pd.Series(pd.to_datetime(values, utc=True, errors="coerce"), dtype="datetime64[us, UTC]")
     if kusto in ("long", "int"):
-        return pd.Series(pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce"), dtype="Float64").astype(
-            "Int64"
-        )
+        return pd.Series(pd.array([_long(v) for v in values], dtype="Int64"))
     if kusto in ("real", "decimal"):
         return pd.Series(pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce"), dtype="float64")
     if kusto == "bool":
@@ -103,6 +101,19 @@ def column(values: list[Any], kusto: str) -> pd.Series:
     if kusto == "dynamic":
         return pd.Series([_json(v) for v in values], dtype="object")
     return pd.Series([None if v is None else str(v) for v in values], dtype="object")
+
+
+def _long(v: Any) -> int | None:
+    """An exact integer (no trip through float: .NET tick counts need all 64 bits), or None."""
+    if v is None or isinstance(v, bool):
+        return None if v is None else int(v)
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        try:
+            return int(float(v))
+        except (TypeError, ValueError, OverflowError):
+            return None
 
 
 def _truthy(v: Any) -> bool:

@@ -400,3 +400,14 @@ def test_names_are_refused_when_the_deployments_cannot_be_read(env: Env, week: d
     with pytest.raises(RenderError, match="cannot check names against the deployments"):
         env.lens.run("summary_by_deployment", **week, params={"deployments": ["chat-gpt4o"]})
     assert env.lens.run("summary_by_deployment", **week).status == "ok"  # no names: nothing to check
+
+
+def test_column_conversion_edge_cases() -> None:
+    from queries.sources.loganalytics import column
+
+    assert column([638515262815394150, None], "long").tolist() == [638515262815394150, pd.NA]  # no float rounding
+    assert str(column([1.5, "NaN", None], "real").dtype) == "float64"
+    assert column([True, None, "false"], "bool").tolist() == [True, pd.NA, False]
+    assert column(['{"a": 1}', "not json", None], "dynamic").tolist() == [{"a": 1}, "not json", None]
+    dt = column([datetime(2025, 1, 1, tzinfo=UTC), None], "datetime")
+    assert str(dt.dtype) == "datetime64[us, UTC]" and pd.isna(dt.iloc[1])
