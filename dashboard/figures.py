@@ -192,7 +192,7 @@ def latency_over_time(frame: pd.DataFrame, colours: Colours | None = None, perce
             )
         )
     fig = _layout(fig, y=f"{percentile.lower()} latency (ms, log scale)")
-    fig.update_yaxes(type="log", rangemode="normal")
+    fig.update_yaxes(type="log", rangemode="normal", dtick=1)
     return fig
 
 
@@ -513,7 +513,7 @@ def ptu_vs_payg(frame: pd.DataFrame) -> go.Figure:
 
 
 # ---- overview --------------------------------------------------------------------------------
-def sparkline(x: pd.Series, y: pd.Series, colour: str = "#1E88E5", *, unit: str = "") -> go.Figure:
+def sparkline(x: pd.Series, y: pd.Series, colour: str = "#1E88E5", *, unit: str = "", step: bool = False) -> go.Figure:
     """A tiny trend line for a KPI card: no axes, hover shows the value."""
     fig = go.Figure()
     if len(x):
@@ -522,7 +522,7 @@ def sparkline(x: pd.Series, y: pd.Series, colour: str = "#1E88E5", *, unit: str 
                 x=list(x),
                 y=list(y),
                 mode="lines",
-                line={"color": colour, "width": 1.8},
+                line={"color": colour, "width": 1.8, "shape": "hv" if step else "linear"},
                 fill="tozeroy",
                 fillcolor="rgba(30,136,229,0.10)",
                 hovertemplate="%{x|%b %d %H:%M}: "

@@ -19,6 +19,7 @@ class Kpi:
     unit: str = ""
     tone: str = "secondary"  # bootstrap colour of the value: success / warning / danger / secondary
     problem: str | None = None
+    step: bool = False  # a count that changes in steps (firing alerts), not a rate
 
 
 def _rate(frame: pd.DataFrame, classes: tuple[str, ...]) -> tuple[float | None, pd.Series]:
@@ -170,6 +171,7 @@ def compute_kpis(
                 y,
                 "",
                 "danger" if firing else "success",
+                step=True,
             )
         )
     else:

@@ -99,14 +99,14 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         t = table.dropna(subset=["CostPerRequest"])
         fig = figures.shares_bar(t, "Feature", "CostPerRequest", unit="$", colours=feature_colours)
         fig.update_xaxes(title_text="USD per request", tickformat="$,.4f", tickprefix="")
-        fig.update_traces(hovertemplate="%{y}: %{x:$,.5f} per request<extra></extra>")
+        fig.update_traces(hovertemplate="%{y}: %{x:$,.5f} per request<extra></extra>", texttemplate="%{x:$,.4f}")
         return panel_body(PAGE, "unit", fig, env, frame=t[["Feature", "Team", "CostPerRequest", "CostPerCaller"]])
 
     def trend() -> list[Any]:
         allocated = rows[rows["Category"] == "allocated"] if not rows.empty else rows
         frame = spend_by(allocated, "Feature")
-        colours = {str(k): v for k, v in feature_colours.items()}
-        fig = figures.stacked_over_time(frame, "Day", "Feature", "Cost", "USD per day", colours or None, unit="$")
+        colours = figures.colour_map(ctx.features())  # one colour per feature: a team has several
+        fig = figures.stacked_over_time(frame, "Day", "Feature", "Cost", "USD per day", colours, unit="$")
         return panel_body(PAGE, "trend", fig, env, frame=frame)
 
     def table_panel() -> list[Any]:

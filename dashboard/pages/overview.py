@@ -61,7 +61,7 @@ def kpi_cards(kpis: list[Kpi]) -> Any:
         if k.x:
             body.append(
                 dcc.Graph(
-                    figure=figures.sparkline(pd.Series(k.x), pd.Series(k.y), unit=k.unit),
+                    figure=figures.sparkline(pd.Series(k.x), pd.Series(k.y), unit=k.unit, step=k.step),
                     config={**GRAPH_CONFIG, "displayModeBar": False},  # type: ignore[arg-type]
                     style={"height": "60px"},
                 )
