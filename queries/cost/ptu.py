@@ -18,7 +18,8 @@ tokens would have cost at the model's GlobalStandard price, and the utilisation 
 (pay-as-you-go cost grows with the tokens, the PTU cost does not, so break-even utilisation =
 utilisation x PTU cost / pay-as-you-go cost at the same token mix).
 
-The deployment's current capacity is assumed for the whole period (the management plane reports no
+Hours count from the deployment's creation (ARM systemData.createdAt, the `Created` column) or the
+period's start, whichever is later, at its current capacity (the management plane reports no capacity
 history).
 """
 
@@ -71,6 +72,29 @@ def hour_grid(start: datetime, end: datetime) -> pd.DataFrame:
     return grid[grid["Fraction"] > 0].reset_index(drop=True)
 
 
+def active_from(dep: Any, start: datetime) -> datetime:
+    """When the deployment's capacity started costing within the period: its creation time
+    (ARM systemData.createdAt) when that is later than `start`."""
+    created = getattr(dep, "Created", None)
+    if created is None or pd.isna(created):
+        return start
+    created_ts = pd.Timestamp(created)
+    if created_ts.tzinfo is None:
+        created_ts = created_ts.tz_localize("UTC")
+    start_ts = pd.Timestamp(start)
+    if start_ts.tzinfo is None:
+        start_ts = start_ts.tz_localize("UTC")
+    return max(created_ts, start_ts).to_pydatetime()
+
+
+def deployment_hours(dep: Any, start: datetime, end: datetime) -> float:
+    """Billable PTU hours of one deployment over [start, end)."""
+    since = active_from(dep, start)
+    if pd.Timestamp(since) >= pd.Timestamp(end):
+        return 0.0
+    return float(hour_grid(since, end)["Fraction"].sum())
+
+
 def share_ptu(
     rows: pd.DataFrame, ptu_deployments: pd.DataFrame, start: datetime, end: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -82,10 +106,11 @@ def share_ptu(
     rows = rows.copy()
     rows["Cost"] = np.nan
     rows["Priced"] = False
-    grid = hour_grid(start, end)
     idle_parts = []
-    last_hour = grid["TimeGenerated"].max() if not grid.empty else None
     for dep in ptu_deployments.itertuples(index=False):
+        since = active_from(dep, start)
+        grid = hour_grid(since, end) if pd.Timestamp(since) < pd.Timestamp(end) else hour_grid(end, end)
+        last_hour = grid["TimeGenerated"].max() if not grid.empty else None
         mine = (rows["Resource"] == dep.Resource) & (rows["Deployment"] == dep.Deployment)
         price = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
         if not np.isfinite(price) or grid.empty:
@@ -145,7 +170,11 @@ def share_ptu(
 
 def period_cost(ptu_deployments: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
     """Each provisioned deployment's cost over [start, end): capacity x price x hours (NaN when unpriced)."""
-    hours = float(hour_grid(start, end)["Fraction"].sum())
+    hours = pd.Series(
+        [deployment_hours(d, start, end) for d in ptu_deployments.itertuples(index=False)],
+        index=ptu_deployments.index,
+        dtype="float64",
+    )
     return ptu_deployments["Capacity"].astype("float64") * ptu_deployments["PtuPerHour"].astype("float64") * hours
 
 
@@ -181,8 +210,8 @@ def ptu_summary(
         "Hint",
     ]
     out = []
-    hours = float(hour_grid(start, end)["Fraction"].sum())
     for dep in ptu_deployments.itertuples(index=False):
+        hours = deployment_hours(dep, start, end)
         mine = rows[(rows["Resource"] == dep.Resource) & (rows["Deployment"] == dep.Deployment)]
         idle_mask = mine["Category"] == PTU_IDLE
         used = mine[~idle_mask]
@@ -274,8 +303,11 @@ def ptu_deployments_frame(deployments: pd.DataFrame, book: Any) -> pd.DataFrame:
         value = getattr(p, "ptu_per_hour", None) if p is not None else None
         prices.append(float(value) if value is not None else np.nan)
     deps["PtuPerHour"] = prices
+    if "Created" not in deps.columns:
+        deps["Created"] = pd.NaT
     return deps[
         [
+            "Created",
             "Resource",
             "ResourceId",
             "Deployment",
@@ -292,8 +324,10 @@ def ptu_deployments_frame(deployments: pd.DataFrame, book: Any) -> pd.DataFrame:
 
 __all__ = [
     "OUTPUT_WEIGHT",
+    "active_from",
     "break_even_hint",
     "consumed",
+    "deployment_hours",
     "hour_grid",
     "is_ptu",
     "period_cost",

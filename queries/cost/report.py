@@ -215,8 +215,8 @@ def allocate_frames(
     summary = ptu.ptu_summary(all_rows, ptu_deps, book, start, end)
     if not ptu_deps.empty:
         notices.append(
-            "provisioned hours assume each PTU deployment's current capacity for the whole period "
-            "(the management plane keeps no history)"
+            "provisioned hours count each PTU deployment's current capacity from its creation "
+            "(ARM systemData.createdAt) or the period's start; the management plane keeps no capacity history"
         )
     unpriced = daily[~daily["Priced"]]
     if not unpriced.empty:

@@ -257,6 +257,14 @@ class Seeder:
         }
 
     def _quiet(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Deployments that did not exist yet send their traffic where it went before; quiet ones get none."""
+        for d in self.deployments:
+            if d.created_days_ago is not None and d.replaces:
+                born = np.datetime64(self.end - timedelta(days=d.created_days_ago), "ms").astype(np.int64)
+                before = ((df.dep == self.dep_index[d.name]) & (df.t < born)).to_numpy()
+                dep = df.dep.to_numpy().copy()
+                dep[before] = self.dep_index[d.replaces]
+                df = df.assign(dep=dep)
         for d in self.deployments:
             if d.quiet_after_days is not None:
                 cut = np.datetime64(self.end - timedelta(days=d.quiet_after_days), "ms").astype(np.int64)
@@ -501,11 +509,20 @@ class Seeder:
         con.execute("CREATE TABLE MgmtUsages (Location VARCHAR, Body VARCHAR)")
         for d in self.deployments:
             res = world.resource(d.resource)
+            created = (
+                self.end - timedelta(days=d.created_days_ago) if d.created_days_ago else datetime(2025, 6, 2, 9, 30)
+            )
             body = {
                 "id": f"{res.arm_id}/deployments/{d.name}",
                 "name": d.name,
                 "type": "Microsoft.CognitiveServices/accounts/deployments",
                 "sku": {"name": d.sku, "capacity": d.capacity},
+                "systemData": {
+                    "createdBy": "platform-team@contoso.example",
+                    "createdByType": "User",
+                    "createdAt": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "lastModifiedAt": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                },
                 "properties": {
                     "model": {"format": "OpenAI", "name": d.model, "version": d.version},
                     "provisioningState": "Succeeded",

@@ -45,12 +45,14 @@ class Deployment:
     resource: str
     model: str
     version: str
-    sku: str  # GlobalStandard, DataZoneStandard, Standard, ProvisionedManaged, GlobalBatch
+    sku: str  # GlobalStandard, DataZoneStandard, Standard, (Global)ProvisionedManaged, GlobalBatch
     capacity: int  # 1K TPM units for standard SKUs, PTUs for provisioned, enqueued K tokens for batch
     kind: str = "chat"  # chat or embedding
     ms_per_token: float = 10.0  # generation speed, for latency growing with output tokens
     base_ms: float = 250.0
     quiet_after_days: float | None = None  # the deployment stops receiving traffic this many days before now
+    created_days_ago: float | None = None  # created this many days before now (default: long before the data)
+    replaces: str | None = None  # before it existed, its callers used this deployment
 
     @property
     def tpm_limit(self) -> int:
@@ -111,15 +113,18 @@ DEPLOYMENTS = (
         ms_per_token=14.0,
         base_ms=900.0,
     ),
+    # a provisioned-throughput pilot: 15 global PTUs ($1/PTU-hour) bought a week ago for support-chat
     Deployment(
         "support-gpt4o-ptu",
         "contoso-oai-eastus",
         "gpt-4o",
         "2024-11-20",
-        "ProvisionedManaged",
-        50,
+        "GlobalProvisionedManaged",
+        15,
         ms_per_token=8.0,
         base_ms=200.0,
+        created_days_ago=7.0,
+        replaces="chat-gpt4o",
     ),
     Deployment(
         "embed-small",

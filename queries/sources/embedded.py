@@ -257,8 +257,10 @@ def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] |
                 else limits.tpm_limit(sku_name, capacity, model_name)
             )
             rpm = limits.rpm_limit(sku_name, capacity, model_name)
+            created = (dep.get("systemData") or {}).get("createdAt")
             rows.append(
                 {
+                    "Created": pd.to_datetime(created, utc=True, errors="coerce") if created else pd.NaT,
                     "Resource": rid.rsplit("/", 1)[-1],
                     "ResourceId": rid,
                     "Location": (locations or {}).get(rid.lower(), ""),
@@ -282,8 +284,11 @@ def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] |
         "Version",
         "TpmLimit",
         "RpmLimit",
+        "Created",  # ARM systemData.createdAt: provisioned capacity costs from then on
     ]
-    return pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["Created"] = pd.to_datetime(frame["Created"], utc=True)
+    return frame
 
 
 def usages_frame(items: list[tuple[str, dict]]) -> pd.DataFrame:

@@ -132,7 +132,7 @@ def test_the_world_has_what_the_dashboard_needs_to_show(con) -> None:
         "GlobalStandard",
         "DataZoneStandard",
         "Standard",
-        "ProvisionedManaged",
+        "GlobalProvisionedManaged",
         "GlobalBatch",
     }
     statuses = dict(

@@ -91,3 +91,21 @@ def test_break_even_hint_says_which_side_of_it_the_deployment_is() -> None:
     assert "PTU is paying off" in ptu.break_even_hint(0.6, 0.4, 100.0, 150.0)
     assert "would have been cheaper" in ptu.break_even_hint(0.3, 0.4, 100.0, 75.0)
     assert "above 40% utilisation" in ptu.break_even_hint(0.3, 0.4, 100.0, 75.0)
+
+
+def test_capacity_costs_only_from_the_deployments_creation() -> None:
+    # created at 10:30: the 10:00 hour is half billable, 11:00 whole; hour 10's usage shares the half hour
+    start, end = datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
+    deps = DEPS.copy()
+    deps["Created"] = pd.Timestamp("2026-03-02T10:30Z")
+    r = allocate_frames(USAGE, pd.DataFrame(), deps, RULES, FakeBook(), start, end)
+    st = statement(r, "feature").set_index("Feature")
+    # hour 10: $10 for half an hour of 300k-token capacity, all of it used (utilisation capped at 100%)
+    assert st.loc["feat-a", "Cost"] + st.loc["feat-b", "Cost"] == pytest.approx(10.0)
+    assert st.loc["ptu idle", "Cost"] == pytest.approx(20.0)
+    assert r.total == pytest.approx(30.0)
+    assert r.ptu.iloc[0]["Hours"] == pytest.approx(1.5)
+    # created after the period: no PTU cost at all
+    deps["Created"] = pd.Timestamp("2026-03-03T00:00Z")
+    later = allocate_frames(pd.DataFrame(columns=USAGE.columns), pd.DataFrame(), deps, RULES, FakeBook(), start, end)
+    assert later.total == pytest.approx(0.0)
