@@ -543,6 +543,18 @@ class Simulator:
                 c["usage"] = None
             return c
 
+        recorded = False
+
+        def finish_call() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            call.duration_ms = max(1, round((self.clock() - call.start) * 1000))
+            call.response_length = sent
+            self.calls += 1
+            self.record(call)
+
         try:
             yield event(
                 {
@@ -574,12 +586,12 @@ class Simulator:
                         "usage": _usage(call.prompt_tokens, call.completion_tokens),
                     }
                 )
-            yield b"data: [DONE]\n\n"
+            done = b"data: [DONE]\n\n"
+            sent += len(done)
+            finish_call()  # recorded before the client can see the end of the stream
+            yield done
         finally:
-            call.duration_ms = max(1, round((self.clock() - call.start) * 1000))
-            call.response_length = sent
-            self.calls += 1
-            self.record(call)
+            finish_call()  # a client that hung up early still made a call
 
 
 def _pick(override: int | dict[str, int] | None, name: str, default: int) -> int:
