@@ -17,10 +17,22 @@ from queries.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def seeded_store(demo_settings: Settings) -> Any:
+def dash_settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """demo_settings (same demo workspace) with a data directory of its own, so the alerts store seeded
+    here and the other layers' tests never see each other's probe results or alert states."""
+    return demo_settings.model_copy(
+        update={
+            "data_dir": tmp_path_factory.mktemp("dashboard-data"),
+            "demo": demo_settings.demo.model_copy(update={"path": demo_settings.demo_path}),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def seeded_store(dash_settings: Settings) -> Any:
     from alerts.store import ProbeResult, Store, Transition
 
-    store = Store(demo_settings.state_path)
+    store = Store(dash_settings.state_path)
     now = time.time()
     classes = ["ok"] * 10 + ["rate_limited", "ok", "timeout", "ok", "ok"]
     for i in range(48):
@@ -55,10 +67,10 @@ def seeded_store(demo_settings: Settings) -> Any:
 
 
 @pytest.fixture(scope="session")
-def dash_app(demo_settings: Settings, seeded_store: Any) -> dash.Dash:
+def dash_app(dash_settings: Settings, seeded_store: Any) -> dash.Dash:
     from dashboard.app import create_app
 
-    return create_app(demo_settings)
+    return create_app(dash_settings)
 
 
 def _free_port() -> int:

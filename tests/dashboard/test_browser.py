@@ -91,6 +91,9 @@ def test_every_page_renders_with_charts_and_no_errors(browser_page: tuple[Any, l
         plots = page.locator(".js-plotly-plot").count()
         failed = page.locator(".panel-failed, .alert-danger").all_inner_texts()
         assert plots >= 1, f"{info['name']}: no chart"
+        drawn = page.locator(".js-plotly-plot .scatterlayer .trace, .js-plotly-plot .barlayer .trace").count()
+        assert drawn >= 1, f"{info['name']}: every chart is empty"
+        assert page.get_by_text("No probe results yet").count() == 0, f"{info['name']}: the alerts store was not read"
         assert not failed, f"{info['name']}: error card(s): {failed}"
         assert not problems, f"{info['name']}: {problems}"
         # the navigation is built from the registry and links every page

@@ -306,3 +306,16 @@ def test_failing_source_breaks_one_panel_not_the_page(dash_app: dash.Dash, demo_
     assert "injected: the workspace refused this query" in bodies["status"]
     assert "StatusClass = case(" in bodies["status"]  # the failed query's KQL is kept for the portal
     assert '"type": "bar"' in bodies["rates"] and "scatter" in bodies["latency"]
+
+
+def test_team_filter_scopes_the_features_page(dash_app: dash.Dash, dash_settings: Settings) -> None:
+    from queries.api import Lens
+
+    page = page_module(dash_app, "/features")
+    ctx = Context(dash_settings, Lens.from_settings(dash_settings))
+    bodies = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d", team="search"), ctx)), strict=True))
+    assert all("panel-failed" not in t for t in bodies.values())
+    search = {r.feature for r in dash_settings.attribution if r.team == "search"}
+    others = {r.feature for r in dash_settings.attribution if r.team != "search"}
+    assert search and all(f in bodies["table"] for f in search)
+    assert not any(f'"{f}"' in bodies["table"] for f in others)
