@@ -1,50 +1,22 @@
 """The frames the alert rules judge, fetched through the query layer (queries.api.Lens).
 
-The 429 and 5xx rules use the catalogue query `requests_by_status`. The latency, quota and no-data rules
-use the KQL bodies below, rendered by the query layer's renderer (the one place values become KQL) and
-run by the configured logs source, so they run unchanged on the demo workspace and on Log Analytics.
-TODO(lead): these three bodies could move into queries/kql/ as catalogue files once the catalogue
-owner wants them there; only `_run_body` would change.
+Every rule reads catalogue queries, so they run unchanged on the demo workspace and on Log Analytics:
+`requests_by_status` (429 and 5xx rates), `latency_summary` (p95), `peak_load_by_deployment` (quota
+headroom, with the deployments' limits from the management plane) and `data_health` (no data).
 
 Cost-based rules read a frame of cost per period, team and feature (TimeGenerated, Team, Feature,
-CostUsd) from `queries.cost` when it offers one (`cost_frame(settings, start, end)`); until then those
-rules report "no cost data" and change no state.
+CostUsd) from `queries.cost.cost_frame(settings, start, end)`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
 
 log = logging.getLogger("aoai_lens.alerts.data")
-
-LATENCY_KQL = """
-AzureDiagnostics
-| where TimeGenerated between (_start .. _end)
-| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse" and ResultSignature == "200"
-| extend Deployment = tostring(parse_json(properties_s).modelDeploymentName)
-| summarize P95Ms = percentile(DurationMs, 95), Requests = count() by Deployment
-"""
-
-PEAK_TPM_KQL = """
-AzureDiagnostics
-| where TimeGenerated between (_start .. _end)
-| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "AzureOpenAIRequestUsage"
-| extend p = parse_json(properties_s)
-| extend Deployment = tostring(p.modelDeploymentName), Tokens = tolong(p.promptTokens[0]) + tolong(p.generatedTokens[0])
-| summarize MinuteTokens = sum(Tokens) by Deployment, Minute = bin(TimeGenerated, 1m)
-| summarize PeakTpm = max(MinuteTokens) by Deployment
-"""
-
-LAST_SEEN_KQL = """
-AzureDiagnostics
-| where TimeGenerated between (_start .. _end)
-| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES"
-| summarize LastSeen = max(TimeGenerated) by Resource
-"""
 
 
 class DataUnavailable(RuntimeError):
@@ -70,19 +42,6 @@ class LensData:
             raise DataUnavailable(result.notice or "query failed")
         return result.frame
 
-    def _run_body(self, body: str, start: datetime, end: datetime) -> pd.DataFrame:
-        from queries.render import render
-        from queries.sources.base import LogsRequest
-
-        kql = render(body, [], {}, start=start, end=end, bin=end - start)
-        try:
-            answer = self.lens.logs.run(LogsRequest(kql, start, end))
-        except Exception as e:
-            raise DataUnavailable(f"{type(e).__name__}: {e}") from e
-        if answer.status == "failed":
-            raise DataUnavailable(answer.notice or "query failed")
-        return answer.frame
-
     def requests(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Deployment, Requests, Throttled, ServerErrors over the whole range."""
         r = self.lens.run("requests_by_status", start=start, end=end, bin=end - start)
@@ -98,32 +57,29 @@ class LensData:
         return g[cols]
 
     def latency(self, start: datetime, end: datetime) -> pd.DataFrame:
-        return self._run_body(LATENCY_KQL, start, end)
+        """Deployment, P95Ms, Requests over the whole range."""
+        f = self._result_frame(self.lens.run("latency_summary", start=start, end=end))
+        return f.rename(columns={"P95": "P95Ms"})[["Deployment", "P95Ms", "Requests"]]
 
     def peak_tpm(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Deployment, PeakTpm, TpmLimit: every known deployment, 0 when it had no traffic."""
-        peaks = self._run_body(PEAK_TPM_KQL, start, end)
-        try:
-            deps = self.lens.management.deployments()
-        except Exception as e:
-            raise DataUnavailable(f"deployments: {e}") from e
+        peaks = self._result_frame(self.lens.run("peak_load_by_deployment", start=start, end=end))
+        peaks = peaks.rename(columns={"PeakTPM": "PeakTpm"})[["Deployment", "PeakTpm"]]
+        deps = self._result_frame(self.lens.deployments())
         frame = deps[["Deployment", "TpmLimit"]].merge(peaks, on="Deployment", how="left")
         frame["PeakTpm"] = frame["PeakTpm"].fillna(0)
         return frame[["Deployment", "PeakTpm", "TpmLimit"]]
 
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]:
-        seen = self._run_body(LAST_SEEN_KQL, start, end)
-        try:
-            resources = sorted({str(r).upper() for r in self.lens.management.deployments()["Resource"]})
-        except Exception as e:
-            raise DataUnavailable(f"deployments: {e}") from e
-        got = {
-            str(r).upper(): pd.Timestamp(t).to_pydatetime()
-            for r, t in zip(seen["Resource"], seen["LastSeen"], strict=True)
-        }
+        health = self._result_frame(self.lens.run("data_health", start=start, end=end))
+        resources = sorted({str(r).upper() for r in self._result_frame(self.lens.deployments())["Resource"]})
         out: dict[str, datetime | None] = {r: None for r in resources}
-        for r, t in got.items():
-            out[r] = t if t.tzinfo else t.replace(tzinfo=UTC)
+        if not health.empty:
+            newest = health.groupby(health["Resource"].astype(str).str.upper())["LastRecord"].max()
+            for r, t in newest.items():
+                ts = pd.Timestamp(t)
+                if pd.notna(ts):
+                    out[str(r)] = (ts if ts.tzinfo else ts.tz_localize("UTC")).to_pydatetime()
         return out
 
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame:
