@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
 import sys
 
 from queries.settings import get_settings
@@ -52,6 +53,24 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.app import create_app
 
     app = create_app(settings)
+    scheduler = None
+    if settings.scheduler.enabled and not args.no_scheduler:
+        from alerts.scheduler import start_in_process
+
+        scheduler = start_in_process(settings)
+    else:
+        log.info("scheduler not started in this process (run `aoai-lens scheduler` for probes and alerts)")
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
     log.info("aoai-lens dashboard on http://%s:%s/", host, port)
-    serve(app.server, host=host, port=port, threads=8)
+    try:
+        serve(app.server, host=host, port=port, threads=8)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
     return EXIT_OK

@@ -82,6 +82,10 @@ class PriceBookLike(Protocol):
     def price_usage(self, frame: pd.DataFrame) -> pd.DataFrame: ...
 
 
+class CostDataError(RuntimeError):
+    """The usage or the deployments could not be read, so no cost is computed; the message says why."""
+
+
 @dataclass
 class AllocationResult:
     start: datetime
@@ -263,11 +267,12 @@ def allocate(
         book = PriceBook.load(settings)
     notices: list[str] = []
     usage = lens.run("cost_usage_by_caller", start=start, end=end, bin=timedelta(hours=1))
-    if usage.status != "ok":
-        notices.append(f"cost_usage_by_caller: {usage.status}: {usage.notice}")
     deps = lens.deployments()
-    if deps.status != "ok":
-        notices.append(f"deployments: {deps.status}: {deps.notice}")
+    for what, r in (("cost_usage_by_caller", usage), ("deployments", deps)):
+        if r.status == "failed":  # money is not estimated from half the data: say why instead
+            raise CostDataError(f"cannot compute costs: {what} failed: {r.notice}")
+        if r.status != "ok":
+            notices.append(f"{what}: {r.status}: {r.notice}")
     deployments = deps.frame
     if deployments.empty:
         deployments = pd.DataFrame(

@@ -28,12 +28,21 @@ class WorkspaceError(RuntimeError):
 
 
 class EmbeddedWorkspace:
-    """Owns the DuckDB connection to the demo workspace file."""
+    """Owns the DuckDB connection to the demo workspace file.
+
+    Readers share one read-only connection, each query on its own cursor inside `reading()`; the
+    ingestion job's `writer()` waits until no query is running, holds new ones back, swaps in a
+    read-write connection for the load, then lets readers reopen read-only.
+    """
 
     def __init__(self, path: Path, *, query_now: datetime | None = None) -> None:
         self.path = Path(path)
         self.query_now = query_now
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the connection object itself
+        self._gate = threading.Condition()  # readers/writer admission
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
         self._con: duckdb.DuckDBPyConnection | None = None
         self._stamp: tuple[float, int] | None = None
 
@@ -56,31 +65,59 @@ class EmbeddedWorkspace:
                 time.sleep(min(0.05 * (attempt + 1), 0.5))
         raise WorkspaceError(f"the demo workspace {self.path} is locked by another process: {last}")
 
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """A cursor on the shared connection, reopened when the file was rebuilt."""
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             stamp = self._file_stamp() if self.path.exists() else None
             if self._con is None or stamp != self._stamp:
-                if self._con is not None:
+                if self._con is not None and self._readers <= 1:
                     self._con.close()
                 self._con = self._open(read_only=True)
                 self._stamp = stamp
             return self._con.cursor()
 
     @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one query; a load waiting in `writer()` goes first."""
+        with self._gate:
+            while self._writing or self._writers_waiting:
+                self._gate.wait()
+            self._readers += 1
+        cur = None
+        try:
+            cur = self._cursor()
+            yield cur
+        finally:
+            if cur is not None:
+                cur.close()
+            with self._gate:
+                self._readers -= 1
+                self._gate.notify_all()
+
+    @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection for a short load; readers wait on the lock meanwhile."""
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
-            con = self._open(read_only=False)
-            try:
-                yield con
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-                self._stamp = None
+        """A read-write connection for a short load, once running queries have finished."""
+        with self._gate:
+            self._writers_waiting += 1
+            while self._readers or self._writing:
+                self._gate.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            with self._lock:
+                if self._con is not None:
+                    self._con.close()
+                    self._con = None
+                con = self._open(read_only=False)
+                try:
+                    yield con
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+                    self._stamp = None
+        finally:
+            with self._gate:
+                self._writing = False
+                self._gate.notify_all()
 
     def close(self) -> None:
         with self._lock:
@@ -112,14 +149,11 @@ class EmbeddedLogs:
         self.workspace = workspace
 
     def run(self, request: LogsRequest) -> LogsAnswer:
-        con = self.workspace.connection()
-        try:
+        with self.workspace.reading() as con:
             if self.workspace.query_now is not None:
                 frame = duckdb_kql.df(con, request.kql, query_now=self.workspace.query_now)
             else:
                 frame = duckdb_kql.df(con, request.kql)
-        finally:
-            con.close()
         return LogsAnswer(frame=frame, rows=len(frame))
 
     def run_batch(self, requests: list[LogsRequest]) -> list[LogsAnswer]:
@@ -196,11 +230,8 @@ class EmbeddedMetrics:
             GROUP BY 1, ResourceId, MetricName{group}
             ORDER BY 1
         """
-        con = self.workspace.connection()
-        try:
+        with self.workspace.reading() as con:
             return con.execute(sql, args).df()
-        finally:
-            con.close()
 
 
 class EmbeddedManagement:
@@ -212,11 +243,8 @@ class EmbeddedManagement:
         self.workspace = workspace
 
     def _rows(self, sql: str) -> list[tuple[str, str]]:
-        con = self.workspace.connection()
-        try:
+        with self.workspace.reading() as con:
             return [(str(a), str(b)) for a, b in con.execute(sql).fetchall()]
-        finally:
-            con.close()
 
     def deployments(self) -> pd.DataFrame:
         return deployments_frame(
@@ -225,13 +253,10 @@ class EmbeddedManagement:
         )
 
     def _locations(self) -> dict[str, str]:
-        con = self.workspace.connection()
-        try:
+        with self.workspace.reading() as con:
             rows = con.execute(
                 "SELECT DISTINCT lower(_ResourceId), location_s FROM AzureDiagnostics WHERE location_s <> ''"
             ).fetchall()
-        finally:
-            con.close()
         return {str(r): str(loc) for r, loc in rows}
 
     def usages(self) -> pd.DataFrame:
