@@ -106,13 +106,11 @@ def filters_to_url(values: list[Any], starts: list[Any], ends: list[Any], search
     """Any filter change rewrites the query string; the page re-renders from it."""
     names = [item["id"]["name"] for item in ctx.inputs_list[0]]
     new = search_from_controls(dict(zip(names, values, strict=False)), starts, ends)
-    return no_update if new is None or new == (search or "") else new
+    return no_update if new == (search or "") else new
 
 
-def search_from_controls(v: dict[str, Any], starts: list[Any], ends: list[Any]) -> str | None:
-    """The query string for the filter bar's values; None while a custom range has no start yet."""
-    if v.get("range") == "custom" and not (starts and starts[0]):
-        return None
+def search_from_controls(v: dict[str, Any], starts: list[Any], ends: list[Any]) -> str:
+    """The query string for the filter bar's values (a custom range without a start shows the date picker)."""
     f = from_controls(
         v.get("range"),
         starts[0] if starts else None,

@@ -71,9 +71,9 @@ class Filters:
         if rng == "custom":
             start = _parse_day(_first(query.get("start")))
             end = _parse_day(_first(query.get("end")))
-            if start is None:
-                problems.append("custom range needs a start date (start=YYYY-MM-DD); showing the last 24h")
-                rng = DEFAULT_RANGE
+            if start is None:  # the date picker is showing: wait for a start date
+                problems.append("pick a start date for the custom range; showing the last 24h until then")
+                end = None
             elif end is not None and end <= start:
                 problems.append("custom range ends before it starts; showing the last 24h")
                 rng, start, end = DEFAULT_RANGE, None, None
@@ -140,13 +140,13 @@ class Filters:
         """`since=` for a preset, `start=`/`end=` for a custom range: what Lens.run takes."""
         if self.range == "custom" and self.start is not None:
             return {"start": self.start, "end": self.end} if self.end else {"start": self.start}
-        return {"since": PRESETS[self.range]}
+        return {"since": PRESETS.get(self.range, PRESETS[DEFAULT_RANGE])}
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The absolute range, for sources that want one (the alerts store, the cost model)."""
         if self.range == "custom" and self.start is not None:
             return self.start, min(self.end, now) if self.end else now
-        return now - PRESETS[self.range], now
+        return now - PRESETS.get(self.range, PRESETS[DEFAULT_RANGE]), now
 
     def scoped_deployments(self, known: pd.DataFrame | None) -> list[str]:
         """The deployments the filters select, checked against the management plane's list
@@ -166,6 +166,8 @@ class Filters:
         if self.range == "custom" and self.start is not None:
             end = self.end.strftime("%Y-%m-%d %H:%M") if self.end else "now"
             span = f"{self.start:%Y-%m-%d %H:%M} → {end} UTC"
+        elif self.range == "custom":
+            span = "last 24h (custom range: pick a start date)"
         else:
             span = f"last {self.range}"
         parts = [span]
@@ -240,7 +242,7 @@ def filter_bar(
                             start_date=f.start.date().isoformat() if f.start else None,
                             end_date=(f.end - timedelta(days=1)).date().isoformat() if f.end else None,
                             display_format="YYYY-MM-DD",
-                            clearable=True,
+                            clearable=False,
                             minimum_nights=0,
                         ),
                         md=3,

@@ -56,8 +56,8 @@ def test_filter_bar_values_become_the_query_string() -> None:
     assert search_from_controls(v, [None], [None]) == (
         "?range=7d&resource=contoso-oai-eastus&deployment=chat-gpt4o,rag-gpt41"
     )
-    # a custom range waits for its start date, then carries both dates
-    assert search_from_controls({"range": "custom"}, [None], [None]) is None
+    # a custom range opens the date picker, then carries both dates
+    assert search_from_controls({"range": "custom"}, [None], [None]) == "?range=custom"
     assert search_from_controls({"range": "custom"}, ["2026-11-01"], ["2026-11-03"]) == (
         "?range=custom&start=2026-11-01&end=2026-11-03"
     )

@@ -137,4 +137,9 @@ def test_filters_live_in_the_url_and_panels_offer_kql_and_csv(
     path = dl.value.path()
     head = Path(path).read_text().splitlines()[0]
     assert head == "TimeGenerated,Deployment,StatusClass,Requests"
+    # "Custom…" opens the date picker (the data stays on the last 24h until a start date is picked)
+    page.select_option("select[id*='range']", "custom")
+    page.wait_for_url("**range=custom**", timeout=20_000)
+    page.locator(".filter-dates input").first.wait_for(state="visible", timeout=20_000)
+    page.wait_for_function(SETTLED, timeout=60_000)
     assert not problems, problems

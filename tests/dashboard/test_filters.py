@@ -38,7 +38,9 @@ def test_bad_values_fall_back_and_say_why() -> None:
     f = Filters.from_query({"range": "fortnight"})
     assert f.range == "24h" and f.problems
     g = Filters.from_query({"range": "custom", "start": "not a date"})
-    assert g.range == "24h" and "start" in g.problems[0]
+    assert g.range == "custom" and "start date" in g.problems[0]  # the date picker stays open
+    assert g.time_kwargs() == {"since": timedelta(hours=24)}
+    assert g.to_search() == "?range=custom"
     h = Filters.from_query({"range": "custom", "start": "2026-11-05", "end": "2026-11-01"})
     assert h.range == "24h" and h.problems
 
