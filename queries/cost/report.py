@@ -275,19 +275,9 @@ def allocate(
             notices.append(f"{what}: {r.status}: {r.notice}")
     deployments = deps.frame
     if deployments.empty:
-        deployments = pd.DataFrame(
-            columns=[
-                "Resource",
-                "ResourceId",
-                "Location",
-                "Deployment",
-                "Sku",
-                "Capacity",
-                "Model",
-                "Version",
-                "TpmLimit",
-            ]
-        )
+        from queries.sources.embedded import DEPLOYMENT_COLUMNS
+
+        deployments = pd.DataFrame(columns=DEPLOYMENT_COLUMNS)
     frame = usage.frame
     need_metrics = True
     if not frame.empty:

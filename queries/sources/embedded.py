@@ -265,6 +265,23 @@ class EmbeddedManagement:
         )
 
 
+# The columns of every deployments frame (`ManagementSource.deployments()`); `Created` is ARM's
+# systemData.createdAt: provisioned capacity costs from then on.
+DEPLOYMENT_COLUMNS = [
+    "Resource",
+    "ResourceId",
+    "Location",
+    "Deployment",
+    "Sku",
+    "Capacity",
+    "Model",
+    "Version",
+    "TpmLimit",
+    "RpmLimit",
+    "Created",
+]
+
+
 def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] | None = None) -> pd.DataFrame:
     """ARM deployment bodies (per account resource id) -> one row per deployment."""
     rows = []
@@ -298,20 +315,7 @@ def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] |
                     "RpmLimit": rpm,
                 }
             )
-    cols = [
-        "Resource",
-        "ResourceId",
-        "Location",
-        "Deployment",
-        "Sku",
-        "Capacity",
-        "Model",
-        "Version",
-        "TpmLimit",
-        "RpmLimit",
-        "Created",  # ARM systemData.createdAt: provisioned capacity costs from then on
-    ]
-    frame = pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS)
     frame["Created"] = pd.to_datetime(frame["Created"], utc=True)
     return frame
 
