@@ -1,19 +1,24 @@
 """The Dash application: pages from `dashboard/pages`, Bootstrap served by the app itself (no CDN).
 
-`create_app(settings)` builds it; `aoai-lens serve` serves `app.server` with waitress. The navigation is
+`create_app(settings)` builds it; `aoai-lens serve` serves `app.server` with waitress (one process) or
+gunicorn (`--workers N`, through `server_factory`). Every request but `/healthz` is authenticated
+(dashboard/auth.py) and its data scoped to the user's teams (dashboard/data.py). Each response says
+which worker answered and how many cache hits and misses it had (`X-Aoai-Lens-Worker`,
+`X-Aoai-Lens-Cache`), so a hit on a cache shared between workers can be seen. The navigation is
 built from the page registry and keeps the current query string, so the global filters (which live in
 the URL, see dashboard/filters.py) follow you from page to page.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from flask_bootstrap import Bootstrap5
 
 from dashboard import panels
@@ -52,14 +57,54 @@ def _navbar() -> dbc.Navbar:
     )
 
 
-def create_app(settings: Settings) -> Dash:
+def _lens(server: Flask) -> Any:
+    lens = server.config.get("aoai_lens_lens")
+    if lens is None:
+        from queries.api import get_lens
+
+        lens = get_lens(server.config["aoai_lens_settings"])
+    return lens
+
+
+def create_app(settings: Settings, *, scheduler: Any = None) -> Dash:
+    """The app. `scheduler`: the in-process scheduler `serve` started (None: it runs elsewhere), which
+    /healthz checks; tests may also set `server.config["aoai_lens_scheduler"]`."""
+    from dashboard import auth
+    from dashboard.health import health
+
     server = Flask(__name__)
     server.config["aoai_lens_settings"] = settings
+    server.config["aoai_lens_scheduler"] = scheduler
     Bootstrap5(server)  # serves Bootstrap 5 from the installed package: no CDN
+    auth.install(server)
 
     @server.get("/healthz")
     def healthz() -> Any:
-        return jsonify({"status": "ok"})
+        body, code = health(
+            server.config["aoai_lens_settings"], lambda: _lens(server), server.config.get("aoai_lens_scheduler")
+        )
+        return jsonify(body), code
+
+    @server.before_request
+    def _reset_cache_counts() -> None:
+        try:
+            cache = getattr(_lens(server), "cache", None)
+        except Exception:  # the pages report a broken source themselves
+            return
+        if cache is not None and hasattr(cache, "reset_request_counts"):
+            cache.reset_request_counts()
+
+    @server.after_request
+    def _cache_headers(resp: Response) -> Response:
+        try:
+            cache = getattr(_lens(server), "cache", None)
+        except Exception:
+            return resp
+        if cache is not None and hasattr(cache, "request_counts"):
+            hits, misses = cache.request_counts()
+            resp.headers["X-Aoai-Lens-Cache"] = f"{getattr(cache, 'backend', 'memory')} hits={hits} misses={misses}"
+        resp.headers["X-Aoai-Lens-Worker"] = str(os.getpid())
+        return resp
 
     app = Dash(
         __name__,
@@ -120,3 +165,11 @@ def search_from_controls(v: dict[str, Any], starts: list[Any], ends: list[Any]) 
         v.get("team"),
     )
     return f.to_search()
+
+
+def server_factory() -> Flask:
+    """For gunicorn (`serve --workers N`): each worker builds the app from the process's settings. No
+    scheduler here: with several workers it runs once, as `aoai-lens scheduler`."""
+    from queries.settings import get_settings
+
+    return create_app(get_settings()).server  # type: ignore[return-value]

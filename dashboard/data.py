@@ -7,6 +7,11 @@ that one panel, so one bad query never breaks a page.
 
 The app keeps its settings in `server.config["aoai_lens_settings"]`; tests may put their own Lens (with
 a failing source, say) in `server.config["aoai_lens_lens"]`.
+
+Each request's Context is derived from the signed-in user (`dashboard.auth`, on `flask.g`): a
+team-scoped user's Context holds a `queries.scope.ScopedLens`, settings with only their budgets, and an
+alerts store that hides rules about other teams. Pages cannot see past it: the scoping happens here and
+in the cost model, not in the page code. One Context per scope is kept, so per-lens memos stay apart.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import pandas as pd
 from flask import current_app, has_app_context
 
 from queries.results import QueryResult
+from queries.scope import Scope, alert_rule_visible, scoped_lens
 from queries.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,25 +40,63 @@ class Context:
     lens: Any  # queries.api.Lens, or a test double with the same methods
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _store: Any = None
+    scope: Scope = field(default_factory=Scope.everything)
 
     def store(self) -> Any:
         """The alerts store (probe results, alert states, transitions, deliveries), or None when the
-        scheduler has not created it yet."""
+        scheduler has not created it yet. Scoped users get a view without other teams' rules."""
         if self._store is None:
             path = self.settings.state_path
             if not path.exists():
                 return None
             from alerts.store import Store
 
-            self._store = Store(path)
+            store = Store(path)
+            self._store = store if self.scope.is_everything else ScopedStore(store, self.scope, self.settings)
         return self._store
 
     def teams(self) -> list[str]:
         s = self.settings
-        return sorted({r.team for r in s.attribution} | {b.name for b in s.budgets if b.scope == "team"})
+        every = {r.team for r in s.attribution} | {b.name for b in s.budgets if b.scope == "team"}
+        return sorted(t for t in every if self.scope.allows(t))
 
     def features(self, team: str = "") -> list[str]:
-        return sorted({r.feature for r in self.settings.attribution if not team or r.team == team})
+        return sorted(
+            {
+                r.feature
+                for r in self.settings.attribution
+                if (not team or r.team == team) and self.scope.allows(r.team)
+            }
+        )
+
+
+class ScopedStore:
+    """The alerts store as a team-scoped user sees it: states, transitions and deliveries of alert rules
+    about another team or its features are left out; probe results (per deployment) stay."""
+
+    def __init__(self, store: Any, scope: Scope, settings: Settings) -> None:
+        self.inner = store
+        by_name = {r.name: r for r in settings.alerts.rules}
+        self._hidden = {
+            name for name, r in by_name.items() if not alert_rule_visible(scope, r, settings.attribution)
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def current_states(self) -> pd.DataFrame:
+        f = self.inner.current_states()
+        return f[~f["rule"].isin(self._hidden)].reset_index(drop=True)
+
+    def transitions(self) -> list[Any]:
+        return [t for t in self.inner.transitions() if t.rule not in self._hidden]
+
+    def states(self) -> dict[tuple[str, str], str]:
+        return {k: v for k, v in self.inner.states().items() if k[0] not in self._hidden}
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        visible = {t.id for t in self.transitions()}
+        return [d for d in self.inner.deliveries() if d.get("transition_id") in visible]
 
 
 def context() -> Context:
@@ -66,10 +110,25 @@ def context() -> Context:
         from queries.api import get_lens
 
         lens = get_lens(settings)
-    ctx = cfg.get("aoai_lens_context")
-    if ctx is None or ctx.lens is not lens:
-        ctx = Context(settings, lens, now=cfg.get("aoai_lens_now") or (lambda: datetime.now(UTC)))
-        cfg["aoai_lens_context"] = ctx
+    from dashboard.auth import current_user
+
+    scope = current_user().scope
+    if scope.is_everything:
+        ctx = cfg.get("aoai_lens_context")
+        if ctx is None or ctx.lens is not lens:
+            ctx = Context(settings, lens, now=cfg.get("aoai_lens_now") or (lambda: datetime.now(UTC)))
+            cfg["aoai_lens_context"] = ctx
+        return ctx
+    scoped: dict[str, Context] = cfg.setdefault("aoai_lens_scoped_contexts", {})
+    ctx = scoped.get(scope.key)
+    if ctx is None or ctx.lens.unscoped is not lens:
+        ctx = Context(
+            scope.settings(settings),
+            scoped_lens(lens, scope, settings.attribution),
+            now=cfg.get("aoai_lens_now") or (lambda: datetime.now(UTC)),
+            scope=scope,
+        )
+        scoped[scope.key] = ctx
     return ctx
 
 

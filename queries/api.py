@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from queries import catalogue
-from queries.cache import MemoryCache
+from queries.cache import MemoryCache, cache_from_settings
 from queries.render import RenderError, auto_bin, render
 from queries.results import QueryResult, portal_link
 from queries.settings import Settings, get_settings
@@ -72,12 +72,20 @@ class Lens:
                 EmbeddedLogs(ws),
                 EmbeddedMetrics(ws),
                 EmbeddedManagement(ws),
+                cache=cache_from_settings(settings),  # type: ignore[arg-type]
                 scope_resource_id=world.RESOURCES[0].arm_id,
             )
         from queries.sources.azure import azure_sources
 
         logs, metrics, mgmt = azure_sources(settings)
-        return cls(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
+        return cls(
+            settings,
+            logs,
+            metrics,
+            mgmt,
+            cache=cache_from_settings(settings),  # type: ignore[arg-type]
+            scope_resource_id=settings.source.resource_ids[0],
+        )
 
     # ---- time ranges --------------------------------------------------------------------------
     def time_range(

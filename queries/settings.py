@@ -227,12 +227,58 @@ class AlertSettings(Section):
         return self
 
 
+class BasicUser(Section):
+    """A basic-auth user with its teams (none: sees everything); the password comes from the environment
+    variable `password_env` or the file `password_file`, never from the configuration."""
+
+    name: str = Field(min_length=1, pattern=r"^[^:\s]+$")
+    teams: list[str] = Field(default_factory=list)
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BasicUser:
+        if bool(self.password_env) == bool(self.password_file):
+            raise ValueError("a user needs exactly one of password_env, password_file")
+        return self
+
+
 class DashboardSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8050, ge=1, le=65535)
     auth: Literal["none", "basic", "appservice"] = "none"
-    basic_user: str | None = None
+    basic_user: str | None = None  # one user who sees every team (password: dashboard.basic_password)
     basic_password: SecretStr | None = None
+    users: list[BasicUser] = Field(default_factory=list)  # more basic-auth users, each with its teams
+    # appservice: Entra group object id -> the teams its members see; admin_groups see every team
+    group_teams: dict[str, list[str]] = Field(default_factory=dict)
+    admin_groups: list[str] = Field(default_factory=list)
+
+    @field_validator("admin_groups")
+    @classmethod
+    def _admin_guids(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if not GUID.match(g):
+                raise ValueError(f"admin group must be an Entra group object id (a GUID), got {g!r}")
+        return [g.lower() for g in v]
+
+    @field_validator("group_teams")
+    @classmethod
+    def _group_guids(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for g in v:
+            if not GUID.match(g):
+                raise ValueError(f"group_teams keys must be Entra group object ids (GUIDs), got {g!r}")
+        return {g.lower(): teams for g, teams in v.items()}
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> DashboardSettings:
+        if self.auth == "basic" and not self.users and not (self.basic_user and self.basic_password):
+            raise ValueError(
+                "auth = 'basic' needs basic_user with AOAI_LENS_DASHBOARD__BASIC_PASSWORD(_FILE), or [[dashboard.users]]"
+            )
+        if self.auth == "appservice" and not (self.group_teams or self.admin_groups):
+            raise ValueError("auth = 'appservice' needs group_teams and/or admin_groups")
+        return self
 
 
 class SchedulerSettings(Section):

@@ -254,12 +254,22 @@ def allocate(
     *,
     book: PriceBookLike | None = None,
     hourly: bool = False,
+    scope: Any = None,
 ) -> AllocationResult:
     """Allocate [start, end): one KQL aggregate (hourly per caller), hourly metric tokens, deployments.
 
     Metric tokens are fetched only when some (deployment, hour) lacks usage rows or the request logs
     miss a deployment the metrics know, so the usual case costs one Log Analytics query.
+
+    `scope` (a queries.scope.Scope; default: the scope of a `queries.scope.ScopedLens`, else everything)
+    restricts the answer to a team-scoped user's allocated rows. The allocation itself always runs on
+    every caller, so PTU and metric-token shares are the same whoever asks.
     """
+    if scope is None:
+        scope = getattr(lens, "scope", None)
+    lens = getattr(lens, "unscoped", lens)
+    if scope is not None and not scope.is_everything:
+        return scope.allocation(allocate(lens, settings, start, end, book=book, hourly=hourly))  # type: ignore[no-any-return]
     start, end = _utc(start), _utc(end)
     if book is None:
         from queries.cost.prices import PriceBook

@@ -1,0 +1,196 @@
+"""Who may see what: a user's team scope, enforced where the data is produced, not where it is drawn.
+
+A `Scope` is a set of teams, or everything (``Scope.everything()``, teams None: admins, and every user
+when the dashboard has no auth mode). Scoping rules, applied by the data layer for every page and every
+download:
+
+- Cost: `queries.cost.report.allocate(..., scope=...)` keeps only the **allocated** rows of the scope's
+  teams. Unallocated, probe and PTU-idle lines, and the per-deployment PTU summary, cover every team's
+  traffic, so a scoped user does not see them at all (not even aggregated: an "other teams" line would
+  reveal what the others spend). A scoped allocation's `total` is the sum of its own rows.
+- Callers: catalogue results with caller columns (ObjectId / CallerIP) keep only callers whose
+  attribution rule maps them to one of the scope's teams; unattributed callers are dropped. Results
+  with a Team column keep the scope's teams only.
+- Budgets: only the scope's team budgets and the budgets of features its teams own.
+- Deployment-level operations (request counts, status codes, latency, quota, probes) are shared
+  infrastructure and stay visible to every signed-in user.
+
+`ScopedLens` wraps a `queries.api.Lens` so that everything asked through it is scoped; the cost model
+unwraps it (allocation must see every caller to share PTU and metric tokens correctly) and scopes the
+answer instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from queries.cost.attribution import ALLOCATED, match_rule
+from queries.settings import AttributionRule, Settings
+
+API_KEY_CALLER = "(API key)"
+NO_RULE = "(no rule)"
+
+
+@dataclass(frozen=True)
+class Scope:
+    teams: frozenset[str] | None = None  # None: everything
+
+    @classmethod
+    def everything(cls) -> Scope:
+        return cls(None)
+
+    @classmethod
+    def of(cls, teams: Iterable[str]) -> Scope:
+        return cls(frozenset(t for t in teams if t))
+
+    @property
+    def is_everything(self) -> bool:
+        return self.teams is None
+
+    def allows(self, team: str | None) -> bool:
+        return self.teams is None or (team or "") in self.teams
+
+    @property
+    def key(self) -> str:
+        """A stable name for caches keyed per scope."""
+        return "*" if self.teams is None else ",".join(sorted(self.teams))
+
+    # ---- frames ----------------------------------------------------------------------------------
+    def caller_teams(self, frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> pd.Series:
+        """The team each caller row is attributed to ("" when no rule claims it)."""
+        if frame.empty:
+            return pd.Series([], dtype=object, index=frame.index)
+        oid = frame["ObjectId"].fillna("").astype(str) if "ObjectId" in frame.columns else pd.Series("", frame.index)
+        ip = frame["CallerIP"].fillna("").astype(str) if "CallerIP" in frame.columns else pd.Series("", frame.index)
+        dep = (
+            frame["Deployment"].fillna("").astype(str) if "Deployment" in frame.columns else pd.Series("", frame.index)
+        )
+        memo: dict[tuple[str, str, str], str] = {}
+        teams = []
+        for key in zip(oid, ip, dep, strict=True):
+            if key not in memo:
+                hit = match_rule(rules, *key)
+                memo[key] = hit[1].team if hit else ""
+            teams.append(memo[key])
+        return pd.Series(teams, index=frame.index, dtype=object)
+
+    def frame(self, frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> pd.DataFrame:
+        """Any result frame, scoped: caller rows to the scope's attributed callers, Team rows to its teams."""
+        if self.teams is None or frame is None:
+            return frame
+        keep = pd.Series(True, index=frame.index)
+        if "ObjectId" in frame.columns or "CallerIP" in frame.columns:
+            keep &= self.caller_teams(frame, rules).isin(self.teams)
+        if "Team" in frame.columns:
+            keep &= frame["Team"].fillna("").astype(str).isin(self.teams)
+        if "Category" in frame.columns:
+            keep &= frame["Category"].astype(str) == ALLOCATED
+        return frame[keep].reset_index(drop=True)
+
+    def allocation(self, result: Any) -> Any:
+        """An AllocationResult restricted to the scope's allocated rows (see the module docstring)."""
+        if self.teams is None:
+            return result
+        rows = result.rows
+        mine = rows[(rows["Category"] == ALLOCATED) & rows["Team"].astype(str).isin(self.teams)]
+        priced = mine[mine["Priced"].astype(bool)]
+        return dataclasses.replace(
+            result,
+            rows=mine.reset_index(drop=True),
+            total=float(priced["Cost"].sum()),
+            ptu=result.ptu.iloc[0:0],
+            notices=[*result.notices, f"showing teams {', '.join(sorted(self.teams))} only"],
+        )
+
+    def settings(self, settings: Settings) -> Settings:
+        """Settings whose budgets are the scope's own (attribution rules stay whole: allocation needs them)."""
+        if self.teams is None:
+            return settings
+        feature_team = {r.feature: r.team for r in settings.attribution}
+        budgets = [
+            b
+            for b in settings.budgets
+            if (b.scope == "team" and b.name in self.teams)
+            or (b.scope == "feature" and feature_team.get(b.name) in self.teams)
+        ]
+        return settings.model_copy(update={"budgets": budgets})
+
+
+def features_of(teams: Iterable[str], rules: Sequence[AttributionRule]) -> frozenset[str]:
+    wanted = set(teams)
+    return frozenset(r.feature for r in rules if r.team in wanted)
+
+
+def alert_rule_visible(scope: Scope, rule: Any, rules: Sequence[AttributionRule]) -> bool:
+    """Whether a scoped user may see an alert rule's states: rules about another team's spend are hidden."""
+    if scope.teams is None or rule is None:
+        return True
+    if getattr(rule, "team", None) and rule.team not in scope.teams:
+        return False
+    return not getattr(rule, "feature", None) or rule.feature in features_of(scope.teams, rules)
+
+
+# ---- who a caller is -----------------------------------------------------------------------------------
+
+
+def describe_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> pd.DataFrame:
+    """Next to ObjectId, the attribution rule's display name (`Caller`) and `Feature`, so a page never
+    shows a bare Entra object id. API-key callers (empty ObjectId) are labelled as such."""
+    if frame is None or "ObjectId" not in frame.columns:
+        return frame
+    out = frame.copy()
+    names, features = [], []
+    ips = out["CallerIP"].fillna("").astype(str) if "CallerIP" in out.columns else [""] * len(out)
+    deps = out["Deployment"].fillna("").astype(str) if "Deployment" in out.columns else [""] * len(out)
+    for oid, ip, dep in zip(out["ObjectId"].fillna("").astype(str), ips, deps, strict=True):
+        hit = match_rule(rules, oid, ip, dep)
+        if hit is None:
+            names.append(NO_RULE)
+            features.append("")
+        else:
+            r = hit[1]
+            names.append(r.display_name or r.object_id or r.ip_range or r.feature)
+            features.append(r.feature)
+    pos = list(out.columns).index("ObjectId") + 1
+    out.insert(pos, "Caller", names)
+    if "Feature" not in out.columns:
+        out.insert(pos + 1, "Feature", features)
+    return out
+
+
+# ---- a Lens that answers for one scope -------------------------------------------------------------------
+
+
+class ScopedLens:
+    """A Lens seen through a scope: catalogue results are scoped; everything else is the Lens's own.
+
+    The cost model recognises it (`scope`, `unscoped`) and allocates on the whole data, then scopes."""
+
+    def __init__(self, lens: Any, scope: Scope, rules: Sequence[AttributionRule]) -> None:
+        self.unscoped = lens
+        self.scope = scope
+        self.rules = list(rules)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.unscoped, name)
+
+    def _scoped(self, result: Any) -> Any:
+        frame = self.scope.frame(result.frame, self.rules)
+        if frame is result.frame:
+            return result
+        return dataclasses.replace(result, frame=frame)
+
+    def run(self, name: str, **kwargs: object) -> Any:
+        return self.run_many([(name, kwargs)])[0]
+
+    def run_many(self, requests: Iterable[tuple[str, Mapping[str, object]]]) -> list[Any]:
+        return [self._scoped(r) for r in self.unscoped.run_many(requests)]
+
+
+def scoped_lens(lens: Any, scope: Scope, rules: Sequence[AttributionRule]) -> Any:
+    return lens if scope.is_everything else ScopedLens(lens, scope, rules)
