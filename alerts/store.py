@@ -130,14 +130,16 @@ class Store:
             con.close()
 
     # ---- probes --------------------------------------------------------------------------------
-    def add_probe(self, r: ProbeResult) -> None:
+    def add_probe(self, r: ProbeResult) -> int:
+        """Insert one result; return its id once committed."""
         row = asdict(r)
         row["class"] = row.pop("klass")
         row["ratelimit"] = json.dumps(r.ratelimit) if r.ratelimit is not None else None
         cols = ", ".join(f'"{k}"' for k in row)
         marks = ", ".join("?" for _ in row)
         with self.connect() as con:
-            con.execute(f"INSERT INTO probe_results ({cols}) VALUES ({marks})", list(row.values()))
+            cur = con.execute(f"INSERT INTO probe_results ({cols}) VALUES ({marks})", list(row.values()))
+        return int(cur.lastrowid or 0)
 
     def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
         sql = "SELECT * FROM probe_results WHERE ts >= ? AND ts <= ? ORDER BY ts, id"
