@@ -20,6 +20,7 @@ from alerts.store import Store, Transition
 from queries.settings import AlertRule, Settings
 
 log = logging.getLogger("aoai_lens.alerts")
+COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly"})
 
 
 @dataclass
@@ -38,12 +39,18 @@ class Evaluator:
         data: RuleData | None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        cost_every_s: float = 0.0,
+        last_judged: dict[str, float] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.data = data
         self.notifier = notifier or Notifier(settings.alerts.channels)
         self.clock = clock
+        # Cost rules allocate a month of spend: judge them at most every `cost_every_s` (spend moves
+        # slowly); `last_judged` outlives one evaluation (the scheduler's runtime keeps it).
+        self.cost_every_s = cost_every_s
+        self.last_judged = last_judged if last_judged is not None else {}
 
     def findings(self, rule: AlertRule, now: datetime) -> list[rules.Finding]:
         window = timedelta(minutes=rule.window_minutes)
@@ -81,6 +88,12 @@ class Evaluator:
         report = EvaluationReport()
         now = datetime.fromtimestamp(self.clock(), UTC)
         for rule in self.settings.alerts.rules:
+            if rule.kind in COST_KINDS and self.cost_every_s > 0:
+                last = self.last_judged.get(rule.name)
+                if last is not None and self.clock() - last < self.cost_every_s:
+                    report.skipped[rule.name] = f"cost rules are judged every {self.cost_every_s:.0f} s"
+                    continue
+                self.last_judged[rule.name] = self.clock()
             try:
                 found = self.findings(rule, now)
             except DataUnavailable as e:

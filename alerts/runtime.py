@@ -26,6 +26,7 @@ from alerts.store import ProbeResult, Store
 from queries.settings import ProbeTarget, Settings
 
 log = logging.getLogger("aoai_lens.runtime")
+COST_RULES_EVERY_S = 600.0  # budget, burn-rate and anomaly rules: spend moves slowly, allocation is not free
 
 
 class Runtime:
@@ -47,6 +48,7 @@ class Runtime:
         self.simulator: Any = None
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
+        self._last_judged: dict[str, float] = {}
         self._cost = probes_mod.probe_cost_function(settings, lambda: self.lens().management.deployments())
 
     # ---- paths ---------------------------------------------------------------------------------
@@ -135,7 +137,14 @@ class Runtime:
 
             # the same sources with a fresh cache: rules judge the newest rows, not a page's cached answer
             lens = dataclasses.replace(lens, cache=MemoryCache())  # type: ignore[type-var]
-        return Evaluator(self.settings, self.store, LensData(lens), clock=self.clock)
+        return Evaluator(
+            self.settings,
+            self.store,
+            LensData(lens),
+            clock=self.clock,
+            cost_every_s=COST_RULES_EVERY_S,
+            last_judged=self._last_judged,
+        )
 
     def evaluate(self) -> EvaluationReport:
         return self.evaluator().evaluate()

@@ -217,3 +217,30 @@ def test_channel_url_from_file_and_scrubbed_errors(tmp_path: Path) -> None:
 def test_spend_anomaly_needs_history() -> None:
     young = cost([(NOW - timedelta(days=d, hours=1), "growth", "copy", 10.0) for d in range(0, 2)])
     assert rules.spend_anomaly(rule("spend_anomaly", 3, window_minutes=1440), young, NOW) == []
+
+
+def test_cost_rules_are_judged_at_most_every_interval(tmp_path) -> None:
+    from alerts.evaluate import Evaluator
+    from alerts.store import Store
+    from queries.settings import AlertRule, Budget, load_settings
+
+    settings = load_settings(environ={"AOAI_LENS_DATA_DIR": str(tmp_path)})
+    settings.alerts.rules = [AlertRule(name="pace", kind="budget_pace", threshold=100)]
+    settings.budgets = [Budget(scope="team", name="t", monthly_usd=100)]
+    calls = []
+
+    class Data:
+        def cost(self, start, end):
+            calls.append((start, end))
+            import pandas as pd
+
+            return pd.DataFrame(columns=["TimeGenerated", "Team", "Feature", "CostUsd"])
+
+    now = [1_800_000_000.0]
+    memo: dict[str, float] = {}
+    for step in (0, 60, 120, 601, 660):
+        now[0] = 1_800_000_000.0 + step
+        Evaluator(
+            settings, Store(tmp_path / "s.sqlite"), Data(), clock=lambda: now[0], cost_every_s=600, last_judged=memo
+        ).evaluate()
+    assert len(calls) == 2  # at 0 s and at 601 s
