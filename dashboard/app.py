@@ -11,14 +11,13 @@ the URL, see dashboard/filters.py) follow you from page to page.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from flask import Flask, Response, jsonify
+from flask import Flask
 from flask_bootstrap import Bootstrap5
 
 from dashboard import panels
@@ -57,20 +56,11 @@ def _navbar() -> dbc.Navbar:
     )
 
 
-def _lens(server: Flask) -> Any:
-    lens = server.config.get("aoai_lens_lens")
-    if lens is None:
-        from queries.api import get_lens
-
-        lens = get_lens(server.config["aoai_lens_settings"])
-    return lens
-
-
 def create_app(settings: Settings, *, scheduler: Any = None) -> Dash:
     """The app. `scheduler`: the in-process scheduler `serve` started (None: it runs elsewhere), which
     /healthz checks; tests may also set `server.config["aoai_lens_scheduler"]`."""
     from dashboard import auth
-    from dashboard.health import health
+    from dashboard.health import install as install_health
 
     server = Flask(__name__)
     server.config["aoai_lens_settings"] = settings
@@ -78,33 +68,7 @@ def create_app(settings: Settings, *, scheduler: Any = None) -> Dash:
     Bootstrap5(server)  # serves Bootstrap 5 from the installed package: no CDN
     auth.install(server)
 
-    @server.get("/healthz")
-    def healthz() -> Any:
-        body, code = health(
-            server.config["aoai_lens_settings"], lambda: _lens(server), server.config.get("aoai_lens_scheduler")
-        )
-        return jsonify(body), code
-
-    @server.before_request
-    def _reset_cache_counts() -> None:
-        try:
-            cache = getattr(_lens(server), "cache", None)
-        except Exception:  # the pages report a broken source themselves
-            return
-        if cache is not None and hasattr(cache, "reset_request_counts"):
-            cache.reset_request_counts()
-
-    @server.after_request
-    def _cache_headers(resp: Response) -> Response:
-        try:
-            cache = getattr(_lens(server), "cache", None)
-        except Exception:
-            return resp
-        if cache is not None and hasattr(cache, "request_counts"):
-            hits, misses = cache.request_counts()
-            resp.headers["X-Aoai-Lens-Cache"] = f"{getattr(cache, 'backend', 'memory')} hits={hits} misses={misses}"
-        resp.headers["X-Aoai-Lens-Worker"] = str(os.getpid())
-        return resp
+    install_health(server)
 
     app = Dash(
         __name__,

@@ -62,37 +62,40 @@ class Context:
 
     def features(self, team: str = "") -> list[str]:
         return sorted(
-            {
-                r.feature
-                for r in self.settings.attribution
-                if (not team or r.team == team) and self.scope.allows(r.team)
-            }
+            {r.feature for r in self.settings.attribution if (not team or r.team == team) and self.scope.allows(r.team)}
         )
 
 
 class ScopedStore:
     """The alerts store as a team-scoped user sees it: states, transitions and deliveries of alert rules
-    about another team or its features are left out; probe results (per deployment) stay."""
+    about another team or its features, and of any rule's subject that is another team or feature (a
+    budget rule judges every budget), are left out; probe results (per deployment) stay."""
 
     def __init__(self, store: Any, scope: Scope, settings: Settings) -> None:
         self.inner = store
         by_name = {r.name: r for r in settings.alerts.rules}
-        self._hidden = {
-            name for name, r in by_name.items() if not alert_rule_visible(scope, r, settings.attribution)
-        }
+        self._hidden = {name for name, r in by_name.items() if not alert_rule_visible(scope, r, settings.attribution)}
+        others = {r.team for r in settings.attribution if not scope.allows(r.team)}
+        others |= {r.feature for r in settings.attribution if not scope.allows(r.team)}
+        others |= {b.name for b in settings.budgets if b.scope == "team" and not scope.allows(b.name)}
+        self._hidden_subjects = others
+
+    def _visible(self, rule: str, subject: str) -> bool:
+        return rule not in self._hidden and subject not in self._hidden_subjects
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def current_states(self) -> pd.DataFrame:
         f = self.inner.current_states()
-        return f[~f["rule"].isin(self._hidden)].reset_index(drop=True)
+        keep = [self._visible(r, s) for r, s in zip(f["rule"], f["subject"], strict=True)]
+        return f[keep].reset_index(drop=True)
 
     def transitions(self) -> list[Any]:
-        return [t for t in self.inner.transitions() if t.rule not in self._hidden]
+        return [t for t in self.inner.transitions() if self._visible(t.rule, t.subject)]
 
     def states(self) -> dict[tuple[str, str], str]:
-        return {k: v for k, v in self.inner.states().items() if k[0] not in self._hidden}
+        return {k: v for k, v in self.inner.states().items() if self._visible(*k)}
 
     def deliveries(self) -> list[dict[str, Any]]:
         visible = {t.id for t in self.transitions()}

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask import Flask, Response, jsonify
+
 from queries.settings import Settings
 
 HEALTH_QUERY = "AzureDiagnostics | take 1 | count"
@@ -117,3 +119,45 @@ def health(settings: Settings, lens_of: Callable[[], Any], scheduler: Any) -> tu
             "worker": os.getpid(),
         }
     return body, 200 if ok else 503
+
+
+def _lens(server: Flask) -> Any:
+    lens = server.config.get("aoai_lens_lens")
+    if lens is None:
+        from queries.api import get_lens
+
+        lens = get_lens(server.config["aoai_lens_settings"])
+    return lens
+
+
+def install(server: Flask) -> None:
+    """`/healthz`, and on every response which worker answered and its cache hits and misses for this
+    request (`X-Aoai-Lens-Worker`, `X-Aoai-Lens-Cache`)."""
+
+    @server.get("/healthz")
+    def healthz() -> Any:
+        body, code = health(
+            server.config["aoai_lens_settings"], lambda: _lens(server), server.config.get("aoai_lens_scheduler")
+        )
+        return jsonify(body), code
+
+    @server.before_request
+    def _reset_cache_counts() -> None:
+        try:
+            cache = getattr(_lens(server), "cache", None)
+        except Exception:  # the pages report a broken source themselves
+            return
+        if cache is not None and hasattr(cache, "reset_request_counts"):
+            cache.reset_request_counts()
+
+    @server.after_request
+    def _cache_headers(resp: Response) -> Response:
+        try:
+            cache = getattr(_lens(server), "cache", None)
+        except Exception:
+            cache = None
+        if cache is not None and hasattr(cache, "request_counts"):
+            hits, misses = cache.request_counts()
+            resp.headers["X-Aoai-Lens-Cache"] = f"{getattr(cache, 'backend', 'memory')} hits={hits} misses={misses}"
+        resp.headers["X-Aoai-Lens-Worker"] = str(os.getpid())
+        return resp

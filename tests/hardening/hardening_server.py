@@ -1,0 +1,139 @@
+"""A real `aoai-lens serve` (or `aoai-lens ...`) in a subprocess, and a client that fetches every page's
+HTML and every page callback's JSON the way the browser does (Dash's /_dash-update-component).
+
+Served apps run in their own processes: Dash keeps page callbacks in process-wide registries, so a
+second app inside the test process would take them from the session's dashboard app."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "dashboard.cli"]
+PAGES = ["/", "/cost", "/features", "/reliability", "/probes", "/alerts", "/data-health"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AOAI_LENS_")}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_cli(
+    args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=clean_env(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> Iterator[dict[str, Any]]:
+    """Start `aoai-lens serve ...`, wait for /healthz to answer, yield {"url", "proc"}; on exit stop it
+    (SIGTERM) and put its stderr in ["stderr"]."""
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *args],
+        env=clean_env(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    info: dict[str, Any] = {"url": url, "proc": proc, "stderr": ""}
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"serve exited with {proc.returncode}:\n{err[-3000:]}")
+            try:
+                requests.get(url + "/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("serve did not answer /healthz within 90 s") from None
+                time.sleep(0.2)
+        yield info
+    finally:
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        info["stderr"] = (out or "") + (err or "")
+
+
+def page_callbacks(session: requests.Session, url: str) -> list[dict[str, Any]]:
+    """The page-filling callbacks: those whose inputs are plain ids (no pattern-matching)."""
+    deps = session.get(url + "/_dash-dependencies", timeout=30).json()
+    out = []
+    for d in deps:
+        ids = [i["id"] for i in d["inputs"]] + [s["id"] for s in d.get("state", [])]
+        if any(i.startswith("{") for i in ids):
+            continue
+        if not any(i["property"] == "data" and i["id"].endswith("-filters") for i in d["inputs"]):
+            continue
+        out.append(d)
+    return out
+
+
+def _one_output(part: str) -> dict[str, Any]:
+    cid, prop = part.rsplit(".", 1)
+    return {"id": json.loads(cid) if cid.startswith("{") else cid, "property": prop}
+
+
+def _outputs(output: str) -> Any:
+    if output.startswith(".."):
+        return [_one_output(p) for p in output[2:-2].split("...")]
+    return _one_output(output)
+
+
+def call(session: requests.Session, url: str, dep: dict[str, Any]) -> requests.Response:
+    body = {
+        "output": dep["output"],
+        "outputs": _outputs(dep["output"]),
+        "inputs": [{"id": i["id"], "property": i["property"], "value": None} for i in dep["inputs"]],
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in dep["inputs"]],
+        "state": [{"id": s["id"], "property": s["property"], "value": None} for s in dep.get("state", [])],
+    }
+    return session.post(
+        url + "/_dash-update-component",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
+def everything_served(session: requests.Session, url: str) -> dict[str, str]:
+    """Every page's HTML and every page callback's JSON answer (which carries each panel's CSV)."""
+    seen: dict[str, str] = {}
+    for p in PAGES:
+        r = session.get(url + p, timeout=30)
+        assert r.status_code == 200, (p, r.status_code)
+        seen[f"GET {p}"] = r.text
+    seen["layout"] = session.get(url + "/_dash-layout", timeout=30).text
+    deps = page_callbacks(session, url)
+    assert len(deps) >= len(PAGES), [d["output"][:60] for d in deps]
+    for d in deps:
+        r = call(session, url, d)
+        assert r.status_code in (200, 204), (d["output"][:80], r.status_code, r.text[:500])
+        seen[f"callback {d['output'][:60]}"] = r.text
+    return seen
