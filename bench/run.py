@@ -1,0 +1,331 @@
+"""`python -m bench.run`: seed the bench workspaces, time every page our way and the naive way, load the
+server, and write bench/results.json and the table in bench/README.md.
+
+    python -m bench.run                          # 1M and 10M requests over 30 days (the full run)
+    python -m bench.run --sizes 1000000          # one size, quicker
+    python -m bench.run --sizes 20000 --runs 2 --no-server --out /tmp/r.json   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import seeding
+from bench.child import run_child
+from bench.pages import PAGES, STORE_ONLY
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {
+    "cold_s": 3.0,
+    "warm_s": 0.1,
+    "speedup": 5.0,
+    "memory_ratio": 0.1,
+    "seed_requests_per_s": 20_000,
+    "rows_per_view": 5_000,
+}
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "versions": {
+            p: version(p) for p in ("aoai-lens", "duckdb", "duckdb-kql", "pandas", "numpy", "dash", "waitress")
+        },
+    }
+
+
+def compare(ours: dict[str, Any], naive: dict[str, Any]) -> dict[str, Any]:
+    """Key by key equality of the page's aggregates; the differing keys when not equal."""
+    keys = sorted(ours)
+    diff = [k for k in keys if ours[k] != naive.get(k)]
+    return {"equal": not diff and bool(keys), "compared": keys, "differ": diff}
+
+
+def bench_size(ws: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    path = ws["path"]
+    data_dir = str(Path(args.data_dir) / "data")
+    now = ws["end"]
+    out: dict[str, Any] = {"workspace": ws, "range": args.range, "pages": {}}
+    for page in args.pages:
+        log(f"  page {page}: our path, {args.runs} cold + {args.runs} warm ...")
+        ours = run_child(
+            "bench.pages:measure",
+            {"path": path, "data_dir": data_dir, "page": page, "rng": args.range, "now": now, "runs": args.runs},
+        )
+        o = ours["answer"]
+        rec: dict[str, Any] = {
+            "cold_median_s": round(o["cold_median_s"], 4),
+            "warm_median_s": round(o["warm_median_s"], 5),
+            "cold_runs_s": [round(x, 4) for x in o["cold_s"]],
+            "warm_runs_s": [round(x, 5) for x in o["warm_s"]],
+            "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+            "queries_per_view": o["queries_per_view"],
+            "rows_transferred_per_view": o["rows_transferred_per_view"],
+            "answers_rows": o["answers"],
+        }
+        log(
+            f"    cold {rec['cold_median_s']:.3f} s, warm {rec['warm_median_s'] * 1000:.1f} ms, peak {rec['peak_rss_mb']} MB, {rec['queries_per_view']} queries / {rec['rows_transferred_per_view']} rows per view"
+        )
+        if page not in STORE_ONLY and args.naive_runs > 0:
+            runs = []
+            answer: dict[str, Any] = {}
+            failure = None
+            for i in range(args.naive_runs):
+                log(f"  page {page}: naive baseline run {i + 1}/{args.naive_runs} ...")
+                try:
+                    n = run_child(
+                        "bench.naive:page_capped",
+                        {"path": path, "data_dir": data_dir, "page": page, "rng": args.range, "now": now},
+                    )
+                except RuntimeError as e:  # e.g. MemoryError under the baseline's memory cap
+                    failure = f"{e} (the naive baseline could not finish under a cap of 80% of the machine's memory)"
+                    break
+                runs.append(n)
+                answer = n["answer"]
+            if failure:
+                rec["baseline"] = {"failed": failure}
+                log(f"    naive baseline FAILED: {failure}")
+                out["pages"][page] = rec
+                continue
+            base_s = statistics.median(r["wall_s"] for r in runs)
+            base_mb = max(r["peak_rss_mb"] for r in runs)
+            check = compare(o["aggregates"], {k: v for k, v in answer.items() if k != "rows_pulled"})
+            rec["baseline"] = {
+                "median_s": round(base_s, 4),
+                "runs_s": [round(r["wall_s"], 4) for r in runs],
+                "peak_rss_mb": round(base_mb, 1),
+                "rows_pulled": answer.get("rows_pulled"),
+                "speedup_cold": round(base_s / o["cold_median_s"], 2),
+                "speedup_warm": round(base_s / o["warm_median_s"], 1) if o["warm_median_s"] else None,
+                "memory_ratio": round(ours["peak_rss_mb"] / base_mb, 3),
+                "same_numbers": check,
+            }
+            rec["aggregates"] = o["aggregates"]
+            log(
+                f"    naive {base_s:.3f} s, peak {base_mb:.0f} MB -> {rec['baseline']['speedup_cold']}x cold, "
+                f"memory ratio {rec['baseline']['memory_ratio']}, same numbers: {check['equal']}"
+            )
+            if not check["equal"]:
+                log(f"    !! numbers differ: {check['differ']}")
+        out["pages"][page] = rec
+    return out
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    """Each target against the largest size measured: met, or missed by how much."""
+    lines = []
+    for size, r in results["sizes"].items():
+        ws = r["workspace"]
+        rate = ws["seed_requests_per_s"]
+        lines.append(
+            f"{size}: seeding {rate:,}/s vs {TARGETS['seed_requests_per_s']:,}/s: "
+            + (
+                "met"
+                if rate >= TARGETS["seed_requests_per_s"]
+                else f"missed by {TARGETS['seed_requests_per_s'] - rate:,}/s"
+            )
+        )
+        for page, p in r["pages"].items():
+            bits = []
+            c, w = p["cold_median_s"], p["warm_median_s"]
+            bits.append(f"cold {c:.2f}s " + ("ok" if c <= TARGETS["cold_s"] else f"MISS x{c / TARGETS['cold_s']:.1f}"))
+            bits.append(
+                f"warm {w * 1000:.0f}ms " + ("ok" if w <= TARGETS["warm_s"] else f"MISS x{w / TARGETS['warm_s']:.1f}")
+            )
+            rows = p["rows_transferred_per_view"]
+            bits.append(
+                f"rows {rows:,} "
+                + ("ok" if rows <= TARGETS["rows_per_view"] else f"MISS x{rows / TARGETS['rows_per_view']:.1f}")
+            )
+            b = p.get("baseline")
+            if b and b.get("failed"):
+                bits.append("naive baseline failed (ran out of memory): speedup and memory ratio not measurable")
+            elif b:
+                bits.append(
+                    f"speedup {b['speedup_cold']}x " + ("ok" if b["speedup_cold"] >= TARGETS["speedup"] else "MISS")
+                )
+                bits.append(
+                    f"memory {b['memory_ratio']} " + ("ok" if b["memory_ratio"] <= TARGETS["memory_ratio"] else "MISS")
+                )
+                bits.append("same numbers" if b["same_numbers"]["equal"] else "NUMBERS DIFFER")
+            lines.append(f"{size} {page}: " + ", ".join(bits))
+    return lines
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        "| size | page | cold (median) | warm (median) | naive | speedup cold | peak MB ours / naive | rows per view | same numbers |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, r in results["sizes"].items():
+        for page, p in r["pages"].items():
+            b = p.get("baseline") or {}
+            if b.get("failed"):
+                b = {}
+            rows.append(
+                f"| {int(size):,} | {page} | {p['cold_median_s']:.2f} s | {p['warm_median_s'] * 1000:.0f} ms | "
+                + (
+                    f"{b['median_s']:.2f} s | {b['speedup_cold']}x | {p['peak_rss_mb']:.0f} / {b['peak_rss_mb']:.0f} |"
+                    if b
+                    else "n/a | n/a | " + f"{p['peak_rss_mb']:.0f} / n/a |"
+                )
+                + f" {p['rows_transferred_per_view']:,} | "
+                + ("yes" if b and b["same_numbers"]["equal"] else ("n/a" if not b else "NO"))
+                + " |"
+            )
+    rows.append("")
+    rows.append("| size | seeding | seed peak MB | file MB |")
+    rows.append("|---|---|---|---|")
+    for size, r in results["sizes"].items():
+        ws = r["workspace"]
+        rows.append(
+            f"| {int(size):,} | {ws['seed_requests_per_s']:,} requests/s ({ws['seed_wall_s']} s) | {ws['seed_peak_rss_mb']:.0f} | {ws['file_mb']:.0f} |"
+        )
+    if results.get("server"):
+        s = results["server"]
+        ld = s["load"]
+        rows.append("")
+        rows.append(
+            f"Server ({s['size']:,} requests, range {s['range']}): peak RSS {s['peak_rss_mb']:.0f} MB after serving every page and the load test; "
+            f"load: {ld['users']} users for {ld['seconds']} s, {ld['requests']:,} page-data requests, {ld['errors']} errors, "
+            f"p50 {ld['p50_s'] * 1000:.0f} ms, p95 {ld['p95_s'] * 1000:.0f} ms."
+        )
+    return "\n".join(rows) + "\n"
+
+
+def write_readme(results: dict[str, Any], path: Path) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    block = (
+        f"{start}\nMeasured {results['date']} on {results['machine']['cpus']} CPUs ({results['machine']['cpu']}), {results['machine']['memory_gb']} GB; range {results['range']}.\n\n{table(results)}\n```\n"
+        + "\n".join(results["verdicts"])
+        + f"\n```\n{end}"
+    )
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--sizes", default="1000000,10000000", help="requests per workspace, comma separated")
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--range", default="24h", help="the pages' time range (24h is the dashboard's default)")
+    p.add_argument("--runs", type=int, default=5, help="cold and warm runs per page (median reported)")
+    p.add_argument("--naive-runs", type=int, default=3, help="baseline runs per page (0: skip the baseline)")
+    p.add_argument("--pages", default=",".join(PAGES), help="pages to measure")
+    p.add_argument("--data-dir", default=".aoai-lens/bench", help="where the bench workspaces live")
+    p.add_argument("--max-age-hours", type=float, default=24.0, help="reseed a workspace older than this")
+    p.add_argument("--no-server", action="store_true", help="skip the server memory and load test")
+    p.add_argument("--users", type=int, default=20)
+    p.add_argument("--load-seconds", type=float, default=60.0)
+    p.add_argument("--merge", action="store_true", help="keep the other sizes (and server) already in --out")
+    p.add_argument("--out", default=str(HERE / "results.json"))
+    p.add_argument("--readme", default=str(HERE / "README.md"), help="README to update ('' to skip)")
+    args = p.parse_args(argv)
+    args.pages = [x for x in args.pages.split(",") if x]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    now = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "range": args.range,
+        "runs": args.runs,
+        "naive_runs": args.naive_runs,
+        "targets": TARGETS,
+        "sizes": {},
+    }
+    for size in sizes:
+        log(f"== {size:,} requests over {args.days} days")
+        ws = seeding.ensure(Path(args.data_dir), size, args.days, max_age=timedelta(hours=args.max_age_hours), now=now)
+        results["sizes"][str(size)] = bench_size(ws, args)
+    if not args.no_server:
+        size = min(sizes)
+        ws = results["sizes"][str(size)]["workspace"]
+        log(
+            f"== server on the {size:,} workspace: every page, then {args.users} users for {args.load_seconds:.0f} s ..."
+        )
+        from bench.server import serve_and_load
+
+        s = serve_and_load(
+            Path(ws["path"]),
+            Path(args.data_dir) / "server-data",
+            users=args.users,
+            seconds=args.load_seconds,
+            rng=args.range,
+            max_per_user=100_000,
+        )
+        s["size"] = size
+        s["note"] = (
+            "the server's 'now' is the wall clock, so a workspace seeded hours ago shows fewer requests in the range"
+        )
+        results["server"] = s
+        ld = s["load"]
+        log(
+            f"    peak RSS {s['peak_rss_mb']} MB; {ld['requests']} requests, {ld['errors']} errors, p95 {ld['p95_s'] * 1000:.0f} ms"
+        )
+    if args.merge and Path(args.out).exists():
+        old = json.loads(Path(args.out).read_text())
+        merged = {**old.get("sizes", {}), **results["sizes"]}
+        results["sizes"] = {k: merged[k] for k in sorted(merged, key=int)}
+        if "server" not in results and old.get("server"):
+            results["server"] = old["server"]
+        results["earlier_runs"] = sorted({old.get("date", ""), *old.get("earlier_runs", [])} - {""})
+    results["verdicts"] = verdicts(results)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    log(f"wrote {args.out}")
+    if args.readme:
+        write_readme(results, Path(args.readme))
+        log(f"updated {args.readme}")
+    for line in results["verdicts"]:
+        log("  " + line)
+    differ = [
+        pg
+        for r in results["sizes"].values()
+        for pg, v in r["pages"].items()
+        if v.get("baseline", {}).get("same_numbers") and not v["baseline"]["same_numbers"]["equal"]
+    ]
+    return 1 if differ or (results.get("server") and results["server"]["load"]["errors"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
