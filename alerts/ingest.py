@@ -15,10 +15,11 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,21 @@ from queries.demo import world
 log = logging.getLogger("aoai_lens.ingest")
 
 REQUIRED = ("time", "resourceId", "category", "operationName")
+# Operation names Azure OpenAI writes to RequestResponse; another name is loaded (the service adds new
+# ones) but counted, so a typo'd or foreign archive shows up in the report.
+KNOWN_OPERATIONS = frozenset(
+    {
+        "chatcompletions_create",
+        "completions_create",
+        "embeddings_create",
+        "responses_create",
+        "imagegenerations_create",
+        "audiotranscriptions_create",
+        "audiospeech_create",
+    }
+)
+# A record time later than its arrival by more than this is a clock problem, not a call: skipped.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 # One writer at a time within this process (the scheduler may run jobs on several threads).
 WORKSPACE_LOCK = threading.Lock()
 
@@ -41,9 +57,24 @@ class IngestReport:
     loaded: int = 0
     bad: int = 0
     problems: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # why lines were not loaded, with counts
+    flagged: Counter[str] = field(default_factory=Counter)  # loaded, but with something odd, with counts
 
     def __str__(self) -> str:
-        return f"ingest: {self.loaded} records loaded from {self.files} file(s), {self.bad} bad line(s)"
+        text = f"ingest: {self.loaded} records loaded from {self.files} file(s), {self.bad} bad line(s)"
+        if self.skipped:
+            text += " skipped (" + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) + ")"
+        if self.flagged:
+            text += "; loaded but flagged: " + ", ".join(f"{n} {why}" for why, n in sorted(self.flagged.items()))
+        return text
+
+
+class BadRecord(ValueError):
+    """A line that is not loaded; `reason` is the short category it is counted under."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 def archive_files(root: Path) -> list[Path]:
@@ -76,7 +107,7 @@ def to_row(record: dict[str, Any], *, received: datetime, tenant_id: str, size: 
     """One AzureDiagnostics row from one diagnostic record, the way the seeder fills the columns."""
     missing = [k for k in REQUIRED if not record.get(k)]
     if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
+        raise BadRecord("missing fields", f"missing {', '.join(missing)}")
     rid = str(record["resourceId"])
     parts = rid.strip("/").split("/")
     lower = [p.lower() for p in parts]
@@ -85,14 +116,22 @@ def to_row(record: dict[str, Any], *, received: datetime, tenant_id: str, size: 
         rg = parts[lower.index("resourcegroups") + 1]
         name = parts[lower.index("accounts") + 1]
     except (ValueError, IndexError):
-        raise ValueError(f"resourceId {rid!r} is not an accounts resource id") from None
+        raise BadRecord("bad resourceId", f"resourceId {rid[:120]!r} is not an accounts resource id") from None
+    try:
+        when = parse_time(str(record["time"]))
+    except ValueError:
+        raise BadRecord("bad time", f"time {str(record['time'])[:40]!r} is not an ISO 8601 time") from None
+    if when > received + FUTURE_TOLERANCE:
+        raise BadRecord(
+            "time in the future", f"time {record['time']!s:.40} is after its arrival ({received:%Y-%m-%dT%H:%M}Z)"
+        )
     props = record.get("properties")
     props_s = props if isinstance(props, str) else json.dumps(props or {}, separators=(",", ":"))
     location = str(record.get("location") or record.get("Tenant") or "")
     duration = record.get("durationMs")
     return {
         "TenantId": tenant_id,
-        "TimeGenerated": parse_time(str(record["time"])),
+        "TimeGenerated": when,
         "ResourceId": rid.upper(),
         "Category": str(record["category"]),
         "ResourceGroup": rg.upper(),
@@ -170,16 +209,39 @@ def read_new(
             if not text:
                 continue
             try:
-                record = json.loads(text)
+                try:
+                    record = json.loads(text)
+                except ValueError:
+                    raise BadRecord("not JSON", "not valid JSON") from None
                 if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-                rows.append(to_row(record, received=received, tenant_id=tenant_id, size=len(text)))
-            except (ValueError, TypeError, json.JSONDecodeError) as e:
+                    raise BadRecord("not JSON", "not a JSON object")
+                row = to_row(record, received=received, tenant_id=tenant_id, size=len(text))
+                rows.append(row)
+                for flag in flags(record, row):
+                    report.flagged[flag] += 1
+            except (ValueError, TypeError) as e:
                 report.bad += 1
+                report.skipped[e.reason if isinstance(e, BadRecord) else "unreadable"] += 1
                 if len(report.problems) < 20:
                     report.problems.append(f"{f.name}: line after byte {pos - len(line)}: {str(e)[:120]}")
         ends[f] = start + complete
     return rows, ends
+
+
+def flags(record: dict[str, Any], row: dict[str, Any]) -> list[str]:
+    """What is odd about a record that is still loaded (queries read it defensively)."""
+    out = []
+    if str(row["OperationName"]).lower() not in KNOWN_OPERATIONS:
+        out.append("unknown operationName")
+    try:
+        props = json.loads(row["properties_s"]) if row["properties_s"] else None
+    except ValueError:
+        props = None
+    if not isinstance(props, dict):
+        out.append("properties not a JSON object")
+    elif not props.get("modelDeploymentName"):
+        out.append("properties without modelDeploymentName")
+    return out
 
 
 @contextmanager
@@ -222,7 +284,7 @@ def ingest(
     for f, end in ends.items():
         offsets.set(f, end)
     offsets.save()
-    if report.bad:
+    if report.bad or report.flagged:
         log.warning("%s; first problems: %s", report, "; ".join(report.problems[:3]))
     elif report.loaded:
         log.info("%s", report)

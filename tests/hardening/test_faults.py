@@ -97,7 +97,8 @@ def rendered(app: dash.Dash, path: str, settings: Settings, lens: Lens, query: d
             bodies = page.render(Filters.from_query(query), context())
     finally:
         cfg.update(saved)
-    return dict(zip(page.PANELS, (json.dumps(b, cls=PlotlyJSONEncoder) for b in bodies), strict=True))
+    keys = list(page.PANELS) if len(bodies) == len(page.PANELS) else ["kpis", *page.PANELS]  # Overview: KPIs first
+    return dict(zip(keys, (json.dumps(b, cls=PlotlyJSONEncoder) for b in bodies), strict=True))
 
 
 # ---- fake Azure with faults chosen per query -----------------------------------------------------------

@@ -1,0 +1,212 @@
+"""Bad input: each is counted or named, nothing crashes, nothing hostile runs.
+
+- Diagnostic records (the importer): not JSON, missing fields, times in the future are skipped and
+  counted by reason; malformed properties_s, unknown operation names are loaded and counted as flagged.
+- Queries over rows with broken properties_s, unknown models and hostile names: every catalogue query
+  answers, and the pages that show those names carry them as text only (no executable markup).
+- Configuration: an invalid value in every settings section is named by its location; exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_faults import rendered, the_app
+
+from alerts.ingest import ingest
+from dashboard.cli import main as cli_main
+from queries import catalogue
+from queries.api import Lens
+from queries.demo import world
+from queries.settings import Settings
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+LONG = "d" * 10_000
+HOSTILE = (SCRIPT, IMG, LONG)
+
+
+def iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def record(when: datetime, deployment: str, *, object_id: str = "", **over: Any) -> list[dict[str, Any]]:
+    """A RequestResponse record and its usage record, as diagnostic settings archive them."""
+    res = world.RESOURCES[0]
+    common = {
+        "time": iso(when),
+        "resourceId": res.arm_id,
+        "operationName": "ChatCompletions_Create",
+        "correlationId": f"corr-{abs(hash((when, deployment, object_id)))}",
+        "location": res.location,
+    }
+    props = {
+        "apiName": "Azure OpenAI API version 2024-10-21",
+        "objectId": object_id,
+        "streamType": "Non-Streaming",
+        "modelDeploymentName": deployment,
+        "modelName": "gpt-4o",
+        "modelVersion": "2024-11-20",
+    }
+    rr = {
+        **common,
+        "category": "RequestResponse",
+        "durationMs": 850,
+        "resultSignature": "200",
+        "callerIpAddress": "10.1.2.***",
+        "properties": props,
+        **over,
+    }
+    usage = {
+        **common,
+        "category": "AzureOpenAIRequestUsage",
+        "properties": {
+            "modelDeploymentName": deployment,
+            "modelName": props["modelName"],
+            "modelVersion": props["modelVersion"],
+            "promptTokens": [120],
+            "cachedTokens": [0],
+            "generatedTokens": [30],
+        },
+    }
+    return [rr, usage]
+
+
+@pytest.fixture(scope="module")
+def hostile_workspace(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A copy of the demo workspace with bad and hostile records ingested; the importer's report."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    ws = tmp / "demo.duckdb"
+    shutil.copy(demo_workspace, ws)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    t = now - timedelta(minutes=20)
+    lines: list[str] = []
+    good: list[dict[str, Any]] = []
+    for i, name in enumerate(HOSTILE):
+        good += record(t + timedelta(seconds=i), name, object_id=name)  # hostile deployment and caller ids
+    good += record(t, "chat-gpt4o", modelName="gpt-99")  # an unknown model (override ignored: in props below)
+    good[-2]["properties"]["modelName"], good[-2]["properties"]["modelVersion"] = "gpt-99", "2099-01-01"
+    good[-1]["properties"]["modelName"], good[-1]["properties"]["modelVersion"] = "gpt-99", "2099-01-01"
+    broken = record(t, "chat-gpt4o")[0]
+    broken["properties"] = '{"modelDeploymentName": "chat-gpt4o", "objectId": '  # cut off: not JSON
+    unknown_op = record(t, "chat-gpt4o")[0]
+    unknown_op["operationName"] = "Frobnicate_Create"
+    lines += [json.dumps(r) for r in [*good, broken, unknown_op]]
+    missing = record(t, "chat-gpt4o")[0]
+    del missing["resourceId"]
+    future = record(now + timedelta(days=2), "chat-gpt4o")[0]
+    lines += [json.dumps(missing), json.dumps(future), "this is not json {", json.dumps([1, 2, 3])]
+    archive = tmp / "diagnostics" / "bad.jsonl"
+    archive.parent.mkdir()
+    archive.write_text("\n".join(lines) + "\n")
+    report = ingest(archive.parent, ws, tmp / "offsets.json", clock=lambda: now.timestamp())
+    return ws, report
+
+
+def test_the_importer_counts_what_it_skipped_and_flagged(hostile_workspace: tuple[Path, Any]) -> None:
+    _ws, report = hostile_workspace
+    assert report.loaded == 2 * len(HOSTILE) + 2 + 2  # hostile pairs, unknown model pair, broken, unknown op
+    assert report.bad == 4
+    assert dict(report.skipped) == {"missing fields": 1, "time in the future": 1, "not JSON": 2}
+    assert dict(report.flagged) == {"properties not a JSON object": 1, "unknown operationName": 1}
+    text = str(report)
+    assert "4 bad line(s) skipped (1 missing fields, 2 not JSON, 1 time in the future)" in text
+    assert "1 properties not a JSON object" in text and "1 unknown operationName" in text
+    assert any("after its arrival" in p for p in report.problems)
+    assert any("missing resourceId" in p for p in report.problems)
+
+
+@pytest.fixture(scope="module")
+def hostile_settings(demo_settings: Settings, hostile_workspace: tuple[Path, Any], tmp_path_factory: Any) -> Settings:
+    ws, _ = hostile_workspace
+    return demo_settings.model_copy(
+        update={
+            "data_dir": tmp_path_factory.mktemp("hostile-data"),
+            "demo": demo_settings.demo.model_copy(update={"path": ws}),
+        }
+    )
+
+
+def test_every_query_answers_over_broken_rows(hostile_settings: Settings) -> None:
+    lens = Lens.from_settings(hostile_settings)
+    names = sorted(catalogue.load_catalogue())
+    results = lens.run_many([(n, {"since": timedelta(days=1)}) for n in names])
+    assert {r.name: r.status for r in results} == dict.fromkeys(names, "ok")
+    summary = next(r for r in results if r.name == "summary_by_deployment").frame
+    assert set(HOSTILE) <= set(summary["Deployment"])  # the names are data, shown as they are
+
+
+def executable_markup(node: Any, path: str = "") -> list[str]:
+    """Places in a Dash component tree (as JSON) where markup would be interpreted rather than shown."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        props = node.get("props") if isinstance(node.get("props"), dict) else {}
+        if node.get("type") == "Markdown" and props.get("dangerously_allow_html"):
+            found.append(f"{path}: Markdown with raw HTML")
+        if node.get("type") in ("Iframe", "Script") or "srcDoc" in props:
+            found.append(f"{path}: {node.get('type')}")
+        for key in ("href", "src"):
+            value = str(props.get(key) or "")
+            if value.lower().startswith(("javascript:", "data:text/html")) or any(h in value for h in HOSTILE):
+                found.append(f"{path}.{key}: {value[:60]}")
+        for k, v in node.items():
+            found += executable_markup(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found += executable_markup(v, f"{path}[{i}]")
+    return found
+
+
+@pytest.mark.parametrize("path", ["/", "/reliability", "/features", "/data-health"])
+def test_hostile_names_reach_pages_as_text_only(path: str, hostile_settings: Settings, demo_settings: Settings) -> None:
+    lens = Lens.from_settings(hostile_settings)
+    bodies = rendered(the_app(demo_settings), path, hostile_settings, lens, {"range": "24h"})
+    for key, text in bodies.items():
+        assert "panel-failed" not in text, (path, key)
+        assert executable_markup(json.loads(text)) == [], (path, key)
+    if path == "/reliability":
+        both = bodies["status"] + bodies["rates"]
+        assert json.dumps(SCRIPT)[1:-1] in both and json.dumps(IMG)[1:-1] in both  # shown, as JSON strings
+
+
+def test_the_index_page_does_not_echo_a_hostile_query_string(demo_settings: Settings) -> None:
+    app = the_app(demo_settings)
+    client = app.server.test_client()
+    html = client.get("/reliability?deployment=%3Cscript%3Ealert(1)%3C%2Fscript%3E").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html
+
+
+# ---- configuration ------------------------------------------------------------------------------------
+INVALID = {
+    "source": ("[source]\nkind = 'nowhere'\n", "source.kind"),
+    "demo": ("[demo]\ndays = 0\n", "demo.days"),
+    "cache": ("[cache]\nbackend = 'disk'\n", "cache.backend"),
+    "probes": ("[probes]\ntimeout_s = -1\n", "probes.timeout_s"),
+    "attribution": ("[[attribution]]\nfeature = ''\nteam = 'search'\n", "attribution[0].feature"),
+    "budgets": ("[[budgets]]\nscope = 'team'\nname = 'search'\nmonthly_usd = -5\n", "budgets[0].monthly_usd"),
+    "prices": ("[prices]\ndiscount_pct = 150\n", "prices.discount_pct"),
+    "alerts": ("[alerts]\nevaluate_interval_s = 1\n", "alerts.evaluate_interval_s"),
+    "dashboard": ("[dashboard]\nport = 70000\n", "dashboard.port"),
+    "scheduler": ("[scheduler]\nmisfire_grace_s = 0\n", "scheduler.misfire_grace_s"),
+}
+
+
+@pytest.mark.parametrize("section", sorted(INVALID))
+def test_check_config_names_an_invalid_value_in_every_section(
+    section: str, clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, location = INVALID[section]
+    path = clean_env / "aoai-lens.toml"
+    path.write_text("# a configuration with one mistake\n\n" + text)
+    monkeypatch.setenv("AOAI_LENS_CONFIG", str(path))
+    assert cli_main(["check-config"]) == 2
+    out = capsys.readouterr()
+    lines = [line for line in out.out.splitlines() if location in line]
+    assert lines, out.out
+    assert lines[0].startswith(f"{path}:") and f" {location}: " in lines[0]  # file:line location: problem
+    assert "1 problem(s)" in out.err
