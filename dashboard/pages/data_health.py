@@ -6,7 +6,7 @@ from typing import Any
 
 import dash
 import pandas as pd
-from dash import Input, Output, callback
+from dash import Input, Output, callback, html
 
 from dashboard import figures
 from dashboard.costs import allocation
@@ -83,6 +83,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         {
             "health": ("data_health", dict(t)),
             "activity": ("activity_by_resource", {**t, "params": {"resources": resources}}),
+            "bad": ("bad_records", dict(t)),
         },
     )
     now = ctx.now()
@@ -104,7 +105,15 @@ def render(f: Filters, ctx: Context) -> list[Any]:
             {"Records": "{:,}", "Last record age (min)": "{:,.0f}", "Lag p50 (s)": "{:,.0f}", "Lag p95 (s)": "{:,.0f}"},
             empty="No diagnostic records in this range",
         )
-        return panel_body(PAGE, "categories", table, [r["health"]], frame=frame)
+        bad = scoped(r["bad"].frame)
+        n_bad = int(bad["BadRecords"].sum()) if r["bad"].status != "failed" and not bad.empty else 0
+        if n_bad:  # rows every query reads as empty fields: say how many, rather than drop them silently
+            note = html.Div(
+                f"{n_bad:,} record(s) in this range have properties_s that is not JSON or names no deployment",
+                className="text-warning small mb-1 bad-records",
+            )
+            table = html.Div([note, table])
+        return panel_body(PAGE, "categories", table, [r["health"], r["bad"]], frame=frame)
 
     def lag() -> list[Any]:
         frame = scoped(r["health"].frame)
