@@ -51,7 +51,11 @@ class Context:
                 return None
             from alerts.store import Store
 
-            store = Store(path)
+            try:
+                store = Store(path)
+            except Exception as e:  # a corrupt or unreadable state file: its panels say so, the page goes on
+                log.warning("alerts store %s cannot be opened: %s", path.name, e)
+                return UnreadableStore(e)
             self._store = store if self.scope.is_everything else ScopedStore(store, self.scope, self.settings)
         return self._store
 
@@ -169,6 +173,20 @@ def guarded(name: str, call: Callable[[], QueryResult]) -> QueryResult:
 def deployments_frame(ctx: Context) -> pd.DataFrame:
     r = guarded("deployments", ctx.lens.deployments)
     return r.frame if r.status != "failed" else pd.DataFrame(columns=["Resource", "Deployment"])
+
+
+class UnreadableStore:
+    """Stands in for a state store that cannot be opened: every read raises the reason, which
+    `store_result` turns into a failed panel."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise RuntimeError(f"the state store cannot be read: {type(self.error).__name__}: {self.error}")
+
+        return fail
 
 
 def store_result(name: str, call: Callable[[], pd.DataFrame]) -> QueryResult:

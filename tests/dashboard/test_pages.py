@@ -319,3 +319,16 @@ def test_team_filter_scopes_the_features_page(dash_app: dash.Dash, dash_settings
     others = {r.feature for r in dash_settings.attribution if r.team != "search"}
     assert search and all(f in bodies["table"] for f in search)
     assert not any(f'"{f}"' in bodies["table"] for f in others)
+
+
+def test_an_unreadable_state_store_fails_its_panels_not_the_page(tmp_path) -> None:
+    from dashboard.data import Context, store_result
+    from queries.settings import load_settings
+
+    settings = load_settings(environ={"AOAI_LENS_DATA_DIR": str(tmp_path)})
+    settings.state_path.write_bytes(b"this is not a SQLite database, just bytes" * 100)
+    ctx = Context(settings, lens=None)
+    store = ctx.store()
+    assert store is not None
+    r = store_result("probes", lambda: store.probes(since=0, until=1))
+    assert r.status == "failed" and "state store cannot be read" in (r.notice or "")
