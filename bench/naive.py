@@ -75,8 +75,8 @@ def aggregates(df: pd.DataFrame) -> dict[str, Any]:
     by_class = status_class(rr["ResultSignature"]).value_counts()
     tokens = usage.groupby("Deployment")[["promptTokens", "cachedTokens", "generatedTokens"]].sum()
     ok = rr[rr["ResultSignature"].fillna("").astype(str).str.startswith("2")]
-    summary = {
-        dep: {
+    summary: dict[str, dict[str, float]] = {
+        str(dep): {
             "Requests": len(g),
             "Throttled": int((g["ResultSignature"] == "429").sum()),
             "ServerErrors": int(g["ResultSignature"].fillna("").astype(str).str.startswith("5").sum()),

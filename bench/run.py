@@ -63,6 +63,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_gb": round(mem_kb / 2**20, 1),
         "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],  # other work on the machine skews timings
         "versions": {
             p: version(p) for p in ("aoai-lens", "duckdb", "duckdb-kql", "pandas", "numpy", "dash", "waitress")
         },
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"    peak RSS {s['peak_rss_mb']} MB; {ld['requests']} requests, {ld['errors']} errors, p95 {ld['p95_s'] * 1000:.0f} ms"
         )
+    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.merge and Path(args.out).exists():
         old = json.loads(Path(args.out).read_text())
         merged = {**old.get("sizes", {}), **results["sizes"]}

@@ -82,7 +82,7 @@ class Server:
         for dep in self.deps:
             ids = [i["id"] for i in dep["inputs"]]
             if f"{page_id}-filters" in ids:
-                values = {f"{page_id}-filters": {"range": rng, "deployments": [], "problems": []}}
+                values: dict[str, Any] = {f"{page_id}-filters": {"range": rng, "deployments": [], "problems": []}}
                 values.update({f"{page_id}-by": "team", f"{page_id}-month": None, f"{page_id}-idle": False})
                 return {
                     "output": dep["output"],
