@@ -19,9 +19,11 @@ import pandas as pd
 from dashboard.data import Context, failed
 from queries.results import QueryResult, portal_link
 
-TTL_S = 60.0
+BUCKET_S = 300  # cost views are as fresh as the last 5-minute mark
+TTL_S = 300.0
 _memo: dict[tuple[int, str, str], tuple[float, Any, QueryResult]] = {}
 _memo_lock = threading.Lock()
+_flights: dict[tuple[int, str, str], threading.Lock] = {}
 
 
 @dataclass(frozen=True)
@@ -38,18 +40,31 @@ class Allocation:
         return self.result.rows if self.result is not None else pd.DataFrame()
 
 
-def _minute(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(second=0, microsecond=0)
+def _bucket(t: datetime) -> datetime:
+    t = t.astimezone(UTC).replace(second=0, microsecond=0)
+    return t - timedelta(minutes=t.minute % (BUCKET_S // 60))
 
 
 def allocation(ctx: Context, start: datetime, end: datetime) -> Allocation:
-    start, end = _minute(start), _minute(end)
+    """The cost model's allocation over [start, end), both rounded down to BUCKET_S so that everyone
+    opening a cost view within a few minutes shares one computation (one computes, the others wait)."""
+    start, end = _bucket(start), _bucket(end)
     key = (id(ctx.lens), start.isoformat(), end.isoformat())
-    now = time.monotonic()
     with _memo_lock:
-        hit = _memo.get(key)
-        if hit and now - hit[0] < TTL_S:
-            return Allocation(hit[1], hit[2])
+        flight = _flights.setdefault(key, threading.Lock())
+    with flight:
+        now = time.monotonic()
+        with _memo_lock:
+            hit = _memo.get(key)
+            if hit and now - hit[0] < TTL_S:
+                return Allocation(hit[1], hit[2])
+        result = _allocate(ctx, start, end, key, now)
+    with _memo_lock:
+        _flights.pop(key, None)
+    return result
+
+
+def _allocate(ctx: Context, start: datetime, end: datetime, key: tuple[int, str, str], now: float) -> Allocation:
     kql, portal = "", None
     try:
         _spec, tr, kql = ctx.lens.render("cost_usage_by_caller", start=start, end=end, bin=timedelta(hours=1))

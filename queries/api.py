@@ -58,6 +58,9 @@ class Lens:
     scope_resource_id: str = ""
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stripes: list[threading.Lock] = field(
+        default_factory=lambda: [threading.Lock() for _ in range(64)], init=False, repr=False
+    )
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
@@ -174,14 +177,38 @@ class Lens:
             spec, tr, kql = self.render(name, **kwargs)  # type: ignore[arg-type]
             prepared.append((spec, tr, kql))
         results: list[QueryResult | None] = [None] * len(prepared)
-        todo = []
-        for i, (spec, _tr, kql) in enumerate(prepared):
-            key = self._key(kql)
-            hit = self.cache.get(key) if spec.cache.total_seconds() > 0 else None
+        todo = self._from_cache(prepared, results, range(len(prepared)))
+        if not todo:
+            return [r for r in results if r is not None]
+        # Single flight: concurrent requests for the same queries (a page opened by many users as a
+        # cache bucket rolls over) wait for the one that is computing them, then read its answers.
+        stripes = sorted({self._stripe(self._key(prepared[i][2])) for i in todo})
+        for n in stripes:
+            self._stripes[n].acquire()
+        try:
+            todo = self._from_cache(prepared, results, todo)
+            self._compute(prepared, results, todo)
+        finally:
+            for n in reversed(stripes):
+                self._stripes[n].release()
+        return [r for r in results if r is not None]
+
+    def _stripe(self, key: str) -> int:
+        return int(key.rsplit(":", 1)[-1][:8], 16) % len(self._stripes)
+
+    def _from_cache(self, prepared: list, results: list[QueryResult | None], indices: Iterable[int]) -> list[int]:
+        """Fill `results` from the cache; return the indices still missing."""
+        missing = []
+        for i in indices:
+            spec, _tr, kql = prepared[i]
+            hit = self.cache.get(self._key(kql)) if spec.cache.total_seconds() > 0 else None
             if hit is not None:
                 results[i] = QueryResult(**{**hit.__dict__, "cached": True, "duration_s": 0.0})
             else:
-                todo.append(i)
+                missing.append(i)
+        return missing
+
+    def _compute(self, prepared: list, results: list[QueryResult | None], todo: list[int]) -> None:
         if todo:
             started = time.perf_counter()
             reqs = [LogsRequest(prepared[i][2], prepared[i][1].start, prepared[i][1].end) for i in todo]
@@ -197,7 +224,6 @@ class Lens:
                 if result.status == "ok" and spec.cache.total_seconds() > 0:
                     self.cache.set(self._key(kql), result, spec.cache.total_seconds())
                 results[i] = result
-        return [r for r in results if r is not None]
 
     def _envelope(
         self, spec: catalogue.QuerySpec, tr: TimeRange, kql: str, answer: LogsAnswer, took: float
