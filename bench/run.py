@@ -102,6 +102,20 @@ def bench_size(ws: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         log(
             f"    cold {rec['cold_median_s']:.3f} s, warm {rec['warm_median_s'] * 1000:.1f} ms, peak {rec['peak_rss_mb']} MB, {rec['queries_per_view']} queries / {rec['rows_transferred_per_view']} rows per view"
         )
+        if page not in STORE_ONLY:
+            try:
+                la = run_child(
+                    "bench.loganalytics:measure_la",
+                    {"path": path, "data_dir": data_dir, "page": page, "rng": args.range, "now": now},
+                )["answer"]
+                rec["log_analytics"] = la
+                log(
+                    f"    Log Analytics (local server, real LogsQueryClient): {la['queries_sent']} queries in "
+                    f"{la['http_requests']} HTTP requests, {la['rows_transferred']:,} rows per view"
+                )
+            except RuntimeError as e:
+                rec["log_analytics"] = {"failed": str(e)}
+                log(f"    Log Analytics measurement FAILED: {e}")
         if page not in STORE_ONLY and args.naive_runs > 0:
             runs = []
             answer: dict[str, Any] = {}
@@ -168,7 +182,8 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             bits.append(
                 f"warm {w * 1000:.0f}ms " + ("ok" if w <= TARGETS["warm_s"] else f"MISS x{w / TARGETS['warm_s']:.1f}")
             )
-            rows = p["rows_transferred_per_view"]
+            la = p.get("log_analytics") or {}
+            rows = la.get("rows_transferred", p["rows_transferred_per_view"])
             bits.append(
                 f"rows {rows:,} "
                 + ("ok" if rows <= TARGETS["rows_per_view"] else f"MISS x{rows / TARGETS['rows_per_view']:.1f}")
@@ -190,8 +205,8 @@ def verdicts(results: dict[str, Any]) -> list[str]:
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        "| size | page | cold (median) | warm (median) | naive | speedup cold | peak MB ours / naive | rows per view | same numbers |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| size | page | cold (median) | warm (median) | naive | speedup cold | peak MB ours / naive | rows per view | Log Analytics queries / rows per view | same numbers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, r in results["sizes"].items():
         for page, p in r["pages"].items():
@@ -206,6 +221,11 @@ def table(results: dict[str, Any]) -> str:
                     else "n/a | n/a | " + f"{p['peak_rss_mb']:.0f} / n/a |"
                 )
                 + f" {p['rows_transferred_per_view']:,} | "
+                + (
+                    f"{p['log_analytics']['queries_sent']} / {p['log_analytics']['rows_transferred']:,} | "
+                    if "queries_sent" in (p.get("log_analytics") or {})
+                    else "n/a | "
+                )
                 + ("yes" if b and b["same_numbers"]["equal"] else ("n/a" if not b else "NO"))
                 + " |"
             )

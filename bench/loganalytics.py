@@ -1,0 +1,89 @@
+"""Log Analytics traffic per page view: queries sent and rows transferred.
+
+The page's own data path (its `render`) runs once, cold, on a Lens built from the Azure sources
+(`LogsQueryClient`, the metrics batch API, ARM) pointed at the project's local servers in tests/fakes,
+which answer with the bench workspace's data in the services' REST shapes and record every request.
+The rows counted are the rows of the tables the Log Analytics server sent back.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure_la(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakes import FakeCredential, LogAnalyticsServer, ManagementServer, MetricsServer
+    from fakes._server import Reply
+
+    import dashboard.costs
+    from bench.pages import _page_module
+    from dashboard.app import create_app
+    from dashboard.data import Context
+    from dashboard.filters import Filters
+    from queries.api import Lens
+    from queries.demo import world
+    from queries.settings import load_settings
+    from queries.sources.azure import azure_sources
+
+    class Arm(ManagementServer):
+        def handle(self, request: Any) -> Any:  # ARM also answers GET {account id} with its location
+            for res in world.RESOURCES:
+                if request.path.lower() == res.arm_id.lower() and not self.pending:
+                    return Reply(200, {"id": res.arm_id, "name": res.name, "location": res.location})
+            return super().handle(request)
+
+    at = datetime.fromisoformat(now)
+    ws = Path(path)
+    with (
+        LogAnalyticsServer(ws, workspace_id=world.TENANT_ID, now=at) as la,
+        MetricsServer(ws, now=at) as ms,
+        Arm(ws) as arm,
+    ):
+        ids = ",".join(f'"{r.arm_id}"' for r in world.RESOURCES)
+        settings = load_settings(
+            environ={
+                "AOAI_LENS_DATA_DIR": data_dir,
+                "AOAI_LENS_SOURCE__KIND": "azure",
+                "AOAI_LENS_SOURCE__WORKSPACE_ID": world.TENANT_ID,
+                "AOAI_LENS_SOURCE__SUBSCRIPTION_ID": world.SUBSCRIPTION_ID,
+                "AOAI_LENS_SOURCE__METRICS_REGION": "eastus",
+                "AOAI_LENS_SOURCE__RESOURCE_IDS": f"[{ids}]",
+                "AOAI_LENS_SOURCE__LOGS_ENDPOINT": la.url,
+                "AOAI_LENS_SOURCE__METRICS_ENDPOINT": ms.url,
+                "AOAI_LENS_SOURCE__MANAGEMENT_ENDPOINT": arm.url,
+            }
+        )
+        logs, metrics, mgmt = azure_sources(settings, credential=FakeCredential())
+        lens = Lens(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
+        lens.now = lambda: at
+        create_app(settings)
+        mod = _page_module(page)
+        dashboard.costs._memo.clear()
+        ctx = Context(settings, lens, now=lambda: at)
+        f = Filters(range=rng)
+        if page == "cost":
+            mod.render(f, "team", None, ctx)
+        else:
+            mod.render(f, ctx)
+        batches = [r for r in la.requests if r.path == "/v1/$batch"]
+        singles = [r for r in la.requests if r.path.endswith("/query")]
+        queries = sum(len(b.body["requests"]) for b in batches) + len(singles)
+        rows = sum(
+            getattr(v, "rows_transferred", 0)
+            for _exp, v in lens.cache._data.values()
+            if getattr(v, "source", "") == logs.name
+        )
+        return {
+            "http_requests": len(la.requests),
+            "batches": len(batches),
+            "queries_sent": queries,
+            "rows_transferred": int(rows),
+            "metrics_requests": len(ms.requests),
+            "arm_requests": len(arm.requests),
+        }
