@@ -577,6 +577,9 @@ class Seeder:
                 p.unlink()
         con = duckdb.connect(str(tmp))
         con.execute("SET TimeZone = 'UTC'")
+        # bounded memory whatever the size: DuckDB spills the big aggregations to disk instead
+        con.execute("SET memory_limit = '3GB'")
+        con.execute("SET preserve_insertion_order = false")
         try:
             con.execute(schemas.create_table_sql("AzureDiagnostics"))
             con.execute(schemas.create_table_sql("AzureMetrics"))
