@@ -18,49 +18,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def measure_la(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from fakes import FakeCredential, LogAnalyticsServer, ManagementServer, MetricsServer
-    from fakes._server import Reply
+    from fakes import LogAnalyticsServer, MetricsServer
+    from fakes.azure_env import ArmServer, azure_lens, azure_settings
 
     import dashboard.costs
     from bench.pages import _page_module
     from dashboard.app import create_app
     from dashboard.data import Context
     from dashboard.filters import Filters
-    from queries.api import Lens
     from queries.demo import world
-    from queries.settings import load_settings
-    from queries.sources.azure import azure_sources
-
-    class Arm(ManagementServer):
-        def handle(self, request: Any) -> Any:  # ARM also answers GET {account id} with its location
-            for res in world.RESOURCES:
-                if request.path.lower() == res.arm_id.lower() and not self.pending:
-                    return Reply(200, {"id": res.arm_id, "name": res.name, "location": res.location})
-            return super().handle(request)
 
     at = datetime.fromisoformat(now)
     ws = Path(path)
     with (
         LogAnalyticsServer(ws, workspace_id=world.TENANT_ID, now=at) as la,
         MetricsServer(ws, now=at) as ms,
-        Arm(ws) as arm,
+        ArmServer(ws) as arm,
     ):
-        ids = ",".join(f'"{r.arm_id}"' for r in world.RESOURCES)
-        settings = load_settings(
-            environ={
-                "AOAI_LENS_DATA_DIR": data_dir,
-                "AOAI_LENS_SOURCE__KIND": "azure",
-                "AOAI_LENS_SOURCE__WORKSPACE_ID": world.TENANT_ID,
-                "AOAI_LENS_SOURCE__SUBSCRIPTION_ID": world.SUBSCRIPTION_ID,
-                "AOAI_LENS_SOURCE__METRICS_REGION": "eastus",
-                "AOAI_LENS_SOURCE__RESOURCE_IDS": f"[{ids}]",
-                "AOAI_LENS_SOURCE__LOGS_ENDPOINT": la.url,
-                "AOAI_LENS_SOURCE__METRICS_ENDPOINT": ms.url,
-                "AOAI_LENS_SOURCE__MANAGEMENT_ENDPOINT": arm.url,
-            }
-        )
-        logs, metrics, mgmt = azure_sources(settings, credential=FakeCredential())
-        lens = Lens(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
+        settings = azure_settings(data_dir, la.url, ms.url, arm.url)
+        lens = azure_lens(settings)
         lens.now = lambda: at
         create_app(settings)
         mod = _page_module(page)
@@ -77,7 +53,7 @@ def measure_la(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[
         rows = sum(
             getattr(v, "rows_transferred", 0)
             for _exp, v in lens.cache._data.values()
-            if getattr(v, "source", "") == logs.name
+            if getattr(v, "source", "") == lens.logs.name
         )
         return {
             "http_requests": len(la.requests),

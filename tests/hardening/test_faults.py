@@ -31,14 +31,14 @@ import dash
 import duckdb
 import pytest
 from fakes import (
-    FakeCredential,
     LogAnalyticsServer,
-    ManagementServer,
     MetricsServer,
     RecordedRequest,
     Reply,
     error_body,
 )
+from fakes.azure_env import ArmServer, azure_settings
+from fakes.azure_env import azure_lens as fake_azure_lens
 from plotly.utils import PlotlyJSONEncoder
 
 from alerts import runtime as rt
@@ -58,7 +58,6 @@ from queries.settings import (
     Settings,
     load_settings,
 )
-from queries.sources.azure import azure_sources
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,36 +150,8 @@ class FaultyMetrics(MetricsServer):
         return super().handle(request)
 
 
-class ArmServer(ManagementServer):
-    """The fake ARM, also answering `GET {account id}` with the account's location, as ARM does."""
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        for res in world.RESOURCES:
-            if request.path.lower() == res.arm_id.lower() and not self.pending:
-                return Reply(200, {"id": res.arm_id, "name": res.name, "location": res.location, "kind": "OpenAI"})
-        return super().handle(request)
-
-
-def azure_settings(tmp: Path, la: str, ms: str, arm: str) -> Settings:
-    ids = ",".join(f'"{r.arm_id}"' for r in world.RESOURCES)
-    return load_settings(
-        environ={
-            "AOAI_LENS_DATA_DIR": str(tmp),
-            "AOAI_LENS_SOURCE__KIND": "azure",
-            "AOAI_LENS_SOURCE__WORKSPACE_ID": world.TENANT_ID,
-            "AOAI_LENS_SOURCE__SUBSCRIPTION_ID": world.SUBSCRIPTION_ID,
-            "AOAI_LENS_SOURCE__METRICS_REGION": "eastus",
-            "AOAI_LENS_SOURCE__RESOURCE_IDS": f"[{ids}]",
-            "AOAI_LENS_SOURCE__LOGS_ENDPOINT": la,
-            "AOAI_LENS_SOURCE__METRICS_ENDPOINT": ms,
-            "AOAI_LENS_SOURCE__MANAGEMENT_ENDPOINT": arm,
-        }
-    )
-
-
 def azure_lens(settings: Settings) -> Lens:
-    logs, metrics, mgmt = azure_sources(settings, credential=FakeCredential(), sleep=lambda s: None)
-    return Lens(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
+    return fake_azure_lens(settings)
 
 
 @pytest.fixture(scope="module")

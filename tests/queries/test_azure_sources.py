@@ -18,30 +18,20 @@ from fakes import (
     LogAnalyticsServer,
     ManagementServer,
     MetricsServer,
-    RecordedRequest,
     Reply,
 )
+from fakes.azure_env import ArmServer, azure_settings
 
 from queries import catalogue
 from queries.api import Lens
 from queries.demo import world
 from queries.render import RenderError
-from queries.settings import Settings, load_settings
+from queries.settings import Settings
 from queries.sources import azure as azure_module
 from queries.sources import loganalytics
 from queries.sources.azure import azure_sources, https_options
 from queries.sources.base import LogsRequest
 from queries.sources.loganalytics import LogAnalyticsLogs
-
-
-class ArmServer(ManagementServer):
-    """The fake ARM, also answering `GET {account id}` with the account's location, as ARM does."""
-
-    def handle(self, request: RecordedRequest) -> Reply:
-        for res in world.RESOURCES:
-            if request.path.lower() == res.arm_id.lower() and not self.pending:
-                return Reply(200, {"id": res.arm_id, "name": res.name, "location": res.location, "kind": "OpenAI"})
-        return super().handle(request)
 
 
 class Env:
@@ -52,24 +42,6 @@ class Env:
         logs, metrics, mgmt = azure_sources(settings, credential=self.credential, sleep=self.waits.append)
         self.logs: LogAnalyticsLogs = logs
         self.lens = Lens(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
-
-
-def azure_settings(tmp: Path, la: str, ms: str, arm: str, **extra: str) -> Settings:
-    ids = ",".join(f'"{r.arm_id}"' for r in world.RESOURCES)
-    return load_settings(
-        environ={
-            "AOAI_LENS_DATA_DIR": str(tmp),
-            "AOAI_LENS_SOURCE__KIND": "azure",
-            "AOAI_LENS_SOURCE__WORKSPACE_ID": world.TENANT_ID,
-            "AOAI_LENS_SOURCE__SUBSCRIPTION_ID": world.SUBSCRIPTION_ID,
-            "AOAI_LENS_SOURCE__METRICS_REGION": "eastus",
-            "AOAI_LENS_SOURCE__RESOURCE_IDS": f"[{ids}]",
-            "AOAI_LENS_SOURCE__LOGS_ENDPOINT": la,
-            "AOAI_LENS_SOURCE__METRICS_ENDPOINT": ms,
-            "AOAI_LENS_SOURCE__MANAGEMENT_ENDPOINT": arm,
-            **extra,
-        }
-    )
 
 
 @pytest.fixture(scope="module")
