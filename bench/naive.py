@@ -187,13 +187,15 @@ def page(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[str, A
     if page == "data_health":
         wins["health"] = win("data_health")
     if page in ("overview", "cost", "features", "data_health"):
+        from dashboard.costs import bucket  # the dashboard's cost views round to the same buckets
+
         c0, c1 = f.window(at)
-        c0, c1 = c0.replace(second=0, microsecond=0), c1.replace(second=0, microsecond=0)
+        c0, c1 = bucket(c0), bucket(c1)
         wins["cost"] = (c0, c1 + timedelta(hours=1))
     if page in ("overview", "cost"):  # the month-to-date spend (Overview's spend panel, the Cost statement)
-        from dashboard.costs import month_start
+        from dashboard.costs import bucket, month_start
 
-        wins["mtd"] = (month_start(at), at + timedelta(hours=1))
+        wins["mtd"] = (month_start(at), bucket(at) + timedelta(hours=1))
     lo = min(w[0] for w in wins.values())
     hi = max(w[1] for w in wins.values())
     raw = raw_rows(path, lo, hi)  # the notebook's one big pull

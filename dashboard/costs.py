@@ -40,7 +40,7 @@ class Allocation:
         return self.result.rows if self.result is not None else pd.DataFrame()
 
 
-def _bucket(t: datetime) -> datetime:
+def bucket(t: datetime) -> datetime:
     t = t.astimezone(UTC).replace(second=0, microsecond=0)
     return t - timedelta(minutes=t.minute % (BUCKET_S // 60))
 
@@ -48,7 +48,7 @@ def _bucket(t: datetime) -> datetime:
 def allocation(ctx: Context, start: datetime, end: datetime) -> Allocation:
     """The cost model's allocation over [start, end), both rounded down to BUCKET_S so that everyone
     opening a cost view within a few minutes shares one computation (one computes, the others wait)."""
-    start, end = _bucket(start), _bucket(end)
+    start, end = bucket(start), bucket(end)
     key = (id(ctx.lens), start.isoformat(), end.isoformat())
     with _memo_lock:
         flight = _flights.setdefault(key, threading.Lock())
