@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import threading
 from collections import deque
@@ -86,7 +87,7 @@ def iso_z(value: datetime) -> str:
 Route = Callable[[RecordedRequest], Reply]
 
 
-class FakeAzureServer:
+class FakeAzureServer(abc.ABC):
     """A threaded HTTP server on 127.0.0.1 (port chosen by the OS), recording every request.
 
     Use as a context manager (`with Fake(...) as fake: fake.url`), or `start()` / `stop()`.
@@ -146,10 +147,10 @@ class FakeAzureServer:
     ) -> None:
         self.stop()
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 (an optional hook, empty by default)
         """Acquire resources before serving (subclasses)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook, empty by default)
         """Release resources after serving (subclasses)."""
 
     # ---- recording and scripting -----------------------------------------------------------------------
@@ -187,8 +188,9 @@ class FakeAzureServer:
     def now(self) -> datetime:
         return self.now_fixed if self.now_fixed is not None else datetime.now(UTC)
 
+    @abc.abstractmethod
     def handle(self, request: RecordedRequest) -> Reply:
-        raise NotImplementedError
+        """Answer one request that no queued reply answered (each service's fake says how)."""
 
     def _dispatch(self, request: RecordedRequest) -> Reply:
         with self._lock:
