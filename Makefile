@@ -31,12 +31,14 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist): CI has two cores, and the suite's servers each take a free port.
 pytest: venv node chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
 

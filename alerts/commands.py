@@ -10,10 +10,10 @@ import threading
 import time
 from types import FrameType
 
-from queries.settings import get_settings
+from queries.config import get_settings
+from queries.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("aoai_lens.commands")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _when(ts: float) -> str:
@@ -128,7 +128,7 @@ def scheduler(args: argparse.Namespace) -> int:
 
 
 def simulator(args: argparse.Namespace) -> int:
-    from alerts import simulator as sim
+    from queries.demo import simulator as sim
 
     settings = get_settings()
     key = settings.probes.api_key.get_secret_value() if settings.probes.api_key else None

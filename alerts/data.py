@@ -1,11 +1,11 @@
-"""The frames the alert rules judge, fetched through the query layer (queries.api.Lens).
+"""The frames the alert rules judge, fetched through the query layer (queries.lens.Lens).
 
 Every rule reads catalogue queries, so they run unchanged on the demo workspace and on Log Analytics:
 `requests_by_status` (429 and 5xx rates), `latency_summary` (p95), `peak_load_by_deployment` (quota
 headroom, with the deployments' limits from the management plane) and `data_health` (no data).
 
 Cost-based rules read a frame of cost per period, team and feature (TimeGenerated, Team, Feature,
-CostUsd) from `queries.cost.cost_frame(settings, start, end)`.
+CostUsd) from `queries.cost.report.cost_frame(lens, settings, start, end)`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
+
+from queries.cost.report import cost_frame
 
 log = logging.getLogger("aoai_lens.alerts.data")
 
@@ -32,7 +34,7 @@ class RuleData(Protocol):
 
 
 class LensData:
-    """RuleData over a queries.api.Lens (the process-wide one in `serve`)."""
+    """RuleData over a queries.lens.Lens (the process-wide one in `serve`)."""
 
     def __init__(self, lens: Any) -> None:
         self.lens = lens
@@ -83,15 +85,8 @@ class LensData:
         return out
 
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame:
-        try:
-            from queries import cost as cost_module
-        except ImportError as e:
-            raise DataUnavailable("no cost model (queries.cost) yet") from e
-        fn = getattr(cost_module, "cost_frame", None)
-        if fn is None:
-            raise DataUnavailable("queries.cost offers no cost_frame(settings, start, end) yet")
-        frame: pd.DataFrame = fn(self.lens.settings, start, end)
-        return frame
+        """TimeGenerated (hour), Team, Feature, CostUsd of the allocated cost, through this Lens."""
+        return cost_frame(self.lens, self.lens.settings, start, end)
 
 
 def lookback(rule_window_minutes: int, threshold: float | None = None) -> timedelta:

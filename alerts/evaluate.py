@@ -17,7 +17,8 @@ from alerts import rules
 from alerts.data import DataUnavailable, RuleData, lookback
 from alerts.notify import Delivery, Notifier
 from alerts.store import Store, Transition
-from queries.settings import AlertRule, Settings
+from queries.config import AlertRule, Settings
+from queries.cost.forecast import history_start
 
 log = logging.getLogger("aoai_lens.alerts")
 COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly"})
@@ -76,8 +77,7 @@ class Evaluator:
             return rules.no_data(rule, seen, now)
         budgets = self.settings.budgets
         if kind == "budget_pace":
-            month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            return rules.budget_pace(rule, self.data.cost(month_start, now), budgets, now)
+            return rules.budget_pace(rule, self.data.cost(history_start(now), now), budgets, now)
         if kind == "burn_rate":
             return rules.burn_rate(rule, self.data.cost(start, now), budgets, now)
         if kind == "spend_anomaly":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import apprise
 
-from queries.settings import AlertChannel
+from queries.config import AlertChannel
 
 log = logging.getLogger("aoai_lens.notify")
 

@@ -16,7 +16,7 @@ from typing import Any
 import openai
 
 from alerts.store import ProbeResult
-from queries.settings import ProbeSettings, ProbeTarget
+from queries.config import ProbeSettings, ProbeTarget
 
 log = logging.getLogger("aoai_lens.probes")
 

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from queries.settings import AlertRule, Budget
+from queries.config import AlertRule, Budget
+from queries.cost.forecast import daily, month_end_forecast
 
 THRESHOLDS = {
     "rate_429": "percent of requests answered 429 in the window, per deployment (fires above)",
@@ -23,7 +24,7 @@ THRESHOLDS = {
     "quota_headroom": "percent of the deployment's TPM limit left at the busiest minute of the window (fires below)",
     "probe_failures": "number of consecutive failed probes per target (fires at or above)",
     "probe_ttft": "95th percentile time to first token of successful streamed probes in the window, in ms (fires above)",
-    "budget_pace": "month-end forecast (month to date / elapsed share of the month) as percent of the budget (fires above)",
+    "budget_pace": "month-end forecast (month to date + the last 7 complete days' mean × days left) as percent of the budget (fires above)",
     "burn_rate": "spend rate as a multiple of the budget's even pace, over the window and over a twelfth of it (fires when both are above)",
     "spend_anomaly": "spend in the latest window as a multiple of the mean of up to 7 windows before it that the data fully covers, at least 3 (fires above)",
     "no_data": "minutes since a resource's last diagnostic record (fires above)",
@@ -183,20 +184,27 @@ def _month(now: datetime) -> tuple[datetime, timedelta]:
 
 
 def budget_pace(rule: AlertRule, cost: pd.DataFrame, budgets: list[Budget], now: datetime) -> list[Finding]:
+    """The month-end forecast (`queries.cost.forecast`, the one the pages show) as percent of each budget.
+    `cost` should reach back to `forecast.history_start(now)` for the run rate."""
     out = []
-    start, length = _month(now)
-    elapsed = max((now - start) / length, 1e-9)
+    data_start = pd.to_datetime(cost["TimeGenerated"], utc=True).min() if not cost.empty else None
     for b in _budgets(rule, budgets):
-        mtd = _spend(cost, b, start, now)
-        forecast = mtd / elapsed
-        pct = 100.0 * forecast / b.monthly_usd
+        col = "Team" if b.scope == "team" else "Feature"
+        mine = cost[cost[col] == b.name]
+        fc = month_end_forecast(
+            daily(mine["CostUsd"], mine["TimeGenerated"]),
+            now,
+            data_start=None if data_start is None or pd.isna(data_start) else data_start.floor("D").to_pydatetime(),
+        )
+        pct = 100.0 * fc.forecast / b.monthly_usd
         out.append(
             Finding(
                 f"{b.scope}:{b.name}",
                 pct > rule.threshold,
                 round(pct, 2),
-                f"{b.scope} {b.name}: ${mtd:,.2f} month to date, forecast ${forecast:,.2f} = {_fmt(pct)}% "
-                f"of the ${b.monthly_usd:,.0f} budget; threshold {_fmt(rule.threshold)}%",
+                f"{b.scope} {b.name}: ${fc.month_to_date:,.2f} month to date, forecast ${fc.forecast:,.2f} = "
+                f"{_fmt(pct)}% of the ${b.monthly_usd:,.0f} budget (run rate ${fc.run_rate:,.2f}/day over "
+                f"{fc.run_rate_days} complete day(s)); threshold {_fmt(rule.threshold)}%",
             )
         )
     return out

@@ -8,7 +8,6 @@ the process's Runtime here.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 import threading
@@ -21,9 +20,10 @@ import openai
 
 from alerts import probes as probes_mod
 from alerts.evaluate import EvaluationReport, Evaluator
-from alerts.ingest import IngestReport, ingest
 from alerts.store import ProbeResult, Store
-from queries.settings import ProbeTarget, Settings
+from queries.config import ProbeTarget, Settings
+from queries.ingest import IngestReport, ingest
+from queries.lens import Lens, get_lens
 
 log = logging.getLogger("aoai_lens.runtime")
 COST_RULES_EVERY_S = 600.0  # budget, burn-rate and anomaly rules: spend moves slowly, allocation is not free
@@ -35,7 +35,7 @@ class Runtime:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
-        lens: Any = None,
+        lens: Lens | None = None,
         http_client: Any = None,
         simulator_options: dict[str, Any] | None = None,
     ) -> None:
@@ -75,7 +75,7 @@ class Runtime:
             return probes_mod.make_client(p, p.endpoint, api_key=key, http_client=self.http_client)
         if not self.settings.is_demo:
             raise ValueError("probes.endpoint is not set (needed outside demo mode)")
-        from alerts import simulator as sim
+        from queries.demo import simulator as sim
 
         token_provider = None
         if p.auth == "entra":
@@ -110,10 +110,8 @@ class Runtime:
         return [self.probe(t) for t in self.settings.probes.targets]
 
     # ---- ingestion and alerts ------------------------------------------------------------------
-    def lens(self) -> Any:
+    def lens(self) -> Lens:
         if self._lens is None:
-            from queries.api import get_lens
-
             self._lens = get_lens(self.settings)
         return self._lens
 
@@ -122,21 +120,14 @@ class Runtime:
         writer when this process reads the workspace too (DuckDB: one writer or many readers)."""
         if not self.settings.is_demo:
             return IngestReport()
-        writer = None
-        ws = getattr(getattr(self.lens(), "logs", None), "workspace", None)
-        if ws is not None and hasattr(ws, "writer"):
-            writer = ws.writer
+        ws = self.lens().workspace
+        writer = ws.writer if ws is not None else None
         return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock, writer=writer)
 
     def evaluator(self) -> Evaluator:
         from alerts.data import LensData
 
-        lens = self.lens()
-        if dataclasses.is_dataclass(lens) and hasattr(lens, "cache"):
-            from queries.cache import MemoryCache
-
-            # the same sources with a fresh cache: rules judge the newest rows, not a page's cached answer
-            lens = dataclasses.replace(lens, cache=MemoryCache())  # type: ignore[type-var]
+        lens = self.lens().with_fresh_cache()
         return Evaluator(
             self.settings,
             self.store,
@@ -171,7 +162,7 @@ def current() -> Runtime:
     global _current
     with _current_lock:
         if _current is None:
-            from queries.settings import get_settings
+            from queries.config import get_settings
 
             _current = Runtime(get_settings())
         return _current

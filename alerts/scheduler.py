@@ -21,7 +21,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from alerts import runtime as rt
-from queries.settings import Settings
+from queries.config import Settings
 
 log = logging.getLogger("aoai_lens.scheduler")
 

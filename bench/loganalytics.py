@@ -21,7 +21,6 @@ def measure_la(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[
     from fakes import LogAnalyticsServer, MetricsServer
     from fakes.azure_env import ArmServer, azure_lens, azure_settings
 
-    import dashboard.costs
     from bench.pages import _page_module
     from dashboard.app import create_app
     from dashboard.data import Context
@@ -40,7 +39,6 @@ def measure_la(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[
         lens.now = lambda: at
         create_app(settings)
         mod = _page_module(page)
-        dashboard.costs._memo.clear()
         ctx = Context(settings, lens, now=lambda: at)
         f = Filters(range=rng)
         if page == "cost":

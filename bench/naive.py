@@ -129,7 +129,7 @@ def usage_frame(df: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
 
 def cost(df: pd.DataFrame, settings: Any, deployments: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     from queries.cost.prices import PriceBook
-    from queries.cost.report import allocate_frames, probe_object_id
+    from queries.cost.report import allocate_frames
 
     usage = usage_frame(df, start, end)
     result = allocate_frames(
@@ -140,7 +140,7 @@ def cost(df: pd.DataFrame, settings: Any, deployments: pd.DataFrame, start: date
         PriceBook.load(settings),
         start,
         end,
-        probe_object_id=probe_object_id(settings),
+        probe_object_id=settings.probe_object_id,
         currency=settings.prices.currency,
     )
     rows: pd.DataFrame = result.rows
@@ -187,13 +187,14 @@ def page(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[str, A
     if page == "data_health":
         wins["health"] = win("data_health")
     if page in ("overview", "cost", "features", "data_health"):
-        from dashboard.costs import bucket  # the dashboard's cost views round to the same buckets
+        from queries.cost.service import bucket  # the dashboard's cost views round to the same buckets
 
         c0, c1 = f.window(at)
         c0, c1 = bucket(c0), bucket(c1)
         wins["cost"] = (c0, c1 + timedelta(hours=1))
     if page in ("overview", "cost"):  # the month-to-date spend (Overview's spend panel, the Cost statement)
-        from dashboard.costs import bucket, month_start
+        from dashboard.costs import month_start
+        from queries.cost.service import bucket
 
         wins["mtd"] = (month_start(at), bucket(at) + timedelta(hours=1))
     lo = min(w[0] for w in wins.values())

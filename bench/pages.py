@@ -30,7 +30,7 @@ STORE_ONLY = ("probes", "alerts")  # read the alerts store only: no workspace da
 
 
 def bench_settings(path: Path, data_dir: Path) -> Any:
-    from queries.settings import load_settings
+    from queries.config import load_settings
 
     data_dir.mkdir(parents=True, exist_ok=True)
     return load_settings(
@@ -66,8 +66,8 @@ def _page_module(key: str) -> Any:
 
 
 def _lens(settings: Any, now: datetime) -> Any:
-    from queries.api import Lens
     from queries.cache import MemoryCache
+    from queries.lens import Lens
 
     lens = Lens.from_settings(settings)
     lens.cache = MemoryCache()
@@ -130,7 +130,6 @@ def _ours(key: str, lens: Any, settings: Any, rng: str, now: datetime) -> dict[s
 
 def measure(path: str, data_dir: str, page: str, rng: str, now: str, runs: int) -> dict[str, Any]:
     """Runs in the child: time `render` cold and warm `runs` times each; the page's aggregates."""
-    import dashboard.costs
     from dashboard.app import create_app
     from dashboard.data import Context
     from dashboard.filters import Filters
@@ -153,7 +152,6 @@ def measure(path: str, data_dir: str, page: str, rng: str, now: str, runs: int) 
     cold, warm = [], []
     lens = None
     for _ in range(runs):
-        dashboard.costs._memo.clear()
         lens = _lens(settings, at)
         cold.append(render(lens))
     for _ in range(runs):

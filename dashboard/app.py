@@ -22,7 +22,7 @@ from flask_bootstrap import Bootstrap5
 
 from dashboard import panels
 from dashboard.filters import from_controls
-from queries.settings import Settings
+from queries.config import Settings
 
 BOOTSTRAP_CSS = "/bootstrap/static/css/bootstrap.min.css"
 HERE = Path(__file__).parent
@@ -134,6 +134,6 @@ def search_from_controls(v: dict[str, Any], starts: list[Any], ends: list[Any]) 
 def server_factory() -> Flask:
     """For gunicorn (`serve --workers N`): each worker builds the app from the process's settings. No
     scheduler here: with several workers it runs once, as `aoai-lens scheduler`."""
-    from queries.settings import get_settings
+    from queries.config import get_settings
 
     return create_app(get_settings()).server  # type: ignore[return-value]

@@ -29,8 +29,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from queries.config import Settings
 from queries.scope import Scope
-from queries.settings import Settings
 
 log = logging.getLogger("aoai_lens.auth")
 

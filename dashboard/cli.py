@@ -1,19 +1,24 @@
-"""The `aoai-lens` command line.
+"""The `aoai-lens` command line: the one entry point of the whole program.
 
-Parsers live here; each subcommand runs a function in the layer that owns it, imported only when that
-subcommand runs, so `aoai-lens kql` does not pay for importing Dash. Exit codes: 0 success, 1 the
-operation failed, 2 bad usage or configuration.
+Parsers live here; each subcommand runs a handler in the layer that owns it (`queries.commands`,
+`queries.cost.commands`, `alerts.commands`, `dashboard.serve`), imported here by name. Those modules
+import their heavy dependencies inside the handlers, so `aoai-lens kql` does not pay for Dash. Exit codes
+(`queries.exitcodes`): 0 success, 1 the operation failed, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from alerts import commands as alert_commands
+from dashboard import serve
+from queries import commands as query_commands
+from queries.cost import commands as cost_commands
+from queries.errors import ConfigError
+from queries.exitcodes import EXIT_FAILED, EXIT_USAGE
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -23,9 +28,12 @@ def _param(text: str) -> tuple[str, str]:
     return k.strip(), v
 
 
-def _add(sub: argparse._SubParsersAction, name: str, target: str, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add(sub: argparse._SubParsersAction, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
-    p.set_defaults(target=target)
+    p.set_defaults(handler=handler)
     return p
 
 
@@ -37,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = _add(sub, "serve", "dashboard.serve:run", "serve the dashboard (and, by default, the scheduler)")
+    p = _add(sub, "serve", serve.run, "serve the dashboard (and, by default, the scheduler)")
     p.add_argument("--host", help="address to bind (default from settings: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default from settings: 8050)")
     p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler in this process")
@@ -48,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the embedded demo workspace", description="the embedded demo workspace")
     demo_sub = demo.add_subparsers(dest="demo_command", metavar="SUBCOMMAND", required=True)
-    p = _add(demo_sub, "seed", "queries.commands:demo_seed", "(re)build the demo workspace")
+    p = _add(demo_sub, "seed", query_commands.demo_seed, "(re)build the demo workspace")
     p.add_argument("--days", type=int, help="days of telemetry, ending now (default 30)")
     p.add_argument("--requests-per-day", type=int, help="average requests per day (default 10000)")
     p.add_argument("--seed", type=int, help="random seed; the same seed gives the same data (default 42)")
     p.add_argument("--path", help="DuckDB file to write (default .aoai-lens/demo.duckdb)")
     p.add_argument("--end", help=argparse.SUPPRESS)  # pin 'now' (ISO time), for reproducible tests
 
-    p = _add(sub, "query", "queries.commands:query", "run one catalogue query on the configured source")
+    p = _add(sub, "query", query_commands.query, "run one catalogue query on the configured source")
     p.add_argument("name", nargs="?", help="query name (omit to list the catalogue)")
     p.add_argument("--since", help="how far back, e.g. 1h, 7d (default: the query's own)")
     p.add_argument("--start", help="start time (ISO 8601, UTC)")
@@ -63,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", type=_param, default=[], metavar="K=V", help="a query parameter")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
-    p = _add(sub, "kql", "queries.commands:kql", "print the rendered KQL of a catalogue query, as it would be sent")
+    p = _add(sub, "kql", query_commands.kql, "print the rendered KQL of a catalogue query, as it would be sent")
     p.add_argument("name")
     p.add_argument("--since")
     p.add_argument("--start")
@@ -72,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cost = sub.add_parser("cost", help="costs and allocation", description="costs and allocation")
     cost_sub = cost.add_subparsers(dest="cost_command", metavar="SUBCOMMAND", required=True)
-    p = _add(cost_sub, "report", "queries.cost.commands:cost_report", "monthly chargeback statement")
+    p = _add(cost_sub, "report", cost_commands.cost_report, "monthly chargeback statement")
     p.add_argument("--month", help="YYYY-MM (default: the current month)")
     p.add_argument("--by", choices=("team", "feature", "deployment", "cost-center"), default="team")
     p.add_argument("--format", choices=("table", "csv", "focus"), default="table")
@@ -83,45 +91,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         prices_sub,
         "refresh",
-        "queries.cost.commands:prices_refresh",
+        cost_commands.prices_refresh,
         "pull the Azure Retail Prices API into a dated local snapshot",
     )
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
-    p = _add(prices_sub, "show", "queries.cost.commands:prices_show", "prices per 1M tokens by deployment type")
+    p = _add(prices_sub, "show", cost_commands.prices_show, "prices per 1M tokens by deployment type")
     p.add_argument("model")
     p.add_argument("--region", default="eastus")
 
     probe = sub.add_parser("probe", help="synthetic probes", description="synthetic probes")
     probe_sub = probe.add_subparsers(dest="probe_command", metavar="SUBCOMMAND", required=True)
-    p = _add(probe_sub, "run", "alerts.commands:probe_run", "run the probes")
+    p = _add(probe_sub, "run", alert_commands.probe_run, "run the probes")
     p.add_argument("--once", action="store_true", help="run every probe once and exit")
 
     al = sub.add_parser("alerts", help="alert rules and channels", description="alert rules and channels")
     al_sub = al.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
-    p = _add(al_sub, "evaluate", "alerts.commands:alerts_evaluate", "evaluate the alert rules")
+    p = _add(al_sub, "evaluate", alert_commands.alerts_evaluate, "evaluate the alert rules")
     p.add_argument("--once", action="store_true", help="evaluate once and exit")
-    p = _add(al_sub, "test", "alerts.commands:alerts_test", "send a test notification to a channel")
+    p = _add(al_sub, "test", alert_commands.alerts_test, "send a test notification to a channel")
     p.add_argument("channel")
 
-    _add(sub, "scheduler", "alerts.commands:scheduler", "run the scheduler alone (probes, alerts, ingestion)")
+    _add(sub, "scheduler", alert_commands.scheduler, "run the scheduler alone (probes, alerts, ingestion)")
 
-    p = _add(sub, "simulator", "alerts.commands:simulator", "the local Azure OpenAI simulator")
+    p = _add(sub, "simulator", alert_commands.simulator, "the local Azure OpenAI simulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8070)
 
     _add(
         sub,
         "check-config",
-        "queries.commands:check_config",
+        query_commands.check_config,
         "validate configuration; say exactly what is wrong and where",
     )
     return parser
-
-
-def _resolve(target: str) -> Callable[[argparse.Namespace], int]:
-    module, func = target.split(":")
-    fn: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
-    return fn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,10 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("azure", "urllib3", "httpx", "httpx2", "werkzeug", "apscheduler.executors", "waitress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from queries.settings import ConfigError
-
     try:
-        return _resolve(args.target)(args)
+        handler: Handler = args.handler
+        return handler(args)
     except ConfigError as e:
         for line in e.problems:
             print(line, file=sys.stderr)

@@ -25,9 +25,9 @@ from typing import Any
 import pandas as pd
 from flask import current_app, has_app_context
 
+from queries.config import Settings
 from queries.results import QueryResult
 from queries.scope import Scope, alert_rule_visible, scoped_lens
-from queries.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ Request = tuple[str, Mapping[str, object]]
 @dataclass
 class Context:
     settings: Settings
-    lens: Any  # queries.api.Lens, or a test double with the same methods
+    lens: Any  # queries.lens.Lens, or a test double with the same methods
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _store: Any = None
     scope: Scope = field(default_factory=Scope.everything)
@@ -114,7 +114,7 @@ def context() -> Context:
     settings: Settings = cfg["aoai_lens_settings"]
     lens = cfg.get("aoai_lens_lens")
     if lens is None:
-        from queries.api import get_lens
+        from queries.lens import get_lens
 
         lens = get_lens(settings)
     from dashboard.auth import current_user

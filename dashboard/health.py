@@ -26,7 +26,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from queries.settings import Settings
+from queries.config import Settings
 
 HEALTH_QUERY = "AzureDiagnostics | take 1 | count"
 STUCK_AFTER_S = 60.0
@@ -124,7 +124,7 @@ def health(settings: Settings, lens_of: Callable[[], Any], scheduler: Any) -> tu
 def _lens(server: Flask) -> Any:
     lens = server.config.get("aoai_lens_lens")
     if lens is None:
-        from queries.api import get_lens
+        from queries.lens import get_lens
 
         lens = get_lens(server.config["aoai_lens_settings"])
     return lens

@@ -20,10 +20,10 @@ import signal
 import sys
 from typing import Any
 
-from queries.settings import Settings, get_settings
+from queries.config import Settings, get_settings
+from queries.exitcodes import EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("aoai_lens.serve")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def is_loopback(host: str) -> bool:

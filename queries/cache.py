@@ -18,12 +18,24 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from queries.settings import Settings
+    from queries.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+class Cache(Protocol):
+    """What the Lens needs of a cache (both backends have it)."""
+
+    backend: str
+
+    def get(self, key: str) -> Any | None: ...
+    def set(self, key: str, value: Any, ttl_s: float) -> None: ...
+    def clear(self) -> None: ...
+    def reset_request_counts(self) -> None: ...
+    def request_counts(self) -> tuple[int, int]: ...
 
 
 class _Counted:

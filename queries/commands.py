@@ -10,9 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from queries.settings import ConfigError, config_path, load_settings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from queries.config import ConfigError, config_path, load_settings
+from queries.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def demo_seed(args: argparse.Namespace) -> int:
@@ -110,7 +109,7 @@ def _params(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _lens() -> Any:
-    from queries.api import Lens
+    from queries.lens import Lens
 
     return Lens.from_settings(load_settings())
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import base64
 import gzip
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from urllib.parse import quote
 
 import pandas as pd
 
 Status = Literal["ok", "partial", "failed"]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
 
 
 @dataclass(frozen=True)

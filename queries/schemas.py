@@ -84,3 +84,8 @@ DUCKDB_TYPES = {
 def create_table_sql(name: str) -> str:
     cols = ", ".join(f'"{c}" {DUCKDB_TYPES[t]}' for c, t in TABLES[name].items())
     return f'CREATE TABLE "{name}" ({cols})'
+
+
+# RequestResponse records carry `requestTime` / `responseTime` in properties as .NET ticks (100 ns since
+# 0001-01-01); this is 1970-01-01T00:00:00Z in those ticks.
+DOTNET_EPOCH_TICKS = 621_355_968_000_000_000

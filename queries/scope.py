@@ -15,7 +15,7 @@ download:
 - Deployment-level operations (request counts, status codes, latency, quota, probes) are shared
   infrastructure and stay visible to every signed-in user.
 
-`ScopedLens` wraps a `queries.api.Lens` so that everything asked through it is scoped; the cost model
+`ScopedLens` wraps a `queries.lens.Lens` so that everything asked through it is scoped; the cost model
 unwraps it (allocation must see every caller to share PTU and metric tokens correctly) and scopes the
 answer instead.
 """
@@ -29,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from queries.config import AttributionRule, Settings
 from queries.cost.attribution import ALLOCATED, match_rule
-from queries.settings import AttributionRule, Settings
 
 API_KEY_CALLER = "(API key)"
 NO_RULE = "(no rule)"

@@ -7,14 +7,22 @@ settings pointing at it, with every file the program writes kept in a temporary 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from queries.demo.seed import seed
-from queries.settings import Settings, load_settings
+# Hermetic: the settings of whoever runs the tests (AOAI_LENS_DATA_DIR, AOAI_LENS_CONFIG, a password...)
+# change no result. Removed before anything reads them; tests set what they need themselves.
+for _name in [n for n in os.environ if n.startswith("AOAI_LENS_")]:
+    del os.environ[_name]
+
+from fakes.doubles import FakeClock, Receiver, empty_workspace  # noqa: E402
+
+from queries.config import Settings, load_settings  # noqa: E402
+from queries.demo.seed import seed  # noqa: E402
 
 DEMO_DAYS = 7
 DEMO_RPD = 3000
@@ -54,3 +62,23 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
             monkeypatch.delenv(k)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local webhook receiver the notification channels deliver to."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty demo workspace (the tables, no rows)."""
+    return empty_workspace(tmp_path / "ws.duckdb")

@@ -12,7 +12,16 @@ import pandas as pd
 from dash import Input, Output, callback, html
 
 from dashboard import figures
-from dashboard.costs import allocation, budgets_frame, month_end, month_start, ptu_frame, shares, spend_by
+from dashboard.costs import (
+    allocation,
+    budgets_frame,
+    month_end,
+    month_start,
+    month_to_date,
+    ptu_frame,
+    shares,
+    spend_by,
+)
 from dashboard.data import Context, context, deployments_frame
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
@@ -132,8 +141,9 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
         with contextlib.suppress(ValueError):
             m_start = month_start(datetime.strptime(month + "-15", "%Y-%m-%d").replace(tzinfo=now.tzinfo))
     m_end = min(month_end(m_start), now)
-    monthly = allocation(ctx, m_start, m_end)
-    current = monthly if m_start == month_start(now) else allocation(ctx, month_start(now), now)
+    monthly = allocation(ctx, m_start, m_end)  # the statement's month
+    current = month_to_date(ctx, now)  # budgets: this month and the forecast's run-rate window (the same
+    # period as `monthly` from the 8th of the month on, so one computation)
     col = BY.get(by, "Team")
     team_colours = figures.colour_map(ctx.teams())
     dep_colours = figures.colour_map(deps["Deployment"].astype(str)) if not deps.empty else {}
@@ -160,7 +170,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
         return panel_body(PAGE, "budgets", figures.budget_vs_actual(frame), [current.envelope], frame=frame, note=note)
 
     def shares_panel() -> list[Any]:
-        if not period.ok:
+        if period.result is None:
             return panel_body(PAGE, "shares", figures.empty_figure("Cost model unavailable"), [period.envelope])
         frame = shares(period.result)
         priced = frame[frame["Cost"].notna()]
@@ -181,7 +191,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
         return panel_body(PAGE, "shares", fig, [period.envelope], frame=frame, note=note)
 
     def ptu() -> list[Any]:
-        frame = ptu_frame(period.result) if period.ok else pd.DataFrame()
+        frame = ptu_frame(period.result) if period.result is not None else pd.DataFrame()
         scope = f.scoped_deployments(deps)
         if scope and not frame.empty:
             frame = frame[frame["Deployment"].isin(scope)]

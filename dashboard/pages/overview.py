@@ -10,7 +10,7 @@ import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import figures
-from dashboard.costs import allocation, forecast_month, month_start
+from dashboard.costs import month_to_date, spend_forecast, this_month
 from dashboard.data import Context, context, deployments_frame, fetch, store_result
 from dashboard.filters import Filters
 from dashboard.kpis import Kpi, compute_kpis
@@ -96,14 +96,18 @@ def render(f: Filters, ctx: Context) -> list[Any]:
     )
     colours = figures.colour_map(deps["Deployment"].astype(str)) if not deps.empty else {}
     now = ctx.now()
-    alloc = allocation(ctx, month_start(now), now)
+    alloc = month_to_date(ctx, now)
     spend_daily = None
+    forecast = None
     spend_by_dep = pd.DataFrame(columns=["Day", "Deployment", "Cost"])
     if alloc.ok:
-        rows = alloc.rows
-        rows = rows[rows["Priced"].astype(bool)]
+        history = alloc.rows
         if scope:
-            rows = rows[rows["Deployment"].isin(scope)]
+            history = history[history["Deployment"].isin(scope)]
+        fc = spend_forecast(history, now)
+        forecast = fc.forecast if fc is not None else None
+        rows = this_month(history, now)
+        rows = rows[rows["Priced"].astype(bool)]
         rows = rows.assign(Day=pd.to_datetime(rows["Day"], utc=True))
         spend_by_dep = rows.groupby(["Day", "Deployment"], as_index=False)["Cost"].sum()
         spend_daily = rows.groupby("Day", as_index=False)["Cost"].sum().sort_values("Day")
@@ -123,7 +127,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
             r["tokens"].frame,
             r["latency"].frame,
             spend_daily,
-            forecast_month(float(spend_daily["Cost"].sum()), now) if spend_daily is not None else None,
+            forecast,
             probes.frame if probes is not None and probes.ok else None,
             states.frame if states is not None and states.ok else None,
             transitions.frame if transitions is not None and transitions.ok else None,

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from queries.settings import AttributionRule
+from queries.config import AttributionRule
 
 METHOD_REQUEST = "request"
 METHOD_BYTES = "bytes"

@@ -13,8 +13,9 @@ daily cost (chargeback only: no unallocated, probes or idle PTU):
   already over, else now + (budget - MonthToDate) / RunRate when that falls inside the month, else none.
 - ``Status``: "over" (already over), "at risk" (forecast above budget), "near" (forecast above 90%) or "ok".
 
-`budget_status` is the pure function (tests compute its cases by hand); `budgets_status(lens, settings,
-now)` runs the allocation for the month and the run-rate window and calls it.
+The forecast is `queries.cost.forecast.month_end_forecast`, the same one the pages and the budget alert
+use. `budget_status` is the pure function (tests compute its cases by hand); `budgets_status(lens,
+settings, now)` reads the month-to-date allocation the pages share and calls it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from queries.config import Budget, Settings
 from queries.cost.attribution import ALLOCATED
-from queries.settings import Budget, Settings
+from queries.cost.forecast import RUN_RATE_DAYS, month_bounds, month_end_forecast
 
-RUN_RATE_DAYS = 7
 NEAR = 0.9
 
 COLUMNS = [
@@ -51,11 +52,6 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    first = _utc(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return first, (first + timedelta(days=32)).replace(day=1)
-
-
 def daily_costs(rows: pd.DataFrame) -> pd.DataFrame:
     """Allocated, priced cost per Day, Scope (team / feature) and Name, from `AllocationResult.rows`."""
     alloc = rows[(rows["Category"] == ALLOCATED) & rows["Priced"]]
@@ -74,28 +70,18 @@ def budget_status(
     """`daily`: Day (UTC midnight), Scope, Name, Cost. One line per budget (see the module docstring)."""
     now = _utc(now)
     first, nxt = month_bounds(now)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_days = (nxt - first).total_seconds() / 86400.0
     elapsed = (now - first).total_seconds() / 86400.0
-    left = (nxt - now).total_seconds() / 86400.0
-    window_start = today - timedelta(days=run_rate_days)
     d = daily.copy()
     d["Day"] = pd.to_datetime(d["Day"], utc=True)
-    # complete days in the window (it reaches into last month early in a month); fewer when the data
-    # starts later than the window
-    n_days = run_rate_days
-    if not d.empty:
-        earliest = max(window_start, d["Day"].min().to_pydatetime())
-        n_days = max(0, min(run_rate_days, (today - earliest).days))
+    data_start = d["Day"].min().to_pydatetime() if not d.empty else None
     out = []
     for b in budgets:
         mine = d[(d["Scope"] == b.scope) & (d["Name"] == b.name)].groupby("Day")["Cost"].sum().sort_index()
+        fc = month_end_forecast(mine, now, data_start=data_start, run_rate_days=run_rate_days)
+        mtd, rate, forecast = fc.month_to_date, fc.run_rate, fc.forecast
         month = mine[(mine.index >= first) & (mine.index < nxt)]
-        mtd = float(month.sum())
         to_date = b.monthly_usd * elapsed / month_days
-        complete = mine[(mine.index >= window_start) & (mine.index < today)]
-        rate = float(complete.sum()) / n_days if n_days else 0.0
-        forecast = mtd + rate * left
         overrun: pd.Timestamp | None = None
         if mtd > b.monthly_usd:
             crossed = month.cumsum()
@@ -121,7 +107,7 @@ def budget_status(
                 "BudgetToDate": to_date,
                 "Pace": mtd / to_date if to_date > 0 else np.nan,
                 "RunRate": rate,
-                "RunRateDays": n_days,
+                "RunRateDays": fc.run_rate_days,
                 "Forecast": forecast,
                 "ForecastPct": forecast / b.monthly_usd,
                 "OverrunDate": overrun.date() if overrun is not None else None,
@@ -132,11 +118,9 @@ def budget_status(
 
 
 def budgets_status(lens: Any, settings: Settings, now: datetime | None = None, *, book: Any = None) -> pd.DataFrame:
-    """Allocate the month so far (and the run-rate window before it) and report every budget."""
-    from queries.cost.report import allocate
+    """Every budget from the month-to-date allocation (the one the pages share, `service.month_to_date`)."""
+    from queries.cost.service import month_to_date
 
     now = _utc(now or datetime.now(UTC))
-    first, _ = month_bounds(now)
-    window = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=RUN_RATE_DAYS)
-    result = allocate(lens, settings, min(first, window), now, book=book)
+    result = month_to_date(lens, settings, now, book=book)
     return budget_status(daily_costs(result.rows), list(settings.budgets), now)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
+from queries.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 # --- prices -----------------------------------------------------------------------------------------
 
@@ -17,9 +16,9 @@ def prices_refresh(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from queries.config import load_settings
     from queries.cost import retail
     from queries.cost.prices import normalise
-    from queries.settings import load_settings
 
     settings = load_settings()
     endpoint = getattr(args, "endpoint", None) or retail.RETAIL_PRICES_URL
@@ -70,8 +69,9 @@ def _money(value: float | None) -> str:
 
 def prices_show(args: argparse.Namespace) -> int:
     """Prices per 1M tokens (and per PTU-hour) for one model in one region, by deployment type."""
-    from queries.cost.prices import SKUS, PriceBook
-    from queries.settings import load_settings
+    from queries.config import load_settings
+    from queries.cost.prices import PriceBook
+    from queries.cost.skus import SKUS
 
     settings = load_settings()
     book = PriceBook.load(settings)
@@ -134,7 +134,46 @@ def prices_show(args: argparse.Namespace) -> int:
 
 
 def cost_report(args: argparse.Namespace) -> int:
-    """The monthly chargeback statement (implementation: queries.cost.report.cost_report_command)."""
-    from queries.cost.report import cost_report_command
+    """`aoai-lens cost report [--month YYYY-MM] [--by ...] [--format table|csv|focus] [-o FILE]`."""
+    from pathlib import Path
 
-    return cost_report_command(args)
+    from queries.config import load_settings
+    from queries.cost.focus import focus_rows
+    from queries.cost.report import By, allocate, month_period, render_table, statement
+    from queries.lens import get_lens
+
+    settings = load_settings()
+    by: By = getattr(args, "by", None) or "team"
+    fmt = getattr(args, "format", None) or "table"
+    lens = get_lens(settings)
+    try:
+        start, end, _ = month_period(getattr(args, "month", None), lens.now())
+    except ValueError as e:
+        print(f"cost report: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = allocate(lens, settings, start, end)
+    except Exception as e:  # a missing workspace or an unreadable price file: say so, exit 1
+        print(f"cost report: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if fmt == "focus":
+        deps = lens.deployments().frame
+        ids = (
+            dict(zip(deps["Resource"].astype(str).str.lower(), deps["ResourceId"], strict=False))
+            if not deps.empty
+            else {}
+        )
+        text = focus_rows(result, ids).to_csv(index=False)
+    else:
+        st = statement(result, by)
+        text = st.to_csv(index=False, float_format="%.6f") if fmt == "csv" else render_table(st, result, by)
+    output = getattr(args, "output", None)
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {fmt} {by if fmt != 'focus' else ''} report for {start:%Y-%m} to {output}".replace("  ", " "))
+    else:
+        sys.stdout.write(text)
+    if fmt != "table" or output:  # the table carries its notes itself
+        for n in result.notices:
+            print(f"cost report: note: {n}", file=sys.stderr)
+    return EXIT_OK

@@ -37,9 +37,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from queries.config import AttributionRule, Settings
 from queries.cost import attribution, ptu
 from queries.cost.attribution import ALLOCATED, PROBES, PTU_IDLE, UNALLOCATED
-from queries.settings import AttributionRule, Settings
 
 By = Literal["team", "feature", "deployment", "cost-center"]
 BY_COLUMN = {"team": "Team", "feature": "Feature", "deployment": "Deployment", "cost-center": "CostCenter"}
@@ -107,18 +107,6 @@ class AllocationResult:
     @property
     def unpriced(self) -> pd.DataFrame:
         return self.rows[~self.rows["Priced"]]
-
-
-def probe_object_id(settings: Settings) -> str | None:
-    """The object id the probes call with: `probes.object_id`, or in the demo the simulated probes' id."""
-    configured = getattr(settings.probes, "object_id", None)
-    if configured:
-        return str(configured).lower()
-    if settings.is_demo:
-        from queries.demo import world
-
-        return world.PROBE_OBJECT_ID
-    return None
 
 
 def _deployment_info(deployments: pd.DataFrame) -> pd.DataFrame:
@@ -266,9 +254,9 @@ def allocate(
     every caller, so PTU and metric-token shares are the same whoever asks.
     """
     if scope is None:
-        scope = getattr(lens, "scope", None)
-    lens = getattr(lens, "unscoped", lens)
-    if scope is not None and not scope.is_everything:
+        scope = lens.scope
+    lens = lens.unscoped
+    if not scope.is_everything:
         return scope.allocation(allocate(lens, settings, start, end, book=book, hourly=hourly))  # type: ignore[no-any-return]
     start, end = _utc(start), _utc(end)
     if book is None:
@@ -285,7 +273,7 @@ def allocate(
             notices.append(f"{what}: {r.status}: {r.notice}")
     deployments = deps.frame
     if deployments.empty:
-        from queries.sources.embedded import DEPLOYMENT_COLUMNS
+        from queries.sources.arm_shapes import DEPLOYMENT_COLUMNS
 
         deployments = pd.DataFrame(columns=DEPLOYMENT_COLUMNS)
     frame = usage.frame
@@ -315,7 +303,7 @@ def allocate(
         book,
         start,
         end,
-        probe_object_id=probe_object_id(settings),
+        probe_object_id=settings.probe_object_id,
         currency=settings.prices.currency,
         hourly=hourly,
     )
@@ -323,14 +311,10 @@ def allocate(
     return result
 
 
-def cost_frame(settings: Settings, start: datetime, end: datetime, lens: Any = None) -> pd.DataFrame:
+def cost_frame(lens: Any, settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
     """Allocated (chargeback) cost per hour, team and feature: TimeGenerated, Team, Feature, CostUsd.
 
     What the budget alert rules read (alerts/data.py)."""
-    if lens is None:
-        from queries.api import get_lens
-
-        lens = get_lens(settings)
     rows = allocate(lens, settings, start, end, hourly=True).rows
     alloc = rows[(rows["Category"] == ALLOCATED) & rows["Priced"]]
     out = alloc.groupby(["Hour", "Team", "Feature"], sort=True)["Cost"].sum().reset_index()
@@ -443,49 +427,3 @@ def render_table(st: pd.DataFrame, result: AllocationResult, by: By) -> str:
     for n in result.notices:
         lines.append(f"note: {n}")
     return "\n".join(lines) + "\n"
-
-
-def cost_report_command(args: Any) -> int:
-    """`aoai-lens cost report [--month YYYY-MM] [--by ...] [--format table|csv|focus] [-o FILE]`."""
-    import sys
-    from pathlib import Path
-
-    from queries.api import get_lens
-    from queries.cost.focus import focus_rows
-    from queries.settings import load_settings
-
-    settings = load_settings()
-    by: By = getattr(args, "by", None) or "team"
-    fmt = getattr(args, "format", None) or "table"
-    lens = get_lens(settings)
-    try:
-        start, end, _ = month_period(getattr(args, "month", None), lens.now())
-    except ValueError as e:
-        print(f"cost report: {e}", file=sys.stderr)
-        return 2
-    try:
-        result = allocate(lens, settings, start, end)
-    except Exception as e:  # a missing workspace or an unreadable price file: say so, exit 1
-        print(f"cost report: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    if fmt == "focus":
-        deps = lens.deployments().frame
-        ids = (
-            dict(zip(deps["Resource"].astype(str).str.lower(), deps["ResourceId"], strict=False))
-            if not deps.empty
-            else {}
-        )
-        text = focus_rows(result, ids).to_csv(index=False)
-    else:
-        st = statement(result, by)
-        text = st.to_csv(index=False, float_format="%.6f") if fmt == "csv" else render_table(st, result, by)
-    output = getattr(args, "output", None)
-    if output:
-        Path(output).write_text(text)
-        print(f"wrote {fmt} {by if fmt != 'focus' else ''} report for {start:%Y-%m} to {output}".replace("  ", " "))
-    else:
-        sys.stdout.write(text)
-    if fmt != "table" or output:  # the table carries its notes itself
-        for n in result.notices:
-            print(f"cost report: note: {n}", file=sys.stderr)
-    return 0

@@ -25,7 +25,6 @@ import pandas as pd
 from queries import schemas
 from queries.demo import world
 
-DOTNET_EPOCH_TICKS = 621_355_968_000_000_000  # .NET ticks at 1970-01-01T00:00:00Z
 STATUS_OK, STATUS_FILTER, STATUS_THROTTLED = 200, 400, 429
 
 
@@ -375,9 +374,9 @@ class Seeder:
                 r.duration AS DurationMs,
                 c.ip AS CallerIPAddress,
                 '{{"apiName":"Azure OpenAI API version ' || a.api_version
-                  || '","requestTime":' || CAST({DOTNET_EPOCH_TICKS} + r.t * 10000 AS VARCHAR)
+                  || '","requestTime":' || CAST({schemas.DOTNET_EPOCH_TICKS} + r.t * 10000 AS VARCHAR)
                   || ',"requestLength":' || CAST(r.req_len AS VARCHAR)
-                  || ',"responseTime":' || CAST({DOTNET_EPOCH_TICKS} + (r.t + r.duration) * 10000 AS VARCHAR)
+                  || ',"responseTime":' || CAST({schemas.DOTNET_EPOCH_TICKS} + (r.t + r.duration) * 10000 AS VARCHAR)
                   || ',"responseLength":' || CAST(r.resp_len AS VARCHAR)
                   || ',"objectId":"' || c.object_id
                   || '","streamType":"' || (CASE WHEN r.stream THEN 'Streaming' ELSE 'Non-Streaming' END)

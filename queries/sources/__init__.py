@@ -1,1 +1,1 @@
-"""Data sources behind one small interface, chosen from settings in `queries.api`."""
+"""Data sources behind one small interface, chosen from settings in `queries.lens`."""

@@ -34,7 +34,7 @@ from azure.monitor.query import (
     LogsTable,
 )
 
-from queries.sources.azure import BoundedRetryPolicy, https_options, is_loopback
+from queries.sources.azure_http import BoundedRetryPolicy, https_options, is_loopback
 from queries.sources.base import LogsAnswer, LogsRequest
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from azure.core import PipelineClient
 from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HttpLoggingPolicy, UserAgentPolicy
 from azure.core.rest import HttpRequest
 
-from queries.sources.azure import BoundedRetryPolicy, https_options, is_loopback
-from queries.sources.embedded import deployments_frame, usages_frame
+from queries.sources.arm_shapes import deployments_frame, usages_frame
+from queries.sources.azure_http import BoundedRetryPolicy, https_options, is_loopback
 
 API_VERSION = "2024-10-01"
 MAX_PAGES = 50

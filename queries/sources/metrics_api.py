@@ -19,7 +19,7 @@ import pandas as pd
 from azure.monitor.querymetrics import MetricsClient
 
 from queries.render import RenderError, check_name
-from queries.sources.azure import BoundedRetryPolicy, https_options
+from queries.sources.azure_http import BoundedRetryPolicy, https_options
 
 NAMESPACE = "Microsoft.CognitiveServices/accounts"
 RESOURCES_PER_CALL = 50

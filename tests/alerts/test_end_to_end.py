@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alerts_helpers import FakeClock, Receiver
+from fakes.doubles import FakeClock, Receiver
 
 from alerts.runtime import Runtime
-from queries.api import Lens
-from queries.settings import Settings, load_settings
+from queries.config import Settings, load_settings
+from queries.lens import Lens
 
 CONFIG = """
 [source]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from alerts_helpers import FakeClock, in_memory_transport
+from fakes.doubles import FakeClock, in_memory_transport
 
-from alerts import simulator as sim
 from alerts.probes import make_client, run_probe
 from alerts.store import Store
-from queries.settings import ProbeSettings, ProbeTarget
+from queries.config import ProbeSettings, ProbeTarget
+from queries.demo import simulator as sim
 
 KEY = "probe-test-key"
 
@@ -101,7 +101,7 @@ def test_results_are_stored(tmp_path: Path, running: sim.RunningSimulator, clock
 
 def test_probe_cost_from_the_price_book(tmp_path: Path, demo_workspace: Path, clock: FakeClock) -> None:
     from alerts.runtime import Runtime
-    from queries.settings import Settings
+    from queries.config import Settings
 
     settings = Settings(
         data_dir=tmp_path,

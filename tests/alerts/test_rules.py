@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from alerts_helpers import FakeClock, Receiver
+from fakes.doubles import FakeClock, Receiver
 
 from alerts import rules
 from alerts.data import DataUnavailable
 from alerts.evaluate import Evaluator
 from alerts.notify import Notifier
 from alerts.store import ProbeResult, Store
-from queries.settings import AlertChannel, AlertRule, Budget, Settings
+from queries.config import AlertChannel, AlertRule, Budget, Settings
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)  # half-way through a 30-day month
 
@@ -92,8 +92,10 @@ def test_budget_pace() -> None:
         + [(NOW - timedelta(days=d), "search", "rag", 5.0) for d in range(1, 15)]
     )  # $70
     found = by_subject(rules.budget_pace(rule("budget_pace", 100), frame, budgets, NOW))
-    # half the month gone (14.5 of 30 days): forecast = spend / (14.5 / 30)
-    assert found["team:support"] == (True, pytest.approx(100 * 168 / (14.5 / 30) / 300, abs=0.01))
+    # $168 month to date; run rate: Nov 8-14 (the 7 complete days before today) at $12 a day; 15.5 days
+    # left: forecast = 168 + 12 * 15.5 = $354 = 118% of $300 (search: 70 + 5 * 15.5 = $147.50, 49%)
+    assert found["team:support"] == (True, pytest.approx(118.0, abs=0.01))
+    assert found["team:search"] == (False, pytest.approx(49.17, abs=0.01))
     assert found["team:search"][0] is False
     assert set(by_subject(rules.budget_pace(rule("budget_pace", 100, team="search"), frame, budgets, NOW))) == {
         "team:search"
@@ -222,7 +224,7 @@ def test_spend_anomaly_needs_history() -> None:
 def test_cost_rules_are_judged_at_most_every_interval(tmp_path) -> None:
     from alerts.evaluate import Evaluator
     from alerts.store import Store
-    from queries.settings import AlertRule, Budget, load_settings
+    from queries.config import AlertRule, Budget, load_settings
 
     settings = load_settings(environ={"AOAI_LENS_DATA_DIR": str(tmp_path)})
     settings.alerts.rules = [AlertRule(name="pace", kind="budget_pace", threshold=100)]

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alerts_helpers import FakeClock
+from fakes.doubles import FakeClock
 
 from alerts import runtime as rt
 from alerts import scheduler as sch
-from queries.settings import Settings
+from queries.config import Settings
 
 
 def settings_for(tmp_path: Path, targets: list[dict], rules: bool = True) -> Settings:

@@ -13,7 +13,7 @@ from typing import Any
 import dash
 import pytest
 
-from queries.settings import Settings
+from queries.config import Settings
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from plotly.utils import PlotlyJSONEncoder
 
 from dashboard.data import Context
 from dashboard.filters import Filters
+from queries.config import Settings, load_settings
 from queries.results import QueryResult
-from queries.settings import Settings, load_settings
 from queries.sources.base import LogsAnswer, LogsRequest
 
 
@@ -293,7 +293,7 @@ class FailOne:
 
 
 def test_failing_source_breaks_one_panel_not_the_page(dash_app: dash.Dash, demo_settings: Settings) -> None:
-    from queries.api import Lens
+    from queries.lens import Lens
 
     real = Lens.from_settings(demo_settings)
     lens = replace(real, logs=FailOne(real.logs, "StatusClass = case("))
@@ -309,7 +309,7 @@ def test_failing_source_breaks_one_panel_not_the_page(dash_app: dash.Dash, demo_
 
 
 def test_team_filter_scopes_the_features_page(dash_app: dash.Dash, dash_settings: Settings) -> None:
-    from queries.api import Lens
+    from queries.lens import Lens
 
     page = page_module(dash_app, "/features")
     ctx = Context(dash_settings, Lens.from_settings(dash_settings))
@@ -323,7 +323,7 @@ def test_team_filter_scopes_the_features_page(dash_app: dash.Dash, dash_settings
 
 def test_an_unreadable_state_store_fails_its_panels_not_the_page(tmp_path) -> None:
     from dashboard.data import Context, store_result
-    from queries.settings import load_settings
+    from queries.config import load_settings
 
     settings = load_settings(environ={"AOAI_LENS_DATA_DIR": str(tmp_path)})
     settings.state_path.write_bytes(b"this is not a SQLite database, just bytes" * 100)

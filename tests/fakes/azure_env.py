@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from queries.api import Lens
+from queries.config import Settings, load_settings
 from queries.demo import world
-from queries.settings import Settings, load_settings
+from queries.lens import Lens
 from queries.sources.azure import azure_sources
 
 from ._server import RecordedRequest, Reply

@@ -13,8 +13,8 @@ import requests
 from hardening_server import ROOT, everything_served, free_port, run_cli, serving
 
 from dashboard.auth import Denied, authenticate
+from queries.config import Settings, load_settings
 from queries.scope import Scope, ScopedLens, describe_callers
-from queries.settings import Settings, load_settings
 
 SUPPORT_GROUP = "11111111-2222-3333-4444-555555555555"
 ADMIN_GROUP = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -145,8 +145,8 @@ def test_serve_refuses_basic_users_without_passwords(tmp_path: Path, demo_settin
 
 
 def test_allocation_is_scoped_in_the_cost_model(demo_settings: Settings) -> None:
-    from queries.api import Lens
     from queries.cost.report import allocate, statement
+    from queries.lens import Lens
 
     lens = Lens.from_settings(demo_settings)
     end = lens.now().replace(minute=0, second=0, microsecond=0)
@@ -170,7 +170,7 @@ def test_allocation_is_scoped_in_the_cost_model(demo_settings: Settings) -> None
 
 
 def test_caller_level_catalogue_results_keep_the_scopes_callers(demo_settings: Settings) -> None:
-    from queries.api import Lens
+    from queries.lens import Lens
 
     lens = ScopedLens(Lens.from_settings(demo_settings), Scope.of(["support"]), demo_settings.attribution)
     r = lens.run("caller_usage_hourly", since=timedelta(days=2))

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from test_faults import rendered, the_app
 
-from alerts.ingest import ingest
 from dashboard.cli import main as cli_main
 from queries import catalogue
-from queries.api import Lens
+from queries.config import Settings
 from queries.demo import world
-from queries.settings import Settings
+from queries.ingest import ingest
+from queries.lens import Lens
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'

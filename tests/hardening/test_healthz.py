@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from dashboard import health
-from queries.settings import Settings
+from queries.config import Settings
 from queries.sources.base import LogsAnswer, LogsRequest
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 from hardening_server import ROOT, everything_served, free_port, run_cli, serving
 
-from queries.settings import Settings
+from queries.config import Settings
 
 API_KEY = "sk-PLANTED-probe-key-7f3a9c"
 PASSWORD = "PLANTED-basic-pw-41b2e8"

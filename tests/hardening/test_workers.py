@@ -16,7 +16,7 @@ import pytest
 import requests
 from hardening_server import CLI, call, clean_env, free_port, page_callbacks, serving
 
-from queries.settings import Settings
+from queries.config import Settings
 
 
 @pytest.fixture

@@ -23,13 +23,14 @@ from fakes import (
 from fakes.azure_env import ArmServer, azure_settings
 
 from queries import catalogue
-from queries.api import Lens
+from queries.config import Settings
 from queries.demo import world
+from queries.lens import Lens
 from queries.render import RenderError
-from queries.settings import Settings
 from queries.sources import azure as azure_module
 from queries.sources import loganalytics
-from queries.sources.azure import azure_sources, https_options
+from queries.sources.azure import azure_sources
+from queries.sources.azure_http import https_options
 from queries.sources.base import LogsRequest
 from queries.sources.loganalytics import LogAnalyticsLogs
 

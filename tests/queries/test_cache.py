@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from queries.api import Lens
 from queries.cache import MemoryCache
-from queries.settings import Settings
+from queries.config import Settings
+from queries.lens import Lens
 from queries.sources.base import LogsAnswer, LogsRequest
 
 

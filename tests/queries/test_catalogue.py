@@ -12,10 +12,10 @@ import pytest
 from kusto import KustoCheckerUnavailable, check_kql, format_diagnostics, node_executable
 
 from queries import catalogue
-from queries.api import Lens
 from queries.catalogue import CatalogueError, parse_file
+from queries.config import Settings
+from queries.lens import Lens
 from queries.schemas import TABLES
-from queries.settings import Settings
 
 NAMES = sorted(catalogue.load_catalogue())
 # Queries the demo workspace may legitimately leave empty (none today: every question has demo data).

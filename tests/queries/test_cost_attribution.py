@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from cost_fakes import FakeBook, deployments, metrics, usage
 
+from queries.config import AttributionRule
 from queries.cost import attribution
 from queries.cost.report import allocate_frames, statement
-from queries.settings import AttributionRule
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 PROBE = "bbbbbbbb-0000-4000-8000-000000000002"

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
+from queries.config import Budget
 from queries.cost.budgets import budget_status, daily_costs
-from queries.settings import Budget
 
 NOW = datetime(2026, 11, 11, 12, tzinfo=UTC)  # 10.5 of November's 30 days gone, 19.5 left
 

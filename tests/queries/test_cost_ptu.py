@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from cost_fakes import FakeBook, deployments, usage
 
+from queries.config import AttributionRule
 from queries.cost import ptu
 from queries.cost.report import allocate_frames, statement
-from queries.settings import AttributionRule
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 B = "dddddddd-0000-4000-8000-000000000004"

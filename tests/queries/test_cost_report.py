@@ -11,14 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from queries import api
-from queries.api import Lens
+from queries import lens as api
+from queries.config import Settings
 from queries.cost import ptu
 from queries.cost.focus import FOCUS_COLUMNS
 from queries.cost.prices import PriceBook
 from queries.cost.report import AllocationResult, allocate, month_period, statement
 from queries.demo import world
-from queries.settings import Settings
+from queries.lens import Lens
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from queries.cost.prices import PriceBook, load_catalogue, load_overrides
-from queries.settings import ConfigError, load_settings
+from queries.config import ConfigError, load_settings
+from queries.cost.overrides import load_overrides
+from queries.cost.prices import PriceBook, load_catalogue
 
 GOOD = """\
 # negotiated prices (USD per 1M tokens; PTU per hour)

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dashboard.cli import main
+from queries.config import load_settings
 from queries.cost import retail
 from queries.cost.prices import PriceBook, load_catalogue
 from queries.demo.world import DEPLOYMENTS, resource
-from queries.settings import load_settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "retail"
 PAGES = [json.loads((FIXTURES / f"page-{i}.json").read_text()) for i in (1, 2, 3)]

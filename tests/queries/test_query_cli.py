@@ -137,7 +137,7 @@ def test_every_catalogue_query_is_documented() -> None:
 
 
 def test_every_source_setting_is_documented() -> None:
-    from queries.settings import SourceSettings
+    from queries.config import SourceSettings
 
     doc = (ROOT / "docs" / "readme" / "queries.md").read_text()
     for field in SourceSettings.model_fields:

@@ -8,7 +8,8 @@ import duckdb_kql
 import pytest
 
 from queries import catalogue
-from queries.api import Lens
+from queries.config import Settings
+from queries.lens import Lens
 from queries.render import (
     BINS,
     MAX_POINTS,
@@ -22,7 +23,6 @@ from queries.render import (
     parse_duration,
     render,
 )
-from queries.settings import Settings
 
 HOSTILE = [
     "x' or 1==1 or '",

@@ -12,7 +12,8 @@ import pytest
 
 from queries import schemas
 from queries.demo import world
-from queries.demo.seed import DOTNET_EPOCH_TICKS, seed
+from queries.demo.seed import seed
+from queries.schemas import DOTNET_EPOCH_TICKS
 
 DUCK_TO_KUSTO = {"VARCHAR": "string", "TIMESTAMP": "datetime", "BIGINT": "long", "DOUBLE": "real"}
 

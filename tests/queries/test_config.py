@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from queries.settings import DEMO_CONFIG, ConfigError, load_settings
+from queries.config import DEMO_CONFIG, ConfigError, load_settings
 
 GOOD_AZURE = """
 [source]

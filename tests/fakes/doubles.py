@@ -1,4 +1,4 @@
-"""Helpers shared by the alerts tests: a fake clock, a webhook receiver, an empty workspace."""
+"""Test doubles shared across layers: a fake clock, a webhook receiver, an empty workspace, an in-memory transport."""
 
 from __future__ import annotations
 

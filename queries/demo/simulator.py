@@ -5,7 +5,7 @@ It answers chat completions (streamed or not) and embeddings under both URL shap
 enforces each demo deployment's TPM and RPM over a sliding minute, refuses prompts carrying
 `CONTENT_FILTER_MARKER` the way Azure's content filter does, and records every call as the diagnostic
 records a diagnostic setting would archive to a storage account (JSON lines, one record per line). A
-scheduled ingestion job (alerts/ingest.py) later loads those records into the demo workspace, so the
+scheduled ingestion job (queries/ingest.py) later loads those records into the demo workspace, so the
 simulator never writes the DuckDB file another process may be reading.
 
 Time is injected (`clock`, `sleep`) so tests run on a fake clock without waiting.
@@ -32,12 +32,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from queries.demo import world
+from queries.schemas import DOTNET_EPOCH_TICKS
 
 log = logging.getLogger("aoai_lens.simulator")
 
 CONTENT_FILTER_MARKER = "[[simulate:content_filter]]"
 SERVER_ERROR_MARKER = "[[simulate:server_error]]"
-DOTNET_EPOCH_TICKS = 621_355_968_000_000_000  # .NET ticks at 1970-01-01T00:00:00Z
 REPLY = "pong. This is a synthetic answer from the aoai-lens local Azure OpenAI simulator, one word per token."
 REGION_NAMES = {"eastus": "East US", "swedencentral": "Sweden Central"}
 

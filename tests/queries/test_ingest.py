@@ -10,11 +10,11 @@ import duckdb
 import duckdb_kql
 import openai
 import pytest
-from alerts_helpers import FakeClock
+from fakes.doubles import FakeClock
 
-from alerts import simulator as sim
-from alerts.ingest import ingest, parse_time
+from queries.demo import simulator as sim
 from queries.demo import world
+from queries.ingest import ingest, parse_time
 
 KQL = """
 AzureDiagnostics

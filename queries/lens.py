@@ -1,6 +1,6 @@
 """The query layer's front door: catalogue queries, metrics and the management plane, with caching.
 
-    from queries.api import get_lens
+    from queries.lens import get_lens
     lens = get_lens()                      # sources chosen from settings, one per process
     r = lens.run("requests_by_status", since=timedelta(days=1), params={"deployments": ["chat-gpt4o"]})
     r.frame, r.status, r.notice, r.kql, r.portal_url, r.cached
@@ -11,6 +11,7 @@ Analytics, the metrics batch API, the management plane). Tests build a `Lens` wi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -18,29 +19,25 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
 from queries import catalogue
-from queries.cache import MemoryCache, cache_from_settings
+from queries.cache import Cache, MemoryCache, cache_from_settings
+from queries.config import Settings, get_settings
 from queries.render import RenderError, auto_bin, render
-from queries.results import QueryResult, portal_link
-from queries.settings import Settings, get_settings
+from queries.results import QueryResult, TimeRange, portal_link
+from queries.scope import Scope
 from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, ManagementSource, MetricsSource
 
+if TYPE_CHECKING:
+    from queries.sources.embedded import EmbeddedWorkspace
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["Lens", "QueryResult", "RenderError", "TimeRange", "get_lens"]
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    start: datetime
-    end: datetime
-
-    @property
-    def span(self) -> timedelta:
-        return self.end - self.start
 
 
 def _utc(t: datetime) -> datetime:
@@ -53,9 +50,11 @@ class Lens:
     logs: LogsSource
     metrics_source: MetricsSource
     management: ManagementSource
-    cache: MemoryCache = field(default_factory=MemoryCache)
+    cache: Cache = field(default_factory=MemoryCache)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     scope_resource_id: str = ""
+    # the demo workspace when the logs come from it (the ingestion job loads new records through it)
+    workspace: EmbeddedWorkspace | None = None
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stripes: list[threading.Lock] = field(
@@ -75,8 +74,9 @@ class Lens:
                 EmbeddedLogs(ws),
                 EmbeddedMetrics(ws),
                 EmbeddedManagement(ws),
-                cache=cache_from_settings(settings),  # type: ignore[arg-type]
+                cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
+                workspace=ws,
             )
         from queries.sources.azure import azure_sources
 
@@ -86,9 +86,14 @@ class Lens:
             logs,
             metrics,
             mgmt,
-            cache=cache_from_settings(settings),  # type: ignore[arg-type]
+            cache=cache_from_settings(settings),
             scope_resource_id=settings.source.resource_ids[0],
         )
+
+    def with_fresh_cache(self) -> Lens:
+        """The same sources with an empty cache of its own: the alert rules judge the newest rows, not a
+        page's cached answer."""
+        return dataclasses.replace(self, cache=MemoryCache())
 
     # ---- time ranges --------------------------------------------------------------------------
     def time_range(
@@ -290,6 +295,33 @@ class Lens:
 
     def usages(self, ttl: timedelta = timedelta(minutes=10)) -> QueryResult:
         return self._cached("usages", "mgmt:usages", ttl, self.management.usages, self.management.name)
+
+    # ---- computed values (the cost model's allocation) ---------------------------------------------
+    def memo(self, key: str, ttl: timedelta, compute: Callable[[], T]) -> T:
+        """A value computed once per key and lifetime and shared by every caller, through the same cache
+        and single flight as the catalogue queries: concurrent callers of one key wait for the one
+        computing it, then read its answer. A value that raises is not kept."""
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        with self._stripes[self._stripe(self._key(key))]:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+            value = compute()
+            self.cache.set(key, value, ttl.total_seconds())
+            return value
+
+    @property
+    def scope(self) -> Scope:
+        """Everything: a Lens answers for every team (`queries.scope.ScopedLens` for one user's teams)."""
+        return Scope.everything()
+
+    @property
+    def unscoped(self) -> Lens:
+        """The Lens itself: a `queries.scope.ScopedLens` answers with its scope's rows, the cost model
+        allocates over the whole data and scopes the answer."""
+        return self
 
     def _cached(
         self, name: str, key: str, ttl: timedelta, fetch: Callable[[], pd.DataFrame], source: str

@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
-from alerts_helpers import FakeClock
+from fakes.doubles import FakeClock
 
-from alerts import simulator as sim
+from queries.demo import simulator as sim
 from queries.demo import world
+from queries.schemas import DOTNET_EPOCH_TICKS
 
 KEY = "test-key-not-secret"
 
@@ -201,7 +202,7 @@ def test_records_match_the_diagnostic_shape(running: sim.RunningSimulator, clock
         "modelVersion",
     ]
     # .NET ticks: 100 ns since 0001-01-01; the simulated latency is the gap between them
-    assert p["requestTime"] == sim.DOTNET_EPOCH_TICKS + round(start * 1000) * 10_000
+    assert p["requestTime"] == DOTNET_EPOCH_TICKS + round(start * 1000) * 10_000
     assert (p["responseTime"] - p["requestTime"]) // 10_000 == rr["durationMs"]
     assert rr["durationMs"] == round(d.base_ms + 3 * d.ms_per_token)
     assert usage["properties"]["generatedTokens"] == [3] and usage["properties"]["cachedTokens"] == [0]

@@ -12,13 +12,15 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from queries.cost.overrides import load_overrides
+from queries.errors import ConfigError
 
 ENV_PREFIX = "AOAI_LENS_"
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
@@ -166,8 +168,6 @@ class PriceSettings(Section):
     @model_validator(mode="after")
     def _overrides(self) -> PriceSettings:
         if self.overrides_file is not None:
-            from queries.cost.prices import load_overrides  # the format lives with the price book
-
             try:
                 load_overrides(self.overrides_file)
             except ConfigError as e:
@@ -333,15 +333,11 @@ class Settings(BaseSettings):
     def is_demo(self) -> bool:
         return self.source.kind == "demo"
 
-
-@dataclass
-class ConfigError(Exception):
-    """A configuration that must not start. Each problem is one `location: problem` line."""
-
-    problems: list[str]
-
-    def __str__(self) -> str:
-        return "\n".join(self.problems)
+    @property
+    def probe_object_id(self) -> str | None:
+        """The Entra object id the probes call with, kept out of chargeback (`probes.object_id`; the
+        bundled demo configuration names the simulated probe identity)."""
+        return self.probes.object_id.lower() if self.probes.object_id else None
 
 
 def config_path(environ: dict[str, str] | None = None) -> tuple[Path, bool]:

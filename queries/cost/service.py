@@ -1,0 +1,58 @@
+"""One allocation per period, shared by everyone who asks for it within a few minutes.
+
+The Overview, Cost, Features & teams and Data health pages, the budgets and the CLI all ask for the
+cost of a period; `allocation` computes it once per period and 5-minute bucket through the Lens's cache
+and single flight (so with Redis, once across every web worker), on the whole data, and then narrows it
+to the asker's scope. `month_to_date` is the one period the month views share: from the earlier of the
+first of the month and the forecast's run-rate window, so the month's spend, its forecast and every
+budget come from one computation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from queries.config import Settings
+from queries.cost.forecast import history_start
+from queries.cost.report import AllocationResult, allocate
+
+if TYPE_CHECKING:
+    from queries.scope import Scope
+
+BUCKET = timedelta(minutes=5)  # cost views are as fresh as the last 5-minute mark
+TTL = timedelta(minutes=5)
+
+
+def bucket(t: datetime) -> datetime:
+    """`t` rounded down to the bucket, in UTC."""
+    t = (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).replace(second=0, microsecond=0)
+    step = int(BUCKET.total_seconds() // 60)
+    return t - timedelta(minutes=t.minute % step)
+
+
+def allocation(
+    lens: Any, settings: Settings, start: datetime, end: datetime, *, scope: Scope | None = None, book: Any = None
+) -> AllocationResult:
+    """The allocation of [start, end) (both rounded down to the bucket), scoped to `scope` (default: the
+    Lens's own). A given price `book` (tests) bypasses the shared answer."""
+    start, end = bucket(start), bucket(end)
+    scope = lens.scope if scope is None else scope
+    base = lens.unscoped
+
+    def compute() -> AllocationResult:
+        return allocate(base, settings, start, end, book=book, scope=base.scope)
+
+    whole = (
+        compute()
+        if book is not None
+        else base.memo(f"cost:allocation:{start:%Y-%m-%dT%H:%M}:{end:%Y-%m-%dT%H:%M}", TTL, compute)
+    )
+    return scope.allocation(whole)  # type: ignore[no-any-return]
+
+
+def month_to_date(
+    lens: Any, settings: Settings, now: datetime, *, scope: Scope | None = None, book: Any = None
+) -> AllocationResult:
+    """The allocation the month views share: [history_start(now), now)."""
+    return allocation(lens, settings, history_start(now), now, scope=scope, book=book)
