@@ -1,7 +1,7 @@
 # aoai-lens: the dashboard with its scheduler. Build: docker build -t aoai-lens .
 # Run the demo:  docker run -p 8050:8050 aoai-lens
 # Against Azure: mount an aoai-lens.toml (AOAI_LENS_CONFIG=/config/aoai-lens.toml), set dashboard.auth,
-# and give the container a managed identity (see "Running in production" in the README).
+# and give the container a managed identity (see docs/production.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

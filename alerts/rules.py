@@ -39,6 +39,18 @@ class Finding:
     reason: str
 
 
+SUBJECT_KINDS = ("team", "feature")  # prefixed subjects; any other subject is infrastructure
+
+
+def parse_subject(subject: str) -> tuple[str, str]:
+    """A finding's subject as (kind, name): "team:growth" -> ("team", "growth"), "feature:copy" ->
+    ("feature", "copy"); a deployment, resource or probe target -> ("infra", subject)."""
+    kind, sep, name = subject.partition(":")
+    if sep and kind in SUBJECT_KINDS:
+        return kind, name
+    return "infra", subject
+
+
 def _fmt(v: float) -> str:
     return f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
 

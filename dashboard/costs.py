@@ -42,12 +42,12 @@ def allocation(ctx: Context, start: datetime, end: datetime) -> Allocation:
     kql, portal = "", None
     try:
         _spec, tr, kql = ctx.lens.render("cost_usage_by_caller", start=start, end=end, bin=timedelta(hours=1))
-        scope_id = ctx.lens.unscoped.scope_resource_id
+        scope_id = ctx.lens.scope_resource_id
         portal = portal_link(kql, scope_id, tr.start, tr.end) if scope_id else None
     except Exception:  # the KQL is a courtesy; the allocation below reports real failures
         pass
     try:
-        result = service.allocation(ctx.lens, ctx.settings, start, end, scope=ctx.scope)
+        result = service.allocation(ctx.lens, start, end, scope=ctx.scope)
     except Exception as e:
         return Allocation(None, failed("cost allocation", f"{type(e).__name__}: {e}", kql))
     notices = list(result.notices)

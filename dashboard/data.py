@@ -20,14 +20,18 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 from flask import current_app, has_app_context
 
+from alerts.scoped import ScopedStore, StoreView
+from alerts.store import Transition
 from queries.config import Settings
+from queries.reader import LensLike
 from queries.results import QueryResult
-from queries.scope import Scope, alert_rule_visible, scoped_lens
+from queries.scope import Scope
+from queries.scoped import scoped_lens, whole
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +41,12 @@ Request = tuple[str, Mapping[str, object]]
 @dataclass
 class Context:
     settings: Settings
-    lens: Any  # queries.lens.Lens, or a test double with the same methods
+    lens: LensLike  # a queries.lens.Lens, or a queries.scope.ScopedLens for a team-scoped user
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    _store: Any = None
+    _store: StoreView | None = None
     scope: Scope = field(default_factory=Scope.everything)
 
-    def store(self) -> Any:
+    def store(self) -> StoreView | None:
         """The alerts store (probe results, alert states, transitions, deliveries), or None when the
         scheduler has not created it yet. Scoped users get a view without other teams' rules."""
         if self._store is None:
@@ -70,42 +74,6 @@ class Context:
         )
 
 
-class ScopedStore:
-    """The alerts store as a team-scoped user sees it: states, transitions and deliveries of alert rules
-    about another team or its features, and of any rule's subject that is another team or feature (a
-    budget rule judges every budget), are left out; probe results (per deployment) stay."""
-
-    def __init__(self, store: Any, scope: Scope, settings: Settings) -> None:
-        self.inner = store
-        by_name = {r.name: r for r in settings.alerts.rules}
-        self._hidden = {name for name, r in by_name.items() if not alert_rule_visible(scope, r, settings.attribution)}
-        others = {r.team for r in settings.attribution if not scope.allows(r.team)}
-        others |= {r.feature for r in settings.attribution if not scope.allows(r.team)}
-        others |= {b.name for b in settings.budgets if b.scope == "team" and not scope.allows(b.name)}
-        self._hidden_subjects = others
-
-    def _visible(self, rule: str, subject: str) -> bool:
-        return rule not in self._hidden and subject not in self._hidden_subjects
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def current_states(self) -> pd.DataFrame:
-        f = self.inner.current_states()
-        keep = [self._visible(r, s) for r, s in zip(f["rule"], f["subject"], strict=True)]
-        return f[keep].reset_index(drop=True)
-
-    def transitions(self) -> list[Any]:
-        return [t for t in self.inner.transitions() if self._visible(t.rule, t.subject)]
-
-    def states(self) -> dict[tuple[str, str], str]:
-        return {k: v for k, v in self.inner.states().items() if self._visible(*k)}
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        visible = {t.id for t in self.transitions()}
-        return [d for d in self.inner.deliveries() if d.get("transition_id") in visible]
-
-
 def context() -> Context:
     """The request's context, from the Flask app the Dash app runs on."""
     if not has_app_context():
@@ -128,7 +96,7 @@ def context() -> Context:
         return ctx
     scoped: dict[str, Context] = cfg.setdefault("aoai_lens_scoped_contexts", {})
     ctx = scoped.get(scope.key)
-    if ctx is None or ctx.lens.unscoped is not lens:
+    if ctx is None or whole(ctx.lens) is not lens:
         ctx = Context(
             scope.settings(settings),
             scoped_lens(lens, scope, settings.attribution),
@@ -143,7 +111,7 @@ def failed(name: str, notice: str, kql: str = "") -> QueryResult:
     return QueryResult(name=name, frame=pd.DataFrame(), status="failed", notice=notice, kql=kql)
 
 
-def fetch(lens: Any, requests: Mapping[str, Request]) -> dict[str, QueryResult]:
+def fetch(lens: LensLike, requests: Mapping[str, Request]) -> dict[str, QueryResult]:
     """Run a page's catalogue queries together (`Lens.run_many`); key → result. A request that cannot
     even be rendered fails alone, with the reason as its notice."""
     keys = list(requests)
@@ -182,11 +150,29 @@ class UnreadableStore:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        def fail(*_args: Any, **_kwargs: Any) -> Any:
-            raise RuntimeError(f"the state store cannot be read: {type(self.error).__name__}: {self.error}")
+    def _fail(self) -> NoReturn:
+        raise RuntimeError(f"the state store cannot be read: {type(self.error).__name__}: {self.error}")
 
-        return fail
+    def current_states(self) -> pd.DataFrame:
+        self._fail()
+
+    def transitions(self) -> list[Transition]:
+        self._fail()
+
+    def states(self) -> dict[tuple[str, str], str]:
+        self._fail()
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        self._fail()
+
+    def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        self._fail()
+
+    def last_probes(self, n: int) -> pd.DataFrame:
+        self._fail()
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        self._fail()
 
 
 def store_result(name: str, call: Callable[[], pd.DataFrame]) -> QueryResult:

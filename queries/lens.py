@@ -317,12 +317,6 @@ class Lens:
         """Everything: a Lens answers for every team (`queries.scope.ScopedLens` for one user's teams)."""
         return Scope.everything()
 
-    @property
-    def unscoped(self) -> Lens:
-        """The Lens itself: a `queries.scope.ScopedLens` answers with its scope's rows, the cost model
-        allocates over the whole data and scopes the answer."""
-        return self
-
     def _cached(
         self, name: str, key: str, ttl: timedelta, fetch: Callable[[], pd.DataFrame], source: str
     ) -> QueryResult:

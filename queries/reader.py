@@ -1,5 +1,5 @@
 """What the layers above are handed to read data: `LensLike`, the part of `queries.lens.Lens` that pages,
-the cost model and the alert rules use. `queries.lens.Lens` has it; so does `queries.scope.ScopedLens`,
+the cost model and the alert rules use. `queries.lens.Lens` has it; so does `queries.scoped.ScopedLens`,
 which answers for one user's teams. Typing against this Protocol instead of `Any` lets the type checker
 see every use, and keeps the scoped view's list of methods the same as what callers may call.
 """
@@ -13,13 +13,20 @@ from typing import Protocol, TypeVar
 from queries.catalogue import QuerySpec
 from queries.config import Settings
 from queries.results import QueryResult, TimeRange
+from queries.scope import Scope
 
 T = TypeVar("T")
 
 
 class LensLike(Protocol):
-    settings: Settings
-    scope_resource_id: str
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def scope_resource_id(self) -> str: ...
+
+    @property
+    def scope(self) -> Scope: ...
 
     def now(self) -> datetime: ...
 

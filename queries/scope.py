@@ -4,7 +4,7 @@ A `Scope` is a set of teams, or everything (``Scope.everything()``, teams None: 
 when the dashboard has no auth mode). Scoping rules, applied by the data layer for every page and every
 download:
 
-- Cost: `queries.cost.report.allocate(..., scope=...)` keeps only the **allocated** rows of the scope's
+- Cost: `queries.cost.report.narrow(result, scope)` keeps only the **allocated** rows of the scope's
   teams. Unallocated, probe and PTU-idle lines, and the per-deployment PTU summary, cover every team's
   traffic, so a scoped user does not see them at all (not even aggregated: an "other teams" line would
   reveal what the others spend). A scoped allocation's `total` is the sum of its own rows.
@@ -15,15 +15,15 @@ download:
 - Deployment-level operations (request counts, status codes, latency, quota, probes) are shared
   infrastructure and stay visible to every signed-in user.
 
-`ScopedLens` wraps a `queries.lens.Lens` so that everything asked through it is scoped; the cost model
-unwraps it (allocation must see every caller to share PTU and metric tokens correctly) and scopes the
-answer instead.
+`queries.scoped.ScopedLens` wraps a `queries.lens.Lens` so that everything asked through it is scoped,
+and refuses what it does not explicitly offer; the cost model reaches the whole data through
+`queries.scoped.whole()` (allocation must see every caller to share PTU and metric tokens correctly)
+and narrows the answer instead (`queries.cost.report.narrow`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,23 +92,9 @@ class Scope:
             keep &= frame["Category"].astype(str) == ALLOCATED
         return frame[keep].reset_index(drop=True)
 
-    def allocation(self, result: Any) -> Any:
-        """An AllocationResult restricted to the scope's allocated rows (see the module docstring)."""
-        if self.teams is None:
-            return result
-        rows = result.rows
-        mine = rows[(rows["Category"] == ALLOCATED) & rows["Team"].astype(str).isin(self.teams)]
-        priced = mine[mine["Priced"].astype(bool)]
-        return dataclasses.replace(
-            result,
-            rows=mine.reset_index(drop=True),
-            total=float(priced["Cost"].sum()),
-            ptu=result.ptu.iloc[0:0],
-            notices=[*result.notices, f"showing teams {', '.join(sorted(self.teams))} only"],
-        )
-
     def settings(self, settings: Settings) -> Settings:
-        """Settings whose budgets are the scope's own (attribution rules stay whole: allocation needs them)."""
+        """Settings as the scope sees them: its own budgets and attribution rules only (allocation runs on
+        the whole Lens's settings, so it still sees every rule)."""
         if self.teams is None:
             return settings
         feature_team = {r.feature: r.team for r in settings.attribution}
@@ -118,7 +104,8 @@ class Scope:
             if (b.scope == "team" and b.name in self.teams)
             or (b.scope == "feature" and feature_team.get(b.name) in self.teams)
         ]
-        return settings.model_copy(update={"budgets": budgets})
+        rules = [r for r in settings.attribution if r.team in self.teams]
+        return settings.model_copy(update={"budgets": budgets, "attribution": rules})
 
 
 def features_of(teams: Iterable[str], rules: Sequence[AttributionRule]) -> frozenset[str]:
@@ -161,36 +148,3 @@ def describe_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> p
     if "Feature" not in out.columns:
         out.insert(pos + 1, "Feature", features)
     return out
-
-
-# ---- a Lens that answers for one scope -------------------------------------------------------------------
-
-
-class ScopedLens:
-    """A Lens seen through a scope: catalogue results are scoped; everything else is the Lens's own.
-
-    The cost model recognises it (`scope`, `unscoped`) and allocates on the whole data, then scopes."""
-
-    def __init__(self, lens: Any, scope: Scope, rules: Sequence[AttributionRule]) -> None:
-        self.unscoped = lens
-        self.scope = scope
-        self.rules = list(rules)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.unscoped, name)
-
-    def _scoped(self, result: Any) -> Any:
-        frame = self.scope.frame(result.frame, self.rules)
-        if frame is result.frame:
-            return result
-        return dataclasses.replace(result, frame=frame)
-
-    def run(self, name: str, **kwargs: object) -> Any:
-        return self.run_many([(name, kwargs)])[0]
-
-    def run_many(self, requests: Iterable[tuple[str, Mapping[str, object]]]) -> list[Any]:
-        return [self._scoped(r) for r in self.unscoped.run_many(requests)]
-
-
-def scoped_lens(lens: Any, scope: Scope, rules: Sequence[AttributionRule]) -> Any:
-    return lens if scope.is_everything else ScopedLens(lens, scope, rules)

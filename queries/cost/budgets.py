@@ -29,6 +29,7 @@ import pandas as pd
 from queries.config import Budget, Settings
 from queries.cost.attribution import ALLOCATED
 from queries.cost.forecast import RUN_RATE_DAYS, month_bounds, month_end_forecast
+from queries.reader import LensLike
 
 NEAR = 0.9
 
@@ -117,10 +118,12 @@ def budget_status(
     return pd.DataFrame(out, columns=COLUMNS)
 
 
-def budgets_status(lens: Any, settings: Settings, now: datetime | None = None, *, book: Any = None) -> pd.DataFrame:
+def budgets_status(
+    lens: LensLike, settings: Settings, now: datetime | None = None, *, book: Any = None
+) -> pd.DataFrame:
     """Every budget from the month-to-date allocation (the one the pages share, `service.month_to_date`)."""
     from queries.cost.service import month_to_date
 
     now = _utc(now or datetime.now(UTC))
-    result = month_to_date(lens, settings, now, book=book)
+    result = month_to_date(lens, now, book=book)
     return budget_status(daily_costs(result.rows), list(settings.budgets), now)

@@ -28,6 +28,7 @@ Allocation conserves money: the priced rows' costs add up to `total`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ import pandas as pd
 from queries.config import AttributionRule, Settings
 from queries.cost import attribution, ptu
 from queries.cost.attribution import ALLOCATED, PROBES, PTU_IDLE, UNALLOCATED
+from queries.reader import LensLike
+from queries.scope import Scope
+from queries.scoped import whole
 
 By = Literal["team", "feature", "deployment", "cost-center"]
 BY_COLUMN = {"team": "Team", "feature": "Feature", "deployment": "Deployment", "cost-center": "CostCenter"}
@@ -235,14 +239,14 @@ def _utc(t: datetime) -> datetime:
 
 
 def allocate(
-    lens: Any,
+    lens: LensLike,
     settings: Settings,
     start: datetime,
     end: datetime,
     *,
     book: PriceBookLike | None = None,
     hourly: bool = False,
-    scope: Any = None,
+    scope: Scope | None = None,
 ) -> AllocationResult:
     """Allocate [start, end): one KQL aggregate (hourly per caller), hourly metric tokens, deployments.
 
@@ -255,9 +259,9 @@ def allocate(
     """
     if scope is None:
         scope = lens.scope
-    lens = lens.unscoped
+    lens = whole(lens)
     if not scope.is_everything:
-        return scope.allocation(allocate(lens, settings, start, end, book=book, hourly=hourly))  # type: ignore[no-any-return]
+        return narrow(allocate(lens, settings, start, end, book=book, hourly=hourly), scope)
     start, end = _utc(start), _utc(end)
     if book is None:
         from queries.cost.prices import PriceBook
@@ -311,7 +315,23 @@ def allocate(
     return result
 
 
-def cost_frame(lens: Any, settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
+def narrow(result: AllocationResult, scope: Scope) -> AllocationResult:
+    """An allocation as a team-scoped user sees it: their teams' allocated rows only (`queries.scope`)."""
+    if scope.teams is None:
+        return result
+    rows = result.rows
+    mine = rows[(rows["Category"] == ALLOCATED) & rows["Team"].astype(str).isin(scope.teams)]
+    priced = mine[mine["Priced"].astype(bool)]
+    return dataclasses.replace(
+        result,
+        rows=mine.reset_index(drop=True),
+        total=float(priced["Cost"].sum()),
+        ptu=result.ptu.iloc[0:0],
+        notices=[*result.notices, f"showing teams {', '.join(sorted(scope.teams))} only"],
+    )
+
+
+def cost_frame(lens: LensLike, settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
     """Allocated (chargeback) cost per hour, team and feature: TimeGenerated, Team, Feature, CostUsd.
 
     What the budget alert rules read (alerts/data.py)."""

@@ -11,14 +11,13 @@ budget come from one computation.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from queries.config import Settings
 from queries.cost.forecast import history_start
-from queries.cost.report import AllocationResult, allocate
-
-if TYPE_CHECKING:
-    from queries.scope import Scope
+from queries.cost.report import AllocationResult, allocate, narrow
+from queries.reader import LensLike
+from queries.scope import Scope
+from queries.scoped import whole
 
 BUCKET = timedelta(minutes=5)  # cost views are as fresh as the last 5-minute mark
 TTL = timedelta(minutes=5)
@@ -32,27 +31,23 @@ def bucket(t: datetime) -> datetime:
 
 
 def allocation(
-    lens: Any, settings: Settings, start: datetime, end: datetime, *, scope: Scope | None = None, book: Any = None
+    lens: LensLike, start: datetime, end: datetime, *, scope: Scope | None = None, book: Any = None
 ) -> AllocationResult:
-    """The allocation of [start, end) (both rounded down to the bucket), scoped to `scope` (default: the
-    Lens's own). A given price `book` (tests) bypasses the shared answer."""
+    """The allocation of [start, end) (both rounded down to the bucket), computed on the whole data with
+    the whole Lens's settings (every attribution rule), then narrowed to `scope` (default: the view's).
+    A given price `book` (tests) bypasses the shared answer."""
     start, end = bucket(start), bucket(end)
     scope = lens.scope if scope is None else scope
-    base = lens.unscoped
+    base = whole(lens)
 
     def compute() -> AllocationResult:
-        return allocate(base, settings, start, end, book=book, scope=base.scope)
+        return allocate(base, base.settings, start, end, book=book, scope=Scope.everything())
 
-    whole = (
-        compute()
-        if book is not None
-        else base.memo(f"cost:allocation:{start:%Y-%m-%dT%H:%M}:{end:%Y-%m-%dT%H:%M}", TTL, compute)
-    )
-    return scope.allocation(whole)  # type: ignore[no-any-return]
+    key = f"cost:allocation:{start:%Y-%m-%dT%H:%M}:{end:%Y-%m-%dT%H:%M}"
+    everything = compute() if book is not None else base.memo(key, TTL, compute)
+    return narrow(everything, scope)
 
 
-def month_to_date(
-    lens: Any, settings: Settings, now: datetime, *, scope: Scope | None = None, book: Any = None
-) -> AllocationResult:
+def month_to_date(lens: LensLike, now: datetime, *, scope: Scope | None = None, book: Any = None) -> AllocationResult:
     """The allocation the month views share: [history_start(now), now)."""
-    return allocation(lens, settings, history_start(now), now, scope=scope, book=book)
+    return allocation(lens, history_start(now), now, scope=scope, book=book)

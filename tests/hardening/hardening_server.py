@@ -64,9 +64,9 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> It
                 out, err = proc.communicate()
                 raise AssertionError(f"serve exited with {proc.returncode}:\n{err[-3000:]}")
             try:
-                requests.get(url + "/healthz", timeout=2)
+                requests.get(url + "/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still starting
                 if time.monotonic() > deadline:
                     raise AssertionError("serve did not answer /healthz within 90 s") from None
                 time.sleep(0.2)

@@ -14,7 +14,8 @@ from hardening_server import ROOT, everything_served, free_port, run_cli, servin
 
 from dashboard.auth import Denied, authenticate
 from queries.config import Settings, load_settings
-from queries.scope import Scope, ScopedLens, describe_callers
+from queries.scope import Scope, describe_callers
+from queries.scoped import ScopedLens, whole
 
 SUPPORT_GROUP = "11111111-2222-3333-4444-555555555555"
 ADMIN_GROUP = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -178,7 +179,7 @@ def test_caller_level_catalogue_results_keep_the_scopes_callers(demo_settings: S
     teams = Scope.of(["support"]).caller_teams(r.frame, demo_settings.attribution)
     assert set(teams) == {"support"}
     assert not set(r.frame["ObjectId"]) & set(OTHER_CALLERS)
-    unscoped = lens.unscoped.run("caller_usage_hourly", since=timedelta(days=2))
+    unscoped = whole(lens).run("caller_usage_hourly", since=timedelta(days=2))
     assert len(unscoped.frame) > len(r.frame)
 
 
@@ -201,6 +202,27 @@ def test_object_ids_come_with_the_rules_display_name_and_feature(demo_settings: 
 # ---- end to end: a served dashboard behind App Service authentication ------------------------------------
 
 
+def plant_alerts_about_every_team(path: Path) -> None:
+    """Alert history naming other teams (budget and burn-rate findings, as the demo's rules produce), so
+    the Alerts page and its callbacks have something to leak."""
+    import time
+
+    from alerts.store import Store, Transition
+
+    store = Store(path)
+    now = time.time() - 600
+    for i, (rule, subject, reason) in enumerate(
+        [
+            ("budget-pace", "team:support", "team support: $10.00 month to date"),
+            ("budget-pace", "team:growth", "team growth: $29.64 month to date, forecast $1,078.74"),
+            ("budget-pace", "feature:marketing-copy", "feature marketing-copy: over pace"),
+            ("spend-anomaly", "feature:semantic-search", "feature semantic-search: 4.0x"),
+        ]
+    ):
+        t = store.apply(Transition(rule, subject, "ok", "firing", now + i, reason, 1.0))
+        store.add_delivery(t.id, "ops", now + i, True, None)
+
+
 def test_served_pages_and_downloads_are_scoped_to_the_users_teams(tmp_path: Path, demo_settings: Settings) -> None:
     config_with(tmp_path, APPSERVICE_TOML)
     env = {
@@ -208,6 +230,7 @@ def test_served_pages_and_downloads_are_scoped_to_the_users_teams(tmp_path: Path
         "AOAI_LENS_DEMO__PATH": str(demo_settings.demo_path),
         "AOAI_LENS_SCHEDULER__ENABLED": "false",
     }
+    plant_alerts_about_every_team(tmp_path / "data" / "state.sqlite")
     with serving([], env, tmp_path, free_port()) as srv:
         url = srv["url"]
         assert requests.get(url + "/", timeout=30).status_code == 401

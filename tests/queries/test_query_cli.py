@@ -122,23 +122,3 @@ def test_failed_and_partial_queries_against_azure(
         captured = capsys.readouterr()
         assert captured.out.startswith("ApiVersion,OperationName,Requests,Errors") and "2024-10-21" in captured.out
         assert "partial answer" in captured.err and "one shard timed out" in captured.err
-
-
-def test_every_catalogue_query_is_documented() -> None:
-    doc = (ROOT / "docs" / "readme" / "queries.md").read_text()
-    rows = dict(re.findall(r"^\| `([a-z0-9_]+)` \| ([^|]+) \|", doc, re.MULTILINE))
-    missing = sorted(set(catalogue.load_catalogue()) - set(rows))
-    assert not missing, f"add these queries to the table in docs/readme/queries.md: {missing}"
-    stale = sorted(set(rows) - set(catalogue.load_catalogue()))
-    assert not stale, f"docs/readme/queries.md lists queries that no longer exist: {stale}"
-    for name, spec in catalogue.load_catalogue().items():
-        line = next(x for x in doc.splitlines() if x.startswith(f"| `{name}` |"))
-        assert ", ".join(spec.columns) in line, f"{name}: the documented columns differ from the file's header"
-
-
-def test_every_source_setting_is_documented() -> None:
-    from queries.config import SourceSettings
-
-    doc = (ROOT / "docs" / "readme" / "queries.md").read_text()
-    for field in SourceSettings.model_fields:
-        assert re.search(rf"^#? ?{field} = ", doc, re.MULTILINE), f"[source] {field} is not in docs/readme/queries.md"
