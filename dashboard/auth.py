@@ -22,9 +22,12 @@ import binascii
 import hmac
 import json
 import logging
-import os
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -64,25 +67,6 @@ class Denied(Exception):
 # ---- basic -------------------------------------------------------------------------------------------
 
 
-def _user_password(user: Any) -> str | None:
-    if user.password_env:
-        return os.environ.get(user.password_env)
-    try:
-        return Path(user.password_file).read_text().strip()
-    except OSError:
-        return None
-
-
-def basic_problems(settings: Settings) -> list[str]:
-    """What stops basic auth from working (checked by `serve` before it starts), without any secret."""
-    out = []
-    for i, u in enumerate(settings.dashboard.users):
-        if not _user_password(u):
-            where = f"env {u.password_env}" if u.password_env else f"file {u.password_file}"
-            out.append(f"dashboard.users[{i}] ({u.name}): no password in {where}")
-    return out
-
-
 def _basic_user(settings: Settings, header: str | None) -> User:
     if not header or not header.lower().startswith("basic "):
         raise Denied(401, "sign in")
@@ -95,7 +79,7 @@ def _basic_user(settings: Settings, header: str | None) -> User:
     if d.basic_user and d.basic_password is not None:
         candidates.append((d.basic_user, d.basic_password.get_secret_value(), Scope.everything()))
     for u in d.users:
-        candidates.append((u.name, _user_password(u), Scope.of(u.teams) if u.teams else Scope.everything()))
+        candidates.append((u.name, u.password(), Scope.of(u.teams) if u.teams else Scope.everything()))
     for cand_name, cand_password, scope in candidates:
         # compare both, always, in constant time: no early exit that tells names from passwords
         same_name = hmac.compare_digest(cand_name.encode(), name.encode())
@@ -138,6 +122,51 @@ def _appservice_user(settings: Settings, header: str | None, name_header: str | 
     return User(name, Scope.of(teams))
 
 
+# ---- failed logins ----------------------------------------------------------------------------------------
+
+
+class LoginThrottle:
+    """At most `limit` failed sign-ins per client address in a sliding `window_s`; past that the client
+    gets 429 with Retry-After (seconds until its oldest failure leaves the window) without its
+    credentials being checked at all. A successful sign-in clears the client's count. Per process: with
+    several gunicorn workers an attacker gets `limit` guesses per worker and window (still a few a
+    second instead of thousands)."""
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(client, deque())
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds the client must wait before trying again, or None when it may try now."""
+        with self._lock:
+            now = self.clock()
+            q = self._recent(client, now)
+            if len(q) < self.limit:
+                return None
+            return max(1, math.ceil(q[0] + self.window_s - now))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._recent(client, now).append(now)
+            if len(self._failures) > 10_000:  # forget the quietest clients rather than grow without bound
+                for key in [k for k, v in self._failures.items() if not v][:5_000]:
+                    del self._failures[key]
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+
 # ---- the request hook -----------------------------------------------------------------------------------
 
 
@@ -159,20 +188,35 @@ def current_user() -> User:
     return user if isinstance(user, User) else ANONYMOUS
 
 
-def install(server: Flask) -> None:
-    """Authenticate every request but the open paths; put the user on `flask.g.aoai_user`."""
+def install(server: Flask, throttle: LoginThrottle | None = None) -> None:
+    """Authenticate every request but the open paths; put the user on `flask.g.aoai_user`. Failed basic
+    sign-ins are throttled per client address (`LoginThrottle`)."""
+    throttle = throttle or LoginThrottle()
+    server.config["aoai_lens_login_throttle"] = throttle
 
     @server.before_request
     def _authenticate() -> Any:
         if request.path in OPEN_PATHS:
             return None
         settings: Settings = current_app.config["aoai_lens_settings"]
+        client = request.remote_addr or "?"
+        basic = settings.dashboard.auth == "basic"
+        wait = throttle.retry_after(client) if basic else None
+        if wait is not None:
+            log.warning("%s %s refused: too many failed sign-ins from %s", request.method, request.path, client)
+            resp = Response("429 too many failed sign-ins; try again later\n", status=429, mimetype="text/plain")
+            resp.headers["Retry-After"] = str(wait)
+            return resp
         try:
             g.aoai_user = authenticate(settings, request.headers)
         except Denied as e:
             log.info("%s %s refused: %s", request.method, request.path, e.reason)
+            if basic and request.headers.get("Authorization"):
+                throttle.failed(client)  # a wrong guess; a browser's first request without credentials is not
             resp = Response(f"{e.status} {e.reason}\n", status=e.status, mimetype="text/plain")
-            if e.status == 401 and settings.dashboard.auth == "basic":
+            if e.status == 401 and basic:
                 resp.headers["WWW-Authenticate"] = 'Basic realm="aoai-lens", charset="UTF-8"'
             return resp
+        if basic:
+            throttle.succeeded(client)
         return None

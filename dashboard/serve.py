@@ -20,7 +20,7 @@ import signal
 import sys
 from typing import Any
 
-from queries.config import Settings, get_settings
+from queries.config import Settings, get_settings, user_password_problems
 from queries.exitcodes import EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("aoai_lens.serve")
@@ -37,17 +37,28 @@ def is_loopback(host: str) -> bool:
 
 def access_problem(settings: Settings, host: str, no_auth: bool) -> str | None:
     """Why this bind must not start (None: it may)."""
-    if settings.dashboard.auth == "basic":
-        from dashboard.auth import basic_problems
-
-        problems = basic_problems(settings)
-        if problems:
-            return "serve: basic auth cannot start: " + "; ".join(problems)
+    problems = user_password_problems(settings)
+    if problems:
+        return "serve: basic auth cannot start: " + "; ".join(problems)
     if is_loopback(host) or settings.dashboard.auth != "none" or no_auth:
         return None
     return (
         f"serve: refusing to bind {host}: with no auth mode the dashboard binds only to loopback. "
         "Set dashboard.auth (basic or appservice), or pass --no-auth to expose it unauthenticated."
+    )
+
+
+def appservice_warning(settings: Settings, host: str, port: int) -> str | None:
+    """App Service mode trusts the X-MS-CLIENT-PRINCIPAL header the platform adds; anyone who can reach
+    the port directly can forge it. On a non-loopback address, say which restriction must stop that."""
+    if settings.dashboard.auth != "appservice" or is_loopback(host):
+        return None
+    return (
+        f"serve: WARNING: auth = 'appservice' on {host}:{port} trusts the X-MS-CLIENT-PRINCIPAL header. Only the "
+        "platform's authentication front end may reach this port: on App Service set access restrictions "
+        "(allow only the front end, deny all else) and keep authentication required; on Container Apps keep "
+        "ingress external only through the authenticated app and add IP restrictions; never publish the "
+        "container port directly. See docs/production.md."
     )
 
 
@@ -64,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_USAGE
+    warning = appservice_warning(settings, host, port)
+    if warning:
+        print(warning, file=sys.stderr)
     if no_auth and settings.dashboard.auth == "none" and not is_loopback(host):
         log.warning(
             "serving on %s:%s WITHOUT authentication (--no-auth): anyone who can reach it sees all data", host, port

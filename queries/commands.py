@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from queries.config import ConfigError, config_path, load_settings
+from queries.config import ConfigError, config_path, load_settings, user_password_problems
 from queries.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -53,6 +53,9 @@ def check_config(args: argparse.Namespace) -> int:
     path, own = config_path()
     try:
         settings = load_settings()
+        problems = user_password_problems(settings)
+        if problems:
+            raise ConfigError(problems)
     except ConfigError as e:
         for line in e.problems:
             print(line)

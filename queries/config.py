@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,20 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 # Dotted paths of the secret settings: refused in the file, read from the environment or *_FILE.
 SECRET_PATHS = ("probes.api_key", "dashboard.basic_password")
+# A dashboard password shorter than this is refused (an empty one included): basic auth on a reachable
+# address is only as strong as its weakest password, and failed logins are throttled, not forbidden.
+MIN_PASSWORD_LENGTH = 12
+
+
+def password_problem(password: str | None) -> str | None:
+    """Why a dashboard password must not be used (None: it may); never says the password itself."""
+    if password is None:
+        return "no password"
+    if not password.strip():
+        return "the password is empty"
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the password is too short ({len(password)} characters; at least {MIN_PASSWORD_LENGTH})"
+    return None
 
 
 class Section(BaseModel):
@@ -229,7 +244,8 @@ class AlertSettings(Section):
 
 class BasicUser(Section):
     """A basic-auth user with its teams (none: sees everything); the password comes from the environment
-    variable `password_env` or the file `password_file`, never from the configuration."""
+    variable `password_env` or the file `password_file`, never from the configuration (read when used,
+    so it can be rotated without a restart; `user_password_problems` checks it)."""
 
     name: str = Field(min_length=1, pattern=r"^[^:\s]+$")
     teams: list[str] = Field(default_factory=list)
@@ -241,6 +257,18 @@ class BasicUser(Section):
         if bool(self.password_env) == bool(self.password_file):
             raise ValueError("a user needs exactly one of password_env, password_file")
         return self
+
+    def password(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The user's password, from `password_env` or `password_file` (None when neither gives one)."""
+        if self.password_env:
+            return (os.environ if environ is None else environ).get(self.password_env)
+        try:
+            return Path(str(self.password_file)).read_text().strip()
+        except OSError:
+            return None
+
+    def password_source(self) -> str:
+        return f"env {self.password_env}" if self.password_env else f"file {self.password_file}"
 
 
 class DashboardSettings(Section):
@@ -269,6 +297,14 @@ class DashboardSettings(Section):
             if not GUID.match(g):
                 raise ValueError(f"group_teams keys must be Entra group object ids (GUIDs), got {g!r}")
         return {g.lower(): teams for g, teams in v.items()}
+
+    @field_validator("basic_password")
+    @classmethod
+    def _strong_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        problem = password_problem(v.get_secret_value()) if v is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _mode_needs(self) -> DashboardSettings:
@@ -476,6 +512,19 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     if problems or settings is None:
         raise ConfigError(problems or [f"{shown}: could not be read"])
     return settings
+
+
+def user_password_problems(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """One `location: problem` line per `[[dashboard.users]]` whose password is missing, empty or too
+    short (checked by `check-config` and by `serve` before it starts); no password is ever printed."""
+    if settings.dashboard.auth != "basic":
+        return []
+    out = []
+    for i, u in enumerate(settings.dashboard.users):
+        problem = password_problem(u.password(environ))
+        if problem:
+            out.append(f"dashboard.users[{i}] ({u.name}): {problem} in {u.password_source()}")
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -98,11 +98,11 @@ def test_appservice_refuses(appservice_settings: Settings, headers: dict[str, st
 
 def test_principal_header_is_not_trusted_unless_appservice_is_configured(tmp_path: Path) -> None:
     toml = '\n[dashboard]\nauth = "basic"\nbasic_user = "ops"\n'
-    s = load_settings(config_with(tmp_path, toml), environ={"AOAI_LENS_DASHBOARD__BASIC_PASSWORD": "pw-for-test"})
+    s = load_settings(config_with(tmp_path, toml), environ={"AOAI_LENS_DASHBOARD__BASIC_PASSWORD": "pw-for-test-only"})
     with pytest.raises(Denied) as e:
         authenticate(s, {"X-MS-CLIENT-PRINCIPAL": principal([ADMIN_GROUP])})
     assert e.value.status == 401
-    ok = authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"ops:pw-for-test").decode()})
+    ok = authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"ops:pw-for-test-only").decode()})
     assert ok.name == "ops" and ok.scope.is_everything
     with pytest.raises(Denied):
         authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"ops:wrong").decode()})
@@ -110,20 +110,20 @@ def test_principal_header_is_not_trusted_unless_appservice_is_configured(tmp_pat
 
 def test_basic_users_have_their_teams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pw_file = tmp_path / "lead.pw"
-    pw_file.write_text("lead-pw\n")
-    monkeypatch.setenv("SUPPORT_LEAD_PW", "support-pw")
+    pw_file.write_text("lead-password-1\n")
+    monkeypatch.setenv("SUPPORT_LEAD_PW", "support-password")
     toml = (
         '\n[dashboard]\nauth = "basic"\n'
         '[[dashboard.users]]\nname = "sam"\nteams = ["support"]\npassword_env = "SUPPORT_LEAD_PW"\n'
         f'[[dashboard.users]]\nname = "lee"\npassword_file = "{pw_file}"\n'
     )
     s = load_settings(config_with(tmp_path, toml), environ={})
-    sam = authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"sam:support-pw").decode()})
+    sam = authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"sam:support-password").decode()})
     assert sam.scope == Scope.of(["support"])
-    lee = authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"lee:lead-pw").decode()})
+    lee = authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"lee:lead-password-1").decode()})
     assert lee.scope.is_everything
     with pytest.raises(Denied):  # sam's name with lee's password
-        authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"sam:lead-pw").decode()})
+        authenticate(s, {"Authorization": "Basic " + base64.b64encode(b"sam:lead-password-1").decode()})
 
 
 def test_serve_refuses_a_public_bind_without_auth(tmp_path: Path, demo_settings: Settings) -> None:
