@@ -116,13 +116,10 @@ class Runtime:
         return self._lens
 
     def ingest(self) -> IngestReport:
-        """Load new simulator (or archived) records into the demo workspace, through the Lens's workspace
-        writer when this process reads the workspace too (DuckDB: one writer or many readers)."""
+        """Append new simulator (or archived) records to the demo workspace as an immutable part."""
         if not self.settings.is_demo:
             return IngestReport()
-        ws = self.lens().workspace
-        writer = ws.writer if ws is not None else None
-        return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock, writer=writer)
+        return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock)
 
     def evaluator(self) -> Evaluator:
         from alerts.data import LensData

@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "focus"), default="table")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
 
+    ledger = cost_sub.add_parser("ledger", help="the hourly cost ledger", description="the hourly cost ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
+    p = _add(
+        ledger_sub, "status", cost_commands.ledger_status, "what the ledger holds: closed hours, last build, health"
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p = _add(ledger_sub, "build", cost_commands.ledger_build, "close every hour that is due and not closed yet")
+    p.add_argument("--since", help="how far back to close hours, e.g. 30d (default: ledger.backfill_days)")
+    p = _add(ledger_sub, "rebuild", cost_commands.ledger_rebuild, "build a month's closed hours again, recorded")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--reason", default="", help="why (recorded with the rebuild), e.g. 'price override'")
+
     prices = sub.add_parser("prices", help="the price snapshot", description="the price snapshot")
     prices_sub = prices.add_subparsers(dest="prices_command", metavar="SUBCOMMAND", required=True)
     p = _add(

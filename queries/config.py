@@ -317,6 +317,19 @@ class DashboardSettings(Section):
         return self
 
 
+class LedgerSettings(Section):
+    """The hourly cost ledger (`queries.cost.ledger_store`): closed hours kept as day-partitioned Parquet."""
+
+    path: Path | None = None  # default: <data_dir>/ledger; may be a share every process mounts
+    # An hour closes once it is older than this; None: the workspace's measured p99 ingestion lag plus
+    # `margin_minutes`, at least `min_window_minutes`.
+    late_window_minutes: int | None = Field(None, ge=1, le=60 * 24 * 7)
+    margin_minutes: int = Field(30, ge=0, le=24 * 60)
+    min_window_minutes: int = Field(120, ge=60, le=24 * 60 * 7)
+    build_interval_s: int = Field(600, ge=60)  # the scheduler's ledger job
+    backfill_days: int = Field(35, ge=1, le=400)  # how far back the scheduler's first build reaches
+
+
 class SchedulerSettings(Section):
     enabled: bool = True  # run the scheduler inside `serve`
     jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
@@ -339,6 +352,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -360,6 +374,10 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         """SQLite file for probe results, alert state and deliveries."""
         return self.data_dir / "state.sqlite"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.ledger.path or self.data_dir / "ledger"
 
     @property
     def jobstore_url(self) -> str:

@@ -4,9 +4,10 @@ This is what Log Analytics does a few minutes after a call: it flattens each rec
 `AzureDiagnostics` row and stamps `_TimeReceived`. The column mapping is the seeder's
 (queries/demo/seed.py), so simulator traffic and seeded history look alike to every query.
 
-DuckDB allows one writer per file, so the load runs in the process that owns the workspace and holds
-the read-write connection only for the insert. An offsets file remembers how far each archive has
-been read; a half-written last line is left for the next run; bad lines are counted, not fatal.
+Files, not locks: the rows are appended as an immutable Parquet part next to the workspace
+(`queries.sources.embedded`), never inserted into the file other processes read. An offsets file
+remembers how far each archive has been read; a half-written last line is left for the next run; bad
+lines are counted, not fatal.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +25,12 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from queries import schemas
 from queries.demo import world
+from queries.filestore import command_line
+from queries.sources.embedded import append_log
 
 log = logging.getLogger("aoai_lens.ingest")
 
@@ -244,13 +247,17 @@ def flags(record: dict[str, Any], row: dict[str, Any]) -> list[str]:
     return out
 
 
-@contextmanager
-def _open_writer(workspace: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    if not workspace.exists():
-        raise FileNotFoundError(f"no demo workspace at {workspace}: run `aoai-lens demo seed`")
-    con = duckdb.connect(str(workspace))
+def as_arrow(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows as an Arrow table with exactly the workspace's AzureDiagnostics column types."""
+    frame = pd.DataFrame(rows, columns=list(schemas.AZURE_DIAGNOSTICS))
+    con = duckdb.connect()
     try:
-        yield con
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(schemas.create_table_sql("AzureDiagnostics"))
+        con.register("incoming", frame)
+        cols = ", ".join(f'"{c}"' for c in schemas.AZURE_DIAGNOSTICS)
+        con.execute(f"INSERT INTO AzureDiagnostics ({cols}) SELECT {cols} FROM incoming")
+        return con.execute("SELECT * FROM AzureDiagnostics").to_arrow_table()
     finally:
         con.close()
 
@@ -262,28 +269,27 @@ def ingest(
     *,
     clock: Callable[[], float] = time.time,
     tenant_id: str = world.TENANT_ID,
-    writer: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]] | None = None,
 ) -> IngestReport:
-    """Load every new complete line of the archive(s) into `workspace`'s AzureDiagnostics table."""
+    """Append every new complete line of the archive(s) to `workspace`'s AzureDiagnostics, as one
+    immutable Parquet part (files, not locks: readers never wait). One writer at a time: a second one
+    gets `queries.filestore.WriterBusy` naming the first."""
     report = IngestReport()
     files = archive_files(archive)
     if not files:
         return report
-    offsets = Offsets(offsets_path)
-    received = datetime.fromtimestamp(clock(), UTC).replace(tzinfo=None)
-    rows, ends = read_new(files, offsets, report, received, tenant_id)
-    if rows:
-        frame = pd.DataFrame(rows, columns=list(schemas.AZURE_DIAGNOSTICS))
-        cols = ", ".join(f'"{c}"' for c in schemas.AZURE_DIAGNOSTICS)
-        with WORKSPACE_LOCK, (writer or (lambda: _open_writer(workspace)))() as con:
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("incoming", frame)
-            con.execute(f"INSERT INTO AzureDiagnostics ({cols}) SELECT {cols} FROM incoming")
-            con.unregister("incoming")
-        report.loaded = len(rows)
-    for f, end in ends.items():
-        offsets.set(f, end)
-    offsets.save()
+    if not workspace.exists():
+        raise FileNotFoundError(f"no demo workspace at {workspace.name}: run `aoai-lens demo seed`")
+    log_ = append_log(workspace)
+    with WORKSPACE_LOCK, log_.writer_lock(f"ingest ({command_line()})"):
+        offsets = Offsets(offsets_path)
+        received = datetime.fromtimestamp(clock(), UTC).replace(tzinfo=None)
+        rows, ends = read_new(files, offsets, report, received, tenant_id)
+        if rows:
+            log_.append(as_arrow(rows))
+            report.loaded = len(rows)
+        for f, end in ends.items():
+            offsets.set(f, end)
+        offsets.save()
     if report.bad or report.flagged:
         log.warning("%s; first problems: %s", report, "; ".join(report.problems[:3]))
     elif report.loaded:

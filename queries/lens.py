@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 
@@ -30,9 +30,6 @@ from queries.render import RenderError, auto_bin, render
 from queries.results import QueryResult, TimeRange, portal_link
 from queries.scope import Scope
 from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, ManagementSource, MetricsSource
-
-if TYPE_CHECKING:
-    from queries.sources.embedded import EmbeddedWorkspace
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,8 +50,6 @@ class Lens:
     cache: Cache = field(default_factory=MemoryCache)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     scope_resource_id: str = ""
-    # the demo workspace when the logs come from it (the ingestion job loads new records through it)
-    workspace: EmbeddedWorkspace | None = None
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stripes: list[threading.Lock] = field(
@@ -76,7 +71,6 @@ class Lens:
                 EmbeddedManagement(ws),
                 cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
-                workspace=ws,
             )
         from queries.sources.azure import azure_sources
 

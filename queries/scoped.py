@@ -42,7 +42,6 @@ class ScopedLens:
             "logs",
             "metrics_source",
             "management",
-            "workspace",
             "with_fresh_cache",
             "from_settings",
         }

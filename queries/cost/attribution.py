@@ -6,10 +6,11 @@ Methods, best first (each row says which made it, in `Method`):
 
 - ``request``: per-request tokens. Every RequestResponse row joined to its AzureOpenAIRequestUsage row
   on CorrelationId (catalogue query `cost_usage_by_caller`), summed per hour and caller.
-- ``bytes``: for a (deployment, hour) whose requests have no usage rows at all, the deployment's tokens
-  from the metrics API (ProcessedPromptTokens, GeneratedTokens per ModelDeploymentName at PT1H) shared
-  out by each caller's request + response bytes in that hour. Metrics do not split cached tokens, so
-  these tokens are all priced as uncached input.
+- ``bytes``: decided per (deployment, hour): the tokens the metrics API shows for it
+  (ProcessedPromptTokens, GeneratedTokens per ModelDeploymentName at PT1H) beyond what its usage rows
+  claim, shared among the callers whose successful requests had no readable usage row, by those
+  requests' request + response bytes. Metrics do not split cached tokens, so these tokens are priced
+  as uncached input.
 - ``deployment``: the whole deployment as one caller. Either the matched rule is a deployment-name
   pattern (no caller identity used), or the metrics show tokens for an hour with no request logs at all.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,7 +40,7 @@ METHOD_DEPLOYMENT = "deployment"
 ALLOCATED, UNALLOCATED, PROBES, PTU_IDLE = "allocated", "unallocated", "probes", "ptu idle"
 
 TIME_DTYPE = "datetime64[ns, UTC]"
-TOKEN_COLUMNS = ["PromptTokens", "CachedTokens", "CompletionTokens"]
+TOKEN_COLUMNS = ["PromptTokens", "CachedTokens", "CompletionTokens", "ReasoningTokens"]
 KEY = ["TimeGenerated", "Resource", "Deployment"]
 ROW_COLUMNS = [
     "TimeGenerated",
@@ -52,6 +54,7 @@ ROW_COLUMNS = [
     "PromptTokens",
     "CachedTokens",
     "CompletionTokens",
+    "ReasoningTokens",
     "Method",
 ]
 
@@ -98,54 +101,134 @@ def _metric_tokens(metrics: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()[out_cols]
 
 
-def token_rows(usage: pd.DataFrame, metrics: pd.DataFrame, deployments: pd.DataFrame) -> pd.DataFrame:
-    """Hourly tokens per caller, each row made by the best method its (deployment, hour) allows.
+@dataclass
+class TokenHealth:
+    """What the token measurement could not do cleanly, for Data health and the ledger's status."""
+
+    unreadable_usage: int = 0  # usage rows whose token fields could not be read (never priced at $0)
+    unmatched_requests: int = 0  # successful requests without a readable usage row
+    unfilled_requests: int = 0  # ... of which no metric tokens could fill (their tokens are unknown)
+    bytes_tokens: float = 0.0  # tokens the metrics showed beyond the usage rows, shared by bytes
+    metrics_below_usage: list[str] = field(default_factory=list)  # (deployment, hour) where metrics < usage
+
+
+def token_rows(
+    usage: pd.DataFrame, metrics: pd.DataFrame, deployments: pd.DataFrame, *, health: TokenHealth | None = None
+) -> pd.DataFrame:
+    """Hourly tokens per caller, the method decided per (deployment, hour).
 
     `usage` has the columns of `cost_usage_by_caller` at a 1h bin; `metrics` those of
     `lens.metrics(["ProcessedPromptTokens", "GeneratedTokens"], split_by=["ModelDeploymentName"])` at PT1H
-    (may be empty); `deployments` those of `lens.deployments().frame` (for models of metric-only rows).
-    Token columns are floats: method ``bytes`` shares tokens in proportion, not whole tokens.
+    (may be empty: then nothing can be filled); `deployments` those of `lens.deployments().frame` (for
+    models of metric-only rows). Per (deployment, hour):
+
+    - every caller's readable usage rows give ``request`` rows;
+    - the tokens the metrics show beyond what the usage rows claim (the gap) are shared among the
+      callers whose successful requests had no readable usage row, by those requests' bytes (by their
+      count when no bytes were logged; by every request's bytes when no request lacks a usage row):
+      ``bytes`` rows, priced as uncached input (metrics do not split cached tokens);
+    - an hour the metrics show and the request logs do not is one ``deployment`` row.
+    Token columns are floats: shared tokens are proportions, not whole tokens.
     """
+    health = health if health is not None else TokenHealth()
     u = usage.copy()
+    extra = [
+        "Succeeded",
+        "UsageRows",
+        "UnreadableUsage",
+        "RequestBytes",
+        "ResponseBytes",
+        "UnmatchedRequests",
+        "UnmatchedBytes",
+    ]
     if u.empty:
-        u = pd.DataFrame(columns=[*ROW_COLUMNS, "Succeeded", "UsageRows", "RequestBytes", "ResponseBytes"])
+        u = pd.DataFrame(columns=[*ROW_COLUMNS, *extra])
     u["TimeGenerated"] = pd.to_datetime(u["TimeGenerated"], utc=True).astype(TIME_DTYPE)
     u["Resource"] = u["Resource"].astype(str).str.lower()
     if "ModelVersion" in u.columns:
         u = u.rename(columns={"ModelVersion": "Version"})
     if "Succeeded" not in u.columns:
         u["Succeeded"] = u["Requests"]
-    for c in ["Requests", "Succeeded", "UsageRows", "RequestBytes", "ResponseBytes", *TOKEN_COLUMNS]:
+    if "UnmatchedRequests" not in u.columns:  # an older answer shape: a caller row without usage is unmatched
+        no_usage = pd.to_numeric(u.get("UsageRows", 0), errors="coerce").fillna(0) <= 0
+        u["UnmatchedRequests"] = pd.to_numeric(u["Succeeded"], errors="coerce").fillna(0).where(no_usage, 0)
+        u["UnmatchedBytes"] = (
+            pd.to_numeric(u["RequestBytes"], errors="coerce").fillna(0)
+            + pd.to_numeric(u["ResponseBytes"], errors="coerce").fillna(0)
+        ).where(no_usage, 0)
+    for c in [*extra, "Requests", "ReasoningTokens", *TOKEN_COLUMNS]:
+        if c not in u.columns:
+            u[c] = 0
         u[c] = pd.to_numeric(u[c], errors="coerce").fillna(0).astype("float64")
     for c in ["Model", "Version", "ObjectId", "CallerIP"]:
         u[c] = u[c].fillna("").astype(str)
     u["ObjectId"] = u["ObjectId"].str.lower()
+    health.unreadable_usage += int(u["UnreadableUsage"].sum())
+    health.unmatched_requests += int(u["UnmatchedRequests"].sum())
 
-    # a (deployment, hour) lacks usage when calls succeeded there but no usage row was found; an hour
-    # where every call failed (429s, 5xx) had no tokens to record and keeps the request method
-    usage_in_group = u.groupby(KEY)["UsageRows"].transform("sum")
-    succeeded = u.groupby(KEY)["Succeeded"].transform("sum")
-    missing = (usage_in_group <= 0) & (succeeded > 0)
-    measured = u[~missing].copy()
+    measured = u.copy()
     measured["Method"] = METHOD_REQUEST
 
     mt = _metric_tokens(metrics)
-    logged_only = u[missing].copy()
-    shared = logged_only.merge(mt, on=KEY, how="left")
-    shared[["MetricPrompt", "MetricCompletion"]] = shared[["MetricPrompt", "MetricCompletion"]].fillna(0.0)
-    weight = shared["RequestBytes"] + shared["ResponseBytes"]
-    group_weight = weight.groupby([shared[k] for k in KEY]).transform("sum")
-    # no bytes recorded at all: share by requests instead
-    requests_total = shared.groupby(KEY)["Requests"].transform("sum")
-    share = np.where(
-        group_weight > 0,
-        weight / group_weight.where(group_weight > 0, 1.0),
-        shared["Requests"] / requests_total.where(requests_total > 0, 1.0),
+    groups = u.groupby(KEY, as_index=False).agg(
+        UsagePrompt=("PromptTokens", "sum"),
+        UsageCompletion=("CompletionTokens", "sum"),
+        Unmatched=("UnmatchedRequests", "sum"),
     )
-    shared["PromptTokens"] = shared["MetricPrompt"] * share
-    shared["CachedTokens"] = 0.0
-    shared["CompletionTokens"] = shared["MetricCompletion"] * share
-    shared["Method"] = METHOD_BYTES
+    g = groups.merge(mt, on=KEY, how="left")
+    has_metrics = g["MetricPrompt"].notna()
+    g[["MetricPrompt", "MetricCompletion"]] = g[["MetricPrompt", "MetricCompletion"]].fillna(0.0)
+    g["GapPrompt"] = (g["MetricPrompt"] - g["UsagePrompt"]).clip(lower=0.0).where(has_metrics, 0.0)
+    g["GapCompletion"] = (g["MetricCompletion"] - g["UsageCompletion"]).clip(lower=0.0).where(has_metrics, 0.0)
+    below = g[
+        has_metrics
+        & ((g["MetricPrompt"] < g["UsagePrompt"] - 0.5) | (g["MetricCompletion"] < g["UsageCompletion"] - 0.5))
+    ]
+    health.metrics_below_usage += [
+        f"{r.Deployment} {r.TimeGenerated:%Y-%m-%d %H:00}" for r in below.itertuples(index=False)
+    ]
+    unfilled = g[(g["Unmatched"] > 0) & (g["GapPrompt"] + g["GapCompletion"] <= 0)]
+    health.unfilled_requests += int(unfilled["Unmatched"].sum())
+
+    gaps = g[(g["GapPrompt"] + g["GapCompletion"]) > 0][[*KEY, "GapPrompt", "GapCompletion"]]
+    shared = u.merge(gaps, on=KEY, how="inner")
+    if not shared.empty:
+        by = [shared[k] for k in KEY]
+        unmatched_bytes = shared.groupby(by)["UnmatchedBytes"].transform("sum")
+        unmatched_reqs = shared.groupby(by)["UnmatchedRequests"].transform("sum")
+        all_bytes = shared["RequestBytes"] + shared["ResponseBytes"]
+        total_bytes = all_bytes.groupby(by).transform("sum")
+        total_reqs = shared.groupby(by)["Requests"].transform("sum")
+        share = np.select(
+            [unmatched_bytes > 0, unmatched_reqs > 0, total_bytes > 0],
+            [
+                shared["UnmatchedBytes"] / unmatched_bytes.where(unmatched_bytes > 0, 1.0),
+                shared["UnmatchedRequests"] / unmatched_reqs.where(unmatched_reqs > 0, 1.0),
+                all_bytes / total_bytes.where(total_bytes > 0, 1.0),
+            ],
+            default=shared["Requests"] / total_reqs.where(total_reqs > 0, 1.0),
+        )
+        shared = shared.assign(
+            PromptTokens=shared["GapPrompt"] * share,
+            CachedTokens=0.0,
+            CompletionTokens=shared["GapCompletion"] * share,
+            ReasoningTokens=0.0,
+            Requests=0.0,  # the requests are counted once, on their request rows
+            Method=METHOD_BYTES,
+        )
+        shared = shared[(shared["PromptTokens"] + shared["CompletionTokens"]) > 0]
+        health.bytes_tokens += float(shared["PromptTokens"].sum() + shared["CompletionTokens"].sum())
+        # a caller with no readable usage at all this hour is one line: its requests move to its bytes row
+        caller = [*KEY, "Model", "Version", "ObjectId", "CallerIP"]
+        empty = measured[
+            (measured[["PromptTokens", "CompletionTokens"]].sum(axis=1) <= 0) & (measured["UsageRows"] <= 0)
+        ]
+        moved = empty[[*caller, "Requests"]].merge(shared[caller].drop_duplicates(), on=caller, how="inner")
+        if not moved.empty:
+            requests = shared[caller].merge(moved, on=caller, how="left")["Requests"].fillna(0.0).to_numpy()
+            shared["Requests"] = requests
+            drop = measured[caller].merge(moved[caller], on=caller, how="left", indicator=True)["_merge"] == "both"
+            measured = measured[~drop.to_numpy()]
 
     logged_keys = u[KEY].drop_duplicates()
     orphan = mt.merge(logged_keys, on=KEY, how="left", indicator=True)
@@ -162,14 +245,14 @@ def token_rows(usage: pd.DataFrame, metrics: pd.DataFrame, deployments: pd.DataF
         PromptTokens=whole["MetricPrompt"].astype("float64"),
         CachedTokens=0.0,
         CompletionTokens=whole["MetricCompletion"].astype("float64"),
+        ReasoningTokens=0.0,
         Method=METHOD_DEPLOYMENT,
     )
     parts = [p[ROW_COLUMNS] for p in (measured, shared, whole) if not p.empty]
     if not parts:
         dtypes = {"TimeGenerated": TIME_DTYPE, "Requests": "float64", **dict.fromkeys(TOKEN_COLUMNS, "float64")}
         return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, object)) for c in ROW_COLUMNS})
-    rows = pd.concat(parts, ignore_index=True)
-    return rows
+    return pd.concat(parts, ignore_index=True)
 
 
 def _label(rule: AttributionRule) -> str:

@@ -1,9 +1,10 @@
-"""CLI subcommands owned by the cost layer: `prices refresh`, `prices show` (and `cost report`)."""
+"""CLI subcommands owned by the cost layer: `prices refresh`, `prices show`, `cost report` and `cost ledger`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from queries.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -177,3 +178,106 @@ def cost_report(args: argparse.Namespace) -> int:
         for n in result.notices:
             print(f"cost report: note: {n}", file=sys.stderr)
     return EXIT_OK
+
+
+# --- cost ledger --------------------------------------------------------------------------------------
+
+
+def _since(text: str | None) -> Any:
+    from queries.render import RenderError, parse_duration
+
+    if not text:
+        return None
+    try:
+        return parse_duration(text)
+    except RenderError as e:
+        raise ValueError(f"--since: {e}") from None
+
+
+def ledger_status(args: argparse.Namespace) -> int:
+    """What the ledger holds: closed hours, versions, the last build, the writer, what was not clean."""
+    import json
+
+    from queries.config import load_settings
+    from queries.cost import ledger_store
+
+    settings = load_settings()
+    st = ledger_store.status(settings)
+    if getattr(args, "format", "table") == "json":
+        print(json.dumps(st, indent=1, default=str))
+        return EXIT_OK
+    print(f"ledger at {st['path']}")
+    if not st["closed_hours"]:
+        print("  no closed hours yet: `aoai-lens cost ledger build` (or the scheduler's ledger job) builds them")
+    else:
+        print(f"  closed hours: {st['closed_hours']:,} ({st['first_hour']}h .. {st['last_hour']}h UTC)")
+        print(f"  build versions: {', '.join(st['versions'])}")
+    last = st["last_build"]
+    if last:
+        import time
+
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(last["at"])))
+        print(f"  last build: {when}, {last['hours']} hour(s) in {last['seconds']} s by {last['by']}")
+    print(f"  writer: {st['writer'] or 'none running'}")
+    h = st["health"]
+    print(
+        f"  unreadable usage rows: {h['unreadable_usage']:,}; requests without usage: {h['unmatched_requests']:,} "
+        f"({h['unfilled_requests']:,} not filled by metrics); tokens shared by bytes: {h['bytes_tokens']:,.0f}; "
+        f"tokens above PTU capacity: {h['over_capacity_tokens']:,.0f}"
+    )
+    for r in st["rebuilds"]:
+        print(f"  rebuilt {r['from']}h..{r['to']}h: {r['hours']} hour(s), {r.get('reason') or 'no reason given'}")
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace, *, rebuild_month: str | None) -> int:
+    from tqdm import tqdm
+
+    from queries.config import load_settings
+    from queries.cost import ledger_store
+    from queries.cost.report import month_period
+    from queries.filestore import WriterBusy
+    from queries.lens import get_lens
+
+    settings = load_settings()
+    lens = get_lens(settings)
+    try:
+        since = _since(getattr(args, "since", None))
+        window = month_period(rebuild_month, lens.now())[:2] if rebuild_month else None
+    except ValueError as e:
+        print(f"cost ledger: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    what = f"rebuilding {rebuild_month}" if rebuild_month else "closing hours"
+    try:
+        with tqdm(desc=f"ledger: {what}", unit="day", file=sys.stderr) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            report = ledger_store.build(
+                lens,
+                settings,
+                since=since,
+                rebuild=window,
+                reason=getattr(args, "reason", "") or "",
+                progress=progress,
+            )
+    except WriterBusy as e:
+        print(f"cost ledger: {e}; try again when it has finished", file=sys.stderr)
+        return EXIT_FAILED
+    except ledger_store.CostDataError as e:
+        print(f"cost ledger: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report)
+    return EXIT_OK
+
+
+def ledger_build(args: argparse.Namespace) -> int:
+    """Close every hour that is due (older than the late-arrival window) and not closed yet."""
+    return _build(args, rebuild_month=None)
+
+
+def ledger_rebuild(args: argparse.Namespace) -> int:
+    """Build a month's closed hours again (after a price override or a rule change), recorded."""
+    return _build(args, rebuild_month=args.month)

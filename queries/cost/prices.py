@@ -269,6 +269,14 @@ class PriceBook:
         overrides = load_overrides(settings.prices.overrides_file) if settings.prices.overrides_file else []
         return cls(cat, overrides, settings.prices.discount_pct)
 
+    def fingerprint(self) -> str:
+        """What decides this book's prices, for the ledger's build version: the snapshot it came from,
+        the overrides and the discount."""
+        overrides = sorted(
+            f"{o.model}|{o.version}|{o.sku}|{o.region}|{sorted(o.prices.items())}|{o.net}" for o in self.overrides
+        )
+        return f"{self.catalogue.source}:{self.catalogue.label}|{self.discount_pct:g}|{overrides}"
+
     # -- what the book knows ------------------------------------------------------------------------
     def models(self) -> list[str]:
         return sorted(set(self.catalogue.models()) | {o.model for o in self.overrides})

@@ -39,8 +39,11 @@ import numpy as np
 import pandas as pd
 
 from queries.config import AttributionRule, Settings
-from queries.cost import attribution, ptu
+from queries.cost import ledger_store, ptu
 from queries.cost.attribution import ALLOCATED, PROBES, PTU_IDLE, UNALLOCATED
+from queries.cost.ledger import BuildHealth, build_rows
+from queries.cost.ledger_store import CostDataError as CostDataError  # re-exported: callers catch it here
+from queries.cost.ledger_store import caller_rows
 from queries.reader import LensLike
 from queries.scope import Scope
 from queries.scoped import whole
@@ -70,12 +73,12 @@ ROW_COLUMNS = [
     "PromptTokens",
     "CachedTokens",
     "CompletionTokens",
+    "ReasoningTokens",
     "Cost",
+    "ListCost",
     "Priced",
     "PriceKey",
 ]
-GROUP_COLUMNS = [*ROW_COLUMNS[:15], "Priced", "PriceKey"]
-SUM_COLUMNS = ["Requests", "PromptTokens", "CachedTokens", "CompletionTokens", "Cost"]
 
 
 class PriceBookLike(Protocol):
@@ -84,10 +87,6 @@ class PriceBookLike(Protocol):
     def lookup(self, model: str, version: str | None, sku: str, region: str | None) -> Any: ...
 
     def price_usage(self, frame: pd.DataFrame) -> pd.DataFrame: ...
-
-
-class CostDataError(RuntimeError):
-    """The usage or the deployments could not be read, so no cost is computed; the message says why."""
 
 
 @dataclass
@@ -100,6 +99,10 @@ class AllocationResult:
     currency: str = "USD"
     discount_pct: float = 0.0
     notices: list[str] = field(default_factory=list)
+    ledger: pd.DataFrame = field(default_factory=pd.DataFrame)  # the ledger rows behind it (per meter)
+    health: BuildHealth = field(default_factory=BuildHealth)
+    closed_hours: int = 0  # hours read from the ledger's files
+    open_hours: int = 0  # hours computed on read
 
     def category_totals(self) -> dict[str, float]:
         """Cost per category over the priced rows (and the unpriced tokens' cost, always NaN)."""
@@ -113,13 +116,74 @@ class AllocationResult:
         return self.rows[~self.rows["Priced"]]
 
 
-def _deployment_info(deployments: pd.DataFrame) -> pd.DataFrame:
-    d = deployments.copy()
-    d["Resource"] = d["Resource"].astype(str).str.lower()
-    d["Region"] = d["Location"].fillna("").astype(str)
-    return d.rename(columns={"Model": "DepModel", "Version": "DepVersion"})[
-        ["Resource", "Deployment", "Sku", "Region", "DepModel", "DepVersion"]
-    ]
+def _result(
+    ledger_rows: pd.DataFrame,
+    deployments: pd.DataFrame,
+    book: PriceBookLike,
+    start: datetime,
+    end: datetime,
+    *,
+    health: BuildHealth,
+    notices: list[str],
+    currency: str,
+    hourly: bool,
+    closed_hours: int = 0,
+    open_hours: int = 0,
+) -> AllocationResult:
+    """An AllocationResult over ledger rows: the caller lines pages and statements use, the PTU summary,
+    and the notices of what could not be done cleanly."""
+    rows = caller_rows(ledger_rows, grain="H" if hourly else "D")
+    columns = ["Hour", *ROW_COLUMNS] if hourly else ROW_COLUMNS
+    rows = rows[columns].reset_index(drop=True)
+    priced = ledger_rows[ledger_rows["Priced"].astype(bool)]
+    total = float(priced["EffectiveCost"].sum())
+    ptu_deps = ptu.ptu_deployments_frame(deployments, book) if not deployments.empty else pd.DataFrame()
+    summary = (
+        ptu.ptu_summary(caller_rows(ledger_rows), ptu_deps, book, start, end) if not ptu_deps.empty else pd.DataFrame()
+    )
+    notices = list(notices)
+    if not ptu_deps.empty:
+        notices.append(
+            "provisioned hours count each PTU deployment's current capacity from its creation "
+            "(ARM systemData.createdAt) or the period's start; the management plane keeps no capacity history"
+        )
+    t = health.tokens
+    if health.no_deployment_record:
+        notices.append(
+            f"no management-plane record (SKU, region) for {', '.join(health.no_deployment_record)}: their usage is unpriced"
+        )
+    unpriced = ledger_rows[~ledger_rows["Priced"].astype(bool)]
+    if not unpriced.empty:
+        tokens_n = float(unpriced.loc[unpriced["Unit"] == "tokens", "Quantity"].sum())
+        notices.append(f"{tokens_n:,.0f} tokens have no price: {', '.join(health.unpriced) or '?'}")
+    if t.bytes_tokens > 0:
+        notices.append(
+            f"{t.bytes_tokens:,.0f} tokens the metrics show had no usage row: shared by request/response bytes"
+        )
+    if t.unreadable_usage:
+        notices.append(f"{t.unreadable_usage:,} usage rows had token fields that could not be read (not priced)")
+    if t.unfilled_requests:
+        notices.append(
+            f"{t.unfilled_requests:,} successful requests had no usage row and no metric tokens to fill them: their tokens are unknown"
+        )
+    if health.over_capacity_tokens > 0:
+        notices.append(
+            f"{health.over_capacity_tokens:,.0f} tokens were consumed beyond provisioned capacity (utilisation capped at 100%)"
+        )
+    return AllocationResult(
+        start=start,
+        end=end,
+        rows=rows,
+        total=total,
+        ptu=summary,
+        currency=currency,
+        discount_pct=float(getattr(book, "discount_pct", 0.0) or 0.0),
+        notices=notices,
+        ledger=ledger_rows,
+        health=health,
+        closed_hours=closed_hours,
+        open_hours=open_hours,
+    )
 
 
 def allocate_frames(
@@ -135,102 +199,14 @@ def allocate_frames(
     currency: str = "USD",
     hourly: bool = False,
 ) -> AllocationResult:
-    """Allocate [start, end) from its frames: `cost_usage_by_caller` at 1h, metric tokens at PT1H, deployments.
-
-    Rows are per day; `hourly=True` keeps an `Hour` column too (one row per hour, for burn-rate alerts)."""
-    notices: list[str] = []
-    tokens = attribution.token_rows(usage, metrics, deployments)
-    rows = attribution.attribute(tokens, rules, probe_object_id)
-    rows = rows.merge(_deployment_info(deployments), on=["Resource", "Deployment"], how="left")
-    missing_dep = rows["Sku"].isna()
-    if missing_dep.any():
-        names = sorted(set(rows.loc[missing_dep, "Deployment"]))
-        notices.append(f"no management-plane record (SKU, region) for {', '.join(names)}: their usage is unpriced")
-    rows["Sku"] = rows["Sku"].fillna("").astype(str)
-    rows["Region"] = rows["Region"].fillna("").astype(str)
-    rows["Model"] = rows["Model"].where(rows["Model"].astype(str) != "", rows["DepModel"]).fillna("").astype(str)
-    rows["Version"] = (
-        rows["Version"].where(rows["Version"].astype(str) != "", rows["DepVersion"]).fillna("").astype(str)
+    """Allocate [start, end) from its frames (`cost_usage_by_caller` at 1h, metric tokens at PT1H, the
+    deployments): the ledger rows built now, folded into caller lines. Rows are per day; `hourly=True`
+    keeps an `Hour` column too (one row per hour)."""
+    ledger_rows, health = build_rows(
+        usage, metrics, deployments, rules, book, start, end, probe_object_id=probe_object_id, version="frames"
     )
-    rows = rows.drop(columns=["DepModel", "DepVersion"])
-
-    is_ptu = rows["Sku"].map(ptu.is_ptu).astype(bool)
-    tok = rows[~is_ptu].copy()
-    priced = book.price_usage(
-        pd.DataFrame(
-            {
-                "model": tok["Model"],
-                "version": tok["Version"],
-                "sku": tok["Sku"],
-                "region": tok["Region"],
-                "prompt_tokens": tok["PromptTokens"],
-                "cached_tokens": tok["CachedTokens"],
-                "completion_tokens": tok["CompletionTokens"],
-            },
-            index=tok.index,
-        )
-    )
-    tok["Cost"] = priced["cost"].astype("float64")
-    tok["Priced"] = priced["priced"].astype(bool)
-    tok["PriceKey"] = priced["price_key"].astype(str)
-
-    ptu_deps = ptu.ptu_deployments_frame(deployments, book)
-    ptu_rows, idle = ptu.share_ptu(rows[is_ptu], ptu_deps, start, end)
-    keys = {(d.Resource, d.Deployment): d.PtuPerHour for d in ptu_deps.itertuples(index=False)}
-    ptu_rows["PriceKey"] = [
-        f"{s} · {keys.get((r, d), float('nan')):g}/PTU-hour" if ok else "unpriced: no PTU-hour price"
-        for r, d, s, ok in zip(
-            ptu_rows["Resource"], ptu_rows["Deployment"], ptu_rows["Sku"], ptu_rows["Priced"], strict=True
-        )
-    ]
-    if not idle.empty:
-        idle = idle.merge(
-            _deployment_info(deployments)[["Resource", "Deployment", "Sku", "Region"]], on=["Resource", "Deployment"]
-        )
-        idle["PriceKey"] = "ptu idle"
-    parts = [p for p in (tok, ptu_rows, idle) if not p.empty]
-    all_rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*ROW_COLUMNS, "TimeGenerated"])
-    all_rows["Day"] = pd.to_datetime(all_rows["TimeGenerated"], utc=True).dt.floor("D")
-    all_rows["Priced"] = all_rows["Priced"].astype(bool)
-    for c in SUM_COLUMNS:
-        all_rows[c] = pd.to_numeric(all_rows[c], errors="coerce").astype("float64")
-    for c in GROUP_COLUMNS:
-        if c not in ("Day", "Priced"):
-            all_rows[c] = all_rows[c].fillna("").astype(str)
-    group, columns = GROUP_COLUMNS, ROW_COLUMNS
-    if hourly:
-        all_rows["Hour"] = pd.to_datetime(all_rows["TimeGenerated"], utc=True).dt.floor("h")
-        group, columns = ["Hour", *GROUP_COLUMNS], ["Hour", *ROW_COLUMNS]
-    daily = all_rows.groupby(group, dropna=False, sort=True)[SUM_COLUMNS].sum(min_count=1).reset_index()
-    daily.loc[~daily["Priced"], "Cost"] = np.nan
-    daily = daily[columns]
-
-    # the total, computed apart from the allocation: every priced token row, plus every PTU-hour
-    token_total = float(priced.loc[priced["priced"].astype(bool), "cost"].sum())
-    ptu_total = float(ptu.period_cost(ptu_deps, start, end).sum(min_count=0))
-    summary = ptu.ptu_summary(all_rows, ptu_deps, book, start, end)
-    if not ptu_deps.empty:
-        notices.append(
-            "provisioned hours count each PTU deployment's current capacity from its creation "
-            "(ARM systemData.createdAt) or the period's start; the management plane keeps no capacity history"
-        )
-    unpriced = daily[~daily["Priced"]]
-    if not unpriced.empty:
-        tokens_n = unpriced["PromptTokens"].sum() + unpriced["CompletionTokens"].sum()
-        what = sorted({f"{m or '?'} ({s or '?'})" for m, s in zip(unpriced["Model"], unpriced["Sku"], strict=True)})
-        notices.append(f"{tokens_n:,.0f} tokens have no price: {', '.join(what)}")
-    bytes_rows = daily["Method"] == attribution.METHOD_BYTES
-    if bytes_rows.any():
-        notices.append("some hours had no usage rows: their tokens come from metrics, shared by request/response bytes")
-    return AllocationResult(
-        start=start,
-        end=end,
-        rows=daily.reset_index(drop=True),
-        total=token_total + ptu_total,
-        ptu=summary,
-        currency=currency,
-        discount_pct=float(getattr(book, "discount_pct", 0.0) or 0.0),
-        notices=notices,
+    return _result(
+        ledger_rows, deployments, book, start, end, health=health, notices=[], currency=currency, hourly=hourly
     )
 
 
@@ -248,71 +224,37 @@ def allocate(
     hourly: bool = False,
     scope: Scope | None = None,
 ) -> AllocationResult:
-    """Allocate [start, end): one KQL aggregate (hourly per caller), hourly metric tokens, deployments.
+    """Allocate [start, end) from the cost ledger: its closed hours as written, the rest computed now
+    (`queries.cost.ledger_store.read`). Every cost figure comes from here.
 
-    Metric tokens are fetched only when some (deployment, hour) lacks usage rows or the request logs
-    miss a deployment the metrics know, so the usual case costs one Log Analytics query.
-
-    `scope` (a queries.scope.Scope; default: the scope of a `queries.scope.ScopedLens`, else everything)
-    restricts the answer to a team-scoped user's allocated rows. The allocation itself always runs on
-    every caller, so PTU and metric-token shares are the same whoever asks.
+    `scope` (a queries.scope.Scope; default: the Lens's own) restricts the answer to a team-scoped
+    user's allocated rows. The ledger always covers every caller, so PTU and metric-token shares are
+    the same whoever asks.
     """
     if scope is None:
         scope = lens.scope
-    lens = whole(lens)
+    base = whole(lens)
     if not scope.is_everything:
-        return narrow(allocate(lens, settings, start, end, book=book, hourly=hourly), scope)
+        return narrow(allocate(base, settings, start, end, book=book, hourly=hourly), scope)
     start, end = _utc(start), _utc(end)
     if book is None:
         from queries.cost.prices import PriceBook
 
         book = PriceBook.load(settings)
-    notices: list[str] = []
-    usage = lens.run("cost_usage_by_caller", start=start, end=end, bin=timedelta(hours=1))
-    deps = lens.deployments()
-    for what, r in (("cost_usage_by_caller", usage), ("deployments", deps)):
-        if r.status == "failed":  # money is not estimated from half the data: say why instead
-            raise CostDataError(f"cannot compute costs: {what} failed: {r.notice}")
-        if r.status != "ok":
-            notices.append(f"{what}: {r.status}: {r.notice}")
-    deployments = deps.frame
-    if deployments.empty:
-        from queries.sources.arm_shapes import DEPLOYMENT_COLUMNS
-
-        deployments = pd.DataFrame(columns=DEPLOYMENT_COLUMNS)
-    frame = usage.frame
-    need_metrics = True
-    if not frame.empty:
-        per_hour = frame.groupby(["TimeGenerated", "Resource", "Deployment"])[["UsageRows", "Succeeded"]].sum()
-        need_metrics = bool(((per_hour["UsageRows"] <= 0) & (per_hour["Succeeded"] > 0)).any())
-    metrics = pd.DataFrame()
-    if need_metrics or frame.empty:
-        m = lens.metrics(
-            ["ProcessedPromptTokens", "GeneratedTokens"],
-            start=start,
-            end=end,
-            interval=timedelta(hours=1),
-            aggregation="Total",
-            split_by=["ModelDeploymentName"],
-        )
-        if m.status != "ok":
-            notices.append(f"metrics: {m.status}: {m.notice}")
-        else:
-            metrics = m.frame
-    result = allocate_frames(
-        frame,
-        metrics,
-        deployments,
-        list(settings.attribution),
+    got = ledger_store.read(base, settings, start, end, book=book)
+    return _result(
+        got.rows,
+        got.deployments,
         book,
         start,
         end,
-        probe_object_id=settings.probe_object_id,
+        health=got.health,
+        notices=got.notices,
         currency=settings.prices.currency,
         hourly=hourly,
+        closed_hours=got.closed_hours,
+        open_hours=got.open_hours,
     )
-    result.notices[:0] = notices
-    return result
 
 
 def narrow(result: AllocationResult, scope: Scope) -> AllocationResult:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from queries import schemas
 from queries.demo import world
+from queries.sources.embedded import append_log
 
 STATUS_OK, STATUS_FILTER, STATUS_THROTTLED = 200, 400, 429
 
@@ -607,6 +608,7 @@ class Seeder:
         finally:
             con.close()
         os.replace(tmp, path)
+        append_log(path).clear()  # records appended to the previous workspace belong to it, not this one
         return {"requests": requests, "rows": int(rows)}
 
 

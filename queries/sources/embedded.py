@@ -1,8 +1,11 @@
 """The embedded default: the demo DuckDB workspace, queried with the same KQL through duckdb-kql.
 
-One `EmbeddedWorkspace` per process owns the DuckDB database. It reads through a read-only connection
-(so several processes can read the file at once) and, for the ingestion job, briefly swaps it for a
-read-write one under a lock (`writer()`): DuckDB allows one writer or many readers per file, not both.
+Files, not locks (`queries.filestore`): the seeded workspace file is written once and only ever opened
+read-only, by any number of processes. Records that arrive later (the simulator's calls, an imported
+archive) are appended as immutable Parquet parts next to it (`<workspace>.appended/AzureDiagnostics/`),
+and each process reads the table as the base rows plus those parts: an in-memory DuckDB connection
+attaches the workspace read-only and defines `AzureDiagnostics` as a view over both. No process ever
+needs a write lock on a file another one reads.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,111 +21,99 @@ import duckdb
 import duckdb_kql
 import pandas as pd
 
+from queries.filestore import AppendLog
 from queries.sources.arm_shapes import deployments_frame, usages_frame
 from queries.sources.base import LogsAnswer, LogsRequest
+
+BASE_TABLES = ("AzureDiagnostics", "AzureMetrics", "MetricsApi", "MgmtDeployments", "MgmtUsages", "WorkspaceInfo")
+APPENDABLE = ("AzureDiagnostics",)
 
 
 class WorkspaceError(RuntimeError):
     """The demo workspace is missing or cannot be opened; the message says what to do."""
 
 
-class EmbeddedWorkspace:
-    """Owns the DuckDB connection to the demo workspace file.
+def appended_root(path: Path) -> Path:
+    """Where records appended to the workspace at `path` live (`demo.duckdb` -> `demo.appended/`)."""
+    return path.with_suffix(".appended")
 
-    Readers share one read-only connection, each query on its own cursor inside `reading()`; the
-    ingestion job's `writer()` waits until no query is running, holds new ones back, swaps in a
-    read-write connection for the load, then lets readers reopen read-only.
+
+def append_log(path: Path, table: str = "AzureDiagnostics") -> AppendLog:
+    return AppendLog(appended_root(path), table)
+
+
+class EmbeddedWorkspace:
+    """A process's view of the demo workspace: the seeded file (read-only) plus its appended parts.
+
+    One in-memory connection per process, one cursor per query. When the workspace file is replaced
+    (a new seed) or the parts change (an ingestion run), the next query opens a fresh connection; queries
+    running on the old one finish on it.
     """
 
     def __init__(self, path: Path, *, query_now: datetime | None = None) -> None:
         self.path = Path(path)
         self.query_now = query_now
-        self._lock = threading.RLock()  # guards the connection object itself
-        self._gate = threading.Condition()  # readers/writer admission
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
+        self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[object, ...] | None = None
+        self._logs = {t: append_log(self.path, t) for t in APPENDABLE}
 
-    def _file_stamp(self) -> tuple[float, int]:
+    def _current_stamp(self) -> tuple[object, ...]:
         st = self.path.stat()
-        return (st.st_mtime, st.st_ino)
+        return (st.st_mtime_ns, st.st_ino, *(log.stamp() for log in self._logs.values()))
 
-    def _open(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-        if not self.path.exists():
-            raise WorkspaceError(
-                f"no demo workspace at {self.path}: run `aoai-lens demo seed` (or `make demo`, which builds it)"
-            )
-        last: Exception | None = None
-        for attempt in range(20):  # another process may hold the write lock for a moment
-            try:
-                con = duckdb_kql.connect(str(self.path), read_only=read_only)
-                return con
-            except duckdb.IOException as e:
-                last = e
-                time.sleep(min(0.05 * (attempt + 1), 0.5))
-        raise WorkspaceError(f"the demo workspace {self.path} is locked by another process: {last}")
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb_kql.connect(":memory:")
+        try:
+            con.execute(f"ATTACH '{_sql_text(str(self.path))}' AS base (READ_ONLY)")
+            present = {
+                r[0]
+                for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'base'").fetchall()
+            }
+            for table in BASE_TABLES:
+                if table not in present:
+                    continue
+                parts = self._logs[table].parts() if table in self._logs else []
+                sql = f'SELECT * FROM base."{table}"'
+                if parts:
+                    files = ", ".join(f"'{_sql_text(str(p))}'" for p in parts)
+                    sql += f" UNION ALL BY NAME SELECT * FROM read_parquet([{files}], union_by_name = true)"
+                con.execute(f'CREATE VIEW "{table}" AS {sql}')
+        except duckdb.Error as e:
+            con.close()
+            raise WorkspaceError(f"the demo workspace {self.path.name} cannot be read: {type(e).__name__}") from e
+        return con
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
-            stamp = self._file_stamp() if self.path.exists() else None
+            if not self.path.exists():
+                raise WorkspaceError(
+                    f"no demo workspace at {self.path.name}: run `aoai-lens demo seed` (or `make demo`, which builds it)"
+                )
+            stamp = self._current_stamp()
             if self._con is None or stamp != self._stamp:
-                if self._con is not None and self._readers <= 1:
-                    self._con.close()
-                self._con = self._open(read_only=True)
+                self._con = self._open()  # the old connection closes when its last cursor is gone
                 self._stamp = stamp
             return self._con.cursor()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for one query; a load waiting in `writer()` goes first."""
-        with self._gate:
-            while self._writing or self._writers_waiting:
-                self._gate.wait()
-            self._readers += 1
-        cur = None
+        """A cursor for one query."""
+        cur = self._cursor()
         try:
-            cur = self._cursor()
             yield cur
         finally:
-            if cur is not None:
-                cur.close()
-            with self._gate:
-                self._readers -= 1
-                self._gate.notify_all()
-
-    @contextlib.contextmanager
-    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection for a short load, once running queries have finished."""
-        with self._gate:
-            self._writers_waiting += 1
-            while self._readers or self._writing:
-                self._gate.wait()
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            with self._lock:
-                if self._con is not None:
-                    self._con.close()
-                    self._con = None
-                con = self._open(read_only=False)
-                try:
-                    yield con
-                    con.execute("CHECKPOINT")
-                finally:
-                    con.close()
-                    self._stamp = None
-        finally:
-            with self._gate:
-                self._writing = False
-                self._gate.notify_all()
+            cur.close()
 
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
 
 
 _KUSTO_TYPES = {

@@ -16,6 +16,7 @@ class FakePrice:
     output_per_1m: float | None
     ptu_per_hour: float | None
     key: str = "fake"
+    source: str = "fake"
 
 
 PRICES = {
@@ -33,6 +34,10 @@ class FakeBook:
 
     def lookup(self, model: str, version: str | None, sku: str, region: str | None) -> FakePrice | None:
         return self.prices.get((model, sku))
+
+    def explain(self, model: str, version: str | None, sku: str, region: str | None) -> tuple[FakePrice | None, str]:
+        p = self.lookup(model, version, sku, region)
+        return p, "" if p is not None else f"no fake price for {model} ({sku})"
 
     def price_usage(self, frame: pd.DataFrame) -> pd.DataFrame:
         out = frame.copy()

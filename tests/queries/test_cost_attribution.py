@@ -68,8 +68,8 @@ def test_method_request_prices_each_callers_own_tokens() -> None:
         ("2026-03-02T10:00Z", "chat", "m1", "", "10.0.2.***", 1, 1, 3_000_000, 0, 0, 10, 10),
         ("2026-03-02T10:00Z", "chat", "m1", PROBE, "10.9.0.***", 1, 1, 100_000, 0, 0, 10, 10),
     )
-    # metrics for the same hour are ignored: usage rows exist
-    m = metrics(("2026-03-02T10:00Z", "chat", 9_999_999, 9_999_999))
+    # metrics that agree with the usage rows add nothing
+    m = metrics(("2026-03-02T10:00Z", "chat", 4_100_000, 500_000))
     r = allocate_frames(u, m, DEPS, RULES, FakeBook(), START, END, probe_object_id=PROBE)
     rows = r.rows
     a = _one(rows, Feature="feat-a")
@@ -129,13 +129,18 @@ def test_method_deployment_for_metric_only_hours_and_pattern_rules() -> None:
     assert st.loc["unallocated", "Share"] == pytest.approx(1.0 / 9.0)
 
 
-def test_an_hour_where_every_call_failed_does_not_fall_back_to_metrics() -> None:
+def test_an_hour_where_every_call_failed_has_no_tokens_unless_the_metrics_show_some() -> None:
     u = usage(("2026-03-02T10:00Z", "chat", "m1", A, "10.0.1.***", 7, 0, 0, 0, 0, 500, 500))
-    u["Succeeded"] = 0  # all throttled: no tokens to record, none to share
+    u["Succeeded"] = 0  # all throttled: no tokens to record
+    r = allocate_frames(u, metrics(), DEPS, RULES, FakeBook(), START, END)
+    row = _one(r.rows, Feature="feat-a")
+    assert (row["Method"], row["Requests"], row["PromptTokens"], row["Cost"]) == ("request", 7, 0, 0.0)
+    # tokens the metrics show that no usage row claims are not dropped: shared by bytes, labelled
     m = metrics(("2026-03-02T10:00Z", "chat", 1_000, 1_000))
     r = allocate_frames(u, m, DEPS, RULES, FakeBook(), START, END)
     row = _one(r.rows, Feature="feat-a")
-    assert (row["Method"], row["Requests"], row["PromptTokens"], row["Cost"]) == ("request", 7, 0, 0.0)
+    assert (row["Method"], row["Requests"], row["PromptTokens"], row["CompletionTokens"]) == ("bytes", 7, 1_000, 1_000)
+    assert row["Cost"] == pytest.approx((1_000 * 2.0 + 1_000 * 10.0) / 1e6)
 
 
 def test_unknown_model_is_unpriced_with_its_tokens_not_zero_and_not_a_crash() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,19 @@ from fakes.doubles import FakeClock
 from queries.demo import simulator as sim
 from queries.demo import world
 from queries.ingest import ingest, parse_time
+from queries.sources.embedded import EmbeddedWorkspace, append_log
+
+
+@contextlib.contextmanager
+def view(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The workspace as every process reads it: the seeded file plus its appended parts."""
+    ws = EmbeddedWorkspace(path)
+    try:
+        with ws.reading() as con:
+            yield con
+    finally:
+        ws.close()
+
 
 KQL = """
 AzureDiagnostics
@@ -56,16 +70,14 @@ def test_loaded_records_answer_kql(tmp_path: Path, clock: FakeClock, workspace: 
     report = ingest(archive.parent, workspace, tmp_path / "offsets.json", clock=clock)
     lines = archive.read_text().splitlines()
     assert report.loaded == len(lines) and report.bad == 0
-    con = duckdb_kql.connect(str(workspace), read_only=True)
-    try:
+    assert len(append_log(workspace).parts()) == 1  # an appended part; the workspace file is untouched
+    with view(workspace) as con:
         got = duckdb_kql.df(con, KQL).sort_values("Deployment").reset_index(drop=True)
         row = con.execute(
             "SELECT TenantId, SubscriptionId, ResourceGroup, Resource, ResourceProvider, ResourceType, _ResourceId, "
             "Tenant_s, location_s, event_s, _TimeReceived, TimeGenerated, SourceSystem, Type "
             "FROM AzureDiagnostics WHERE Category = 'RequestResponse' LIMIT 1"
         ).fetchone()
-    finally:
-        con.close()
     assert list(got["Deployment"]) == ["chat-gpt4o", "embed-small"]
     gpt = got.iloc[0]
     assert gpt["Resource"] == "CONTOSO-OAI-EASTUS"
@@ -94,23 +106,22 @@ def test_seeder_and_importer_agree_on_columns(
     )
     for category in ("RequestResponse", "AzureOpenAIRequestUsage"):
         seeded = duckdb.connect(str(demo_workspace), read_only=True)
-        ours = duckdb.connect(str(workspace), read_only=True)
         try:
             a = seeded.execute(query, [category]).fetchdf().iloc[0].to_dict()
-            b = ours.execute(query, [category]).fetchdf().iloc[0].to_dict()
             pa = json.loads(
                 seeded.execute(
                     "SELECT properties_s FROM AzureDiagnostics WHERE Category = ? LIMIT 1", [category]
                 ).fetchone()[0]
             )  # type: ignore[index]
+        finally:
+            seeded.close()
+        with view(workspace) as ours:
+            b = ours.execute(query, [category]).fetchdf().iloc[0].to_dict()
             pb = json.loads(
                 ours.execute(
                     "SELECT properties_s FROM AzureDiagnostics WHERE Category = ? LIMIT 1", [category]
                 ).fetchone()[0]
             )  # type: ignore[index]
-        finally:
-            seeded.close()
-            ours.close()
         a.pop("CallerIPAddress")
         b.pop("CallerIPAddress")
         assert a == b, category
@@ -136,12 +147,10 @@ def test_bad_lines_are_counted_and_nothing_is_loaded_twice(tmp_path: Path, clock
         f.write(good[0][len(good[0]) // 2 :] + "\n")
     third = ingest(archive, workspace, offsets, clock=clock)
     assert third.loaded == 1
-    con = duckdb.connect(str(workspace), read_only=True)
-    try:
+    with view(workspace) as con:
         n = con.execute("SELECT count(*) FROM AzureDiagnostics").fetchone()
-    finally:
-        con.close()
     assert n == (len(good) + 1,)
+    assert len(append_log(workspace).parts()) == 2  # one part per run that loaded something
 
 
 @pytest.mark.parametrize(
