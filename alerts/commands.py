@@ -85,7 +85,12 @@ def alerts_evaluate(args: argparse.Namespace) -> int:
     settings = get_settings()
     runtime = Runtime(settings)
     if settings.is_demo:
-        runtime.ingest()  # what a standalone simulator wrote since the last load
+        from queries.filestore import WriterBusy
+
+        try:
+            runtime.ingest()  # what a standalone simulator wrote since the last load
+        except WriterBusy as e:  # the scheduler of a running `serve` is loading them right now
+            print(f"# records not loaded now ({e}); judging what is loaded", file=sys.stderr)
     report = runtime.evaluate()
     for t in report.transitions:
         print(f"{_when(t.ts)}\t{t.rule}\t{t.subject}\t{t.old} -> {t.new}\t{t.reason}")
@@ -124,7 +129,7 @@ def alerts_test(args: argparse.Namespace) -> int:
 
 
 def scheduler(args: argparse.Namespace) -> int:
-    return _run_blocking(("probes", "alerts", "ingest"))
+    return _run_blocking(("probes", "alerts", "ingest", "ledger"))
 
 
 def simulator(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from alerts import probes as probes_mod
 from alerts.evaluate import EvaluationReport, Evaluator
 from alerts.store import ProbeResult, Store
 from queries.config import ProbeTarget, Settings
+from queries.cost import ledger_store
+from queries.cost.ledger_store import BuildReport
 from queries.ingest import IngestReport, ingest
 from queries.lens import Lens, get_lens
 
@@ -120,6 +123,10 @@ class Runtime:
         if not self.settings.is_demo:
             return IngestReport()
         return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock)
+
+    def build_ledger(self) -> BuildReport:
+        """Close the cost ledger's due hours (this process is its one writer while it holds the lock)."""
+        return ledger_store.build(self.lens(), self.settings, now=datetime.fromtimestamp(self.clock(), UTC))
 
     def evaluator(self) -> Evaluator:
         from alerts.data import LensData

@@ -26,7 +26,7 @@ from queries.config import Settings
 log = logging.getLogger("aoai_lens.scheduler")
 
 INGEST_INTERVAL_S = 60
-JOB_GROUPS = ("probes", "alerts", "ingest")
+JOB_GROUPS = ("probes", "alerts", "ingest", "ledger")
 
 
 def run_job(name: str, fn: Callable[[], Any], runtime: rt.Runtime | None = None) -> bool:
@@ -70,7 +70,34 @@ def evaluate_job() -> bool:
 
 def ingest_job() -> bool:
     r = rt.current()
-    return run_job("ingest", r.ingest, r)
+
+    def body() -> None:
+        from queries.filestore import WriterBusy
+
+        try:
+            r.ingest()
+        except WriterBusy as e:  # a CLI command is loading the same records: it will, not us
+            log.info("ingest job skipped: %s", e)
+
+    return run_job("ingest", body, r)
+
+
+def ledger_job() -> bool:
+    """Close the cost ledger's hours that are due; a writer already at work (a CLI build) is not a failure."""
+    r = rt.current()
+
+    def body() -> None:
+        from queries.filestore import WriterBusy
+
+        try:
+            report = r.build_ledger()
+        except WriterBusy as e:
+            log.info("ledger job skipped: %s", e)
+            return
+        if report.hours_built:
+            log.info("%s", report)
+
+    return run_job("ledger", body, r)
 
 
 def job_specs(settings: Settings, groups: tuple[str, ...] = JOB_GROUPS) -> list[dict[str, Any]]:
@@ -98,6 +125,15 @@ def job_specs(settings: Settings, groups: tuple[str, ...] = JOB_GROUPS) -> list[
     if "ingest" in groups and settings.is_demo:
         specs.append(
             {"id": "ingest", "func": ingest_job, "args": [], "trigger": IntervalTrigger(seconds=INGEST_INTERVAL_S)}
+        )
+    if "ledger" in groups:
+        specs.append(
+            {
+                "id": "ledger",
+                "func": ledger_job,
+                "args": [],
+                "trigger": IntervalTrigger(seconds=settings.ledger.build_interval_s),
+            }
         )
     return specs
 

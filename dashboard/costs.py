@@ -9,13 +9,13 @@ and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from dashboard.data import Context, failed
-from queries.cost import service
+from queries.cost import ledger_store, service
 from queries.cost.budgets import budget_status, daily_costs
 from queries.cost.forecast import MonthForecast, daily, history_start, month_bounds, month_end_forecast
 from queries.cost.report import AllocationResult
@@ -68,6 +68,58 @@ def allocation(ctx: Context, start: datetime, end: datetime) -> Allocation:
 def month_to_date(ctx: Context, now: datetime) -> Allocation:
     """The allocation the month views share (the month so far and the forecast's run-rate window)."""
     return allocation(ctx, history_start(now), now)
+
+
+def ledger_facts(ctx: Context, alloc: Allocation) -> tuple[pd.DataFrame, str | None]:
+    """What the cost ledger holds and what it could not do cleanly, as Fact / Value rows, and a rebuild
+    hint when records arrived after their hour closed."""
+    st = ledger_store.status(ctx.settings)
+    h = st["health"]
+    last = st["last_build"]
+    facts: list[tuple[str, str]] = [
+        (
+            "Closed hours",
+            f"{st['closed_hours']:,}"
+            + (f" ({st['first_hour']}h … {st['last_hour']}h UTC)" if st["closed_hours"] else ""),
+        ),
+        (
+            "This view",
+            f"{alloc.result.closed_hours:,} closed hour(s) read, {alloc.result.open_hours:,} open hour(s) computed"
+            if alloc.result
+            else "-",
+        ),
+        (
+            "Last build",
+            (
+                datetime.fromtimestamp(float(last["at"]), UTC).strftime("%Y-%m-%d %H:%M UTC")
+                + f", {last['hours']} hour(s) in {last['seconds']} s"
+            )
+            if last
+            else "never: the scheduler's ledger job or `aoai-lens cost ledger build` builds it",
+        ),
+        ("Writer", st["writer"] or "none running"),
+        ("Unreadable usage rows", f"{h['unreadable_usage']:,}"),
+        (
+            "Requests without a usage row",
+            f"{h['unmatched_requests']:,} ({h['unfilled_requests']:,} not filled by metrics)",
+        ),
+        ("Tokens shared by bytes", f"{h['bytes_tokens']:,.0f}"),
+        ("Tokens above PTU capacity", f"{h['over_capacity_tokens']:,.0f}"),
+    ]
+    hint = None
+    try:
+        late = ledger_store.late_records(ctx.lens, ctx.settings)
+    except Exception as e:  # the facts above are still worth showing
+        facts.append(("Late records", f"could not be counted: {type(e).__name__}"))
+    else:
+        n = int(late["Late"].clip(lower=0).sum()) if not late.empty else 0
+        facts.append(("Late records", f"{n:,}" + (f" in {len(late)} closed hour(s)" if n else "")))
+        if n:
+            months = sorted({t.strftime("%Y-%m") for t in late["Hour"]})
+            hint = (
+                f"{n:,} record(s) arrived after their hour closed: `aoai-lens cost ledger rebuild --month {months[0]}`"
+            )
+    return pd.DataFrame(facts, columns=["Fact", "Value"]), hint
 
 
 def month_start(now: datetime) -> datetime:

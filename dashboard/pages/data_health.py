@@ -9,7 +9,7 @@ import pandas as pd
 from dash import Input, Output, callback, html
 
 from dashboard import figures
-from dashboard.costs import allocation
+from dashboard.costs import allocation, ledger_facts
 from dashboard.data import Context, context, deployments_frame, fetch
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
@@ -18,7 +18,7 @@ from dashboard.panels import body_id, frame_table, panel, panel_body, safe
 dash.register_page(__name__, path="/data-health", name="Data health", order=6, title="Data health · aoai-lens")
 
 PAGE = "dh"
-PANELS = ("categories", "lag", "activity", "unpriced", "unallocated")
+PANELS = ("categories", "lag", "activity", "ledger", "unpriced", "unallocated")
 
 
 def layout(**query: Any) -> Any:
@@ -44,6 +44,18 @@ def layout(**query: Any) -> Any:
             row(
                 (panel(PAGE, "lag", "Ingestion lag", "p50 and p95 per resource and category"), 6),
                 (panel(PAGE, "activity", "Requests per resource", "A flat line at zero is a quiet resource"), 6),
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "ledger",
+                        "Cost ledger",
+                        "Hours closed and open, the last build, late records, usage the ledger could not read",
+                        height=140,
+                    ),
+                    12,
+                )
             ),
             row(
                 (panel(PAGE, "unpriced", "Unpriced usage", "Models no price covers: shown as unpriced, never $0"), 6),
@@ -161,7 +173,13 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         )
         return panel_body(PAGE, "unallocated", table, [alloc.envelope], frame=frame)
 
+    def ledger() -> list[Any]:
+        frame, hint = ledger_facts(ctx, alloc)
+        table = frame_table(frame, {}, empty="")
+        return panel_body(PAGE, "ledger", table, [alloc.envelope], frame=frame, note=hint)
+
     builders = {
+        "ledger": ledger,
         "categories": categories,
         "lag": lag,
         "activity": activity,

@@ -167,7 +167,7 @@ def cost_report(args: argparse.Namespace) -> int:
         text = focus_rows(result, ids).to_csv(index=False)
     else:
         st = statement(result, by)
-        text = st.to_csv(index=False, float_format="%.6f") if fmt == "csv" else render_table(st, result, by)
+        text = _statement_csv(st) if fmt == "csv" else render_table(st, result, by)
     output = getattr(args, "output", None)
     if output:
         Path(output).write_text(text)
@@ -178,6 +178,15 @@ def cost_report(args: argparse.Namespace) -> int:
         for n in result.notices:
             print(f"cost report: note: {n}", file=sys.stderr)
     return EXIT_OK
+
+
+def _statement_csv(st: Any) -> str:
+    """Counts as integers, money to the cent, shares to 4 places (what a finance team can put in a sheet)."""
+    out = st.copy()
+    out["Cost"] = out["Cost"].map(lambda v: "" if v != v else f"{v:.2f}")
+    out["Share"] = out["Share"].map(lambda v: "" if v != v else f"{v:.4f}")
+    text: str = out.to_csv(index=False)
+    return text
 
 
 # --- cost ledger --------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from queries.cost.ledger import (
     empty_ledger,
 )
 from queries.filestore import WriterLock, atomic_write, atomic_write_text, command_line
-from queries.reader import WholeLens
+from queries.reader import LensLike, WholeLens
 
 log = logging.getLogger("aoai_lens.ledger")
 HOUR = timedelta(hours=1)
@@ -452,7 +452,7 @@ def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
 # ---- status and late records -----------------------------------------------------------------------------
 
 
-def late_records(lens: WholeLens, settings: Settings, since: timedelta = timedelta(days=7)) -> pd.DataFrame:
+def late_records(lens: LensLike, settings: Settings, since: timedelta = timedelta(days=7)) -> pd.DataFrame:
     """Hour, Closed (requests the ledger counted when it closed the hour), Now (what the workspace holds
     now), Late (the difference): the closed hours where records arrived after closing."""
     closed = Ledger.for_settings(settings).closed_hours()

@@ -286,15 +286,36 @@ def cost_frame(lens: LensLike, settings: Settings, start: datetime, end: datetim
 # ---- the statement ---------------------------------------------------------------------------------
 
 
+def largest_remainder(values: np.ndarray, total: float, unit: float) -> np.ndarray:
+    """`values` rounded to multiples of `unit` so that they add up to `total` rounded to `unit` exactly:
+    every value rounded down, then the units left over go to the values with the largest remainders
+    (ties to the earlier line). Money is rounded once, here, never line by line."""
+    v = np.asarray(values, dtype="float64") / unit
+    target = round(float(total) / unit)
+    base = np.floor(v + 1e-9)
+    left = target - int(base.sum())
+    order = np.argsort(-(v - base), kind="stable")
+    out = base.copy()
+    if left > 0:
+        out[order[:left]] += 1
+    elif left < 0:  # the parts exceed the total (cannot happen for sums of the parts; kept safe)
+        out[order[::-1][:-left]] -= 1
+    return out * unit
+
+
 def statement(result: AllocationResult, by: By = "team") -> pd.DataFrame:
     """The chargeback statement: one line per `by` value of the allocated cost, then the unallocated,
     probes, ptu idle and unpriced lines, then the total. Columns: Line, Kind, Requests, PromptTokens,
-    CachedTokens, CompletionTokens, Cost, Share (of the total cost). The unpriced line carries tokens and
-    a NaN cost; every other line's cost adds up to the total whatever `by` is."""
+    CachedTokens, CompletionTokens, ReasoningTokens, Cost, Share (of the total cost).
+
+    Counts are whole numbers and costs are cents, each rounded once by the largest remainder so that
+    every grouping's lines add up to the same total, to the cent and to the token: the total is the
+    ledger's priced cost, computed apart from the lines. The unpriced line carries tokens and a NaN cost."""
     col = BY_COLUMN[by]
     rows = result.rows
-    priced = rows[rows["Priced"]]
-    cols = ["Requests", "PromptTokens", "CachedTokens", "CompletionTokens", "Cost"]
+    priced = rows[rows["Priced"].astype(bool)]
+    counts = ["Requests", "PromptTokens", "CachedTokens", "CompletionTokens", "ReasoningTokens"]
+    cols = [*counts, "Cost"]
     lines = []
     alloc = priced[priced["Category"] == ALLOCATED]
     if not alloc.empty:
@@ -306,19 +327,23 @@ def statement(result: AllocationResult, by: By = "team") -> pd.DataFrame:
     for kind in (UNALLOCATED, PROBES, PTU_IDLE):
         part = priced[priced["Category"] == kind]
         lines.append({"Line": kind, "Kind": kind, **{c: float(part[c].sum()) for c in cols}})
-    unpriced = rows[~rows["Priced"]]
+    unpriced = rows[~rows["Priced"].astype(bool)]
     lines.append(
-        {"Line": UNPRICED, "Kind": UNPRICED, **{c: float(unpriced[c].sum()) for c in cols[:-1]}, "Cost": math.nan}
+        {"Line": UNPRICED, "Kind": UNPRICED, **{c: float(unpriced[c].sum()) for c in counts}, "Cost": math.nan}
     )
     out = pd.DataFrame(lines, columns=["Line", "Kind", *cols])
-    total = {c: float(rows[c].sum()) for c in cols[:-1]}
-    total_cost = float(out["Cost"].sum(min_count=1)) if len(out) else 0.0
-    out = pd.concat(
-        [out, pd.DataFrame([{"Line": TOTAL, "Kind": TOTAL, **total, "Cost": total_cost}])], ignore_index=True
-    )
+    totals = {c: float(rows[c].sum()) for c in counts}
+    total_cost = round(float(result.total), 2)
+    for c in counts:
+        out[c] = largest_remainder(out[c].to_numpy(), totals[c], 1.0).astype("int64")
+    money = out["Kind"] != UNPRICED
+    out.loc[money, "Cost"] = largest_remainder(out.loc[money, "Cost"].to_numpy(), total_cost, 0.01).round(2)
+    total_line = {"Line": TOTAL, "Kind": TOTAL, **{c: round(totals[c]) for c in counts}, "Cost": total_cost}
+    out = pd.concat([out, pd.DataFrame([total_line])], ignore_index=True)
+    for c in counts:
+        out[c] = out[c].astype("int64")
     out["Share"] = out["Cost"] / total_cost if total_cost else np.nan
-    out = out.rename(columns={"Line": col})
-    return out
+    return out.rename(columns={"Line": col})
 
 
 def month_period(month: str | None, now: datetime) -> tuple[datetime, datetime, datetime]:

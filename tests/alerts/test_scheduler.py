@@ -42,7 +42,7 @@ def test_jobs_from_settings_persist_and_run_once_at_start(tmp_path: Path) -> Non
     sched = sch.build(settings, now=now)
     ids = sch.start(sched, paused=True)
     try:
-        assert ids == ["alerts:evaluate", "ingest", "probe:chat-gpt4o:chat", "probe:embed-small:embedding"]
+        assert ids == ["alerts:evaluate", "ingest", "ledger", "probe:chat-gpt4o:chat", "probe:embed-small:embedding"]
         jobs = {j.id: j for j in sched.get_jobs()}
         for job in jobs.values():
             assert job.next_run_time == now  # run once at start
@@ -50,6 +50,7 @@ def test_jobs_from_settings_persist_and_run_once_at_start(tmp_path: Path) -> Non
         assert jobs["probe:chat-gpt4o:chat"].trigger.interval == timedelta(seconds=300)
         assert jobs["probe:embed-small:embedding"].args == ("embed-small", "embedding")
         assert jobs["alerts:evaluate"].trigger.interval == timedelta(seconds=120)
+        assert jobs["ledger"].trigger.interval == timedelta(seconds=settings.ledger.build_interval_s)
     finally:
         sched.shutdown(wait=False)
     assert (tmp_path / "scheduler.sqlite").exists()
@@ -59,7 +60,12 @@ def test_jobs_from_settings_persist_and_run_once_at_start(tmp_path: Path) -> Non
     again = sch.build(fewer, now=now + timedelta(minutes=5))
     sch.start(again, paused=True)
     try:
-        assert sorted(j.id for j in again.get_jobs()) == ["alerts:evaluate", "ingest", "probe:chat-gpt4o:chat"]
+        assert sorted(j.id for j in again.get_jobs()) == [
+            "alerts:evaluate",
+            "ingest",
+            "ledger",
+            "probe:chat-gpt4o:chat",
+        ]
     finally:
         again.shutdown(wait=False)
 
