@@ -690,6 +690,14 @@ class SimulatorServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (a probe timing out, a process stopping) is not an error worth a traceback."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
 
 @dataclass
 class RunningSimulator:
