@@ -59,7 +59,7 @@ def compute_kpis(
                 "spend",
                 "Spend this month",
                 f"${spend_daily['Cost'].sum():,.0f}",
-                f"forecast ${forecast:,.0f}" if forecast is not None else "",
+                f"forecast ${forecast:,.0f} (7-day run rate)" if forecast is not None else "",
                 list(spend_daily["Day"]),
                 list(spend_daily["Cost"].cumsum()),
                 "$",

@@ -26,6 +26,9 @@ from dashboard.data import Context, context, deployments_frame
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
+from queries.cost.forecast import METHOD as FORECAST_METHOD
+from queries.cost.report import narrow
+from queries.scope import Scope
 
 dash.register_page(__name__, path="/cost", name="Cost", order=1, title="Cost · aoai-lens")
 
@@ -167,6 +170,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
             frame = frame[(frame["Scope"] != "team") | (frame["Name"] == f.team)]
         over = frame[frame["ForecastUSD"].astype(float) > frame["BudgetUSD"].astype(float)]["Name"].tolist()
         note = notice or (("forecast over budget: " + ", ".join(over)) if over else "all budgets on track")
+        note += f" · forecast: {FORECAST_METHOD}"
         return panel_body(PAGE, "budgets", figures.budget_vs_actual(frame), [current.envelope], frame=frame, note=note)
 
     def shares_panel() -> list[Any]:
@@ -208,7 +212,10 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
         from queries.cost.report import statement as make_statement
 
         st_by = by if by in ("team", "feature", "deployment", "cost-center") else "team"
-        st = make_statement(monthly.result, st_by)  # type: ignore[arg-type]
+        result = monthly.result
+        if f.team:  # the team filter narrows the statement like a team-scoped user's view
+            result = narrow(result, Scope.of([f.team]))
+        st = make_statement(result, st_by)  # type: ignore[arg-type]
         shown = st.drop(columns=["Kind"], errors="ignore").rename(
             columns={"PromptTokens": "Prompt", "CachedTokens": "Cached", "CompletionTokens": "Completion"}
         )
@@ -224,7 +231,11 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
             },
             class_name="cost-statement",
         )
-        label = m_start.strftime("%Y-%m") + (" (month to date)" if m_end == now else "")
+        label = (
+            m_start.strftime("%Y-%m")
+            + (" (month to date)" if m_end == now else "")
+            + (f", team {f.team}" if f.team else "")
+        )
         return panel_body(PAGE, "statement", table, [monthly.envelope], frame=st, note=f"statement {label}")
 
     builders = {"over_time": over_time, "budgets": budgets, "shares": shares_panel, "ptu": ptu, "statement": statement}

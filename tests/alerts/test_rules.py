@@ -102,6 +102,36 @@ def test_budget_pace() -> None:
     }
 
 
+def test_the_alert_and_the_budgets_panel_forecast_the_same_budget() -> None:
+    """One forecast (queries.cost.forecast): the budget_pace alert and the Cost page's budgets agree."""
+    from queries.cost.budgets import budget_status
+
+    budgets = [Budget(scope="team", name="support", monthly_usd=300)]
+    hours = [(NOW - timedelta(hours=h), "support", "chat", 0.5 + (h % 7) / 10) for h in range(1, 20 * 24)]
+    frame = cost(hours)
+    alert = by_subject(rules.budget_pace(rule("budget_pace", 100), frame, budgets, NOW))["team:support"][1]
+    daily = frame.assign(Day=pd.to_datetime(frame["TimeGenerated"], utc=True).dt.floor("D"), Scope="team")
+    daily = daily.groupby(["Day", "Scope", "Team"], as_index=False)["CostUsd"].sum()
+    daily = daily.rename(columns={"Team": "Name", "CostUsd": "Cost"})
+    page = budget_status(daily, budgets, NOW)
+    assert alert == pytest.approx(100 * float(page["ForecastPct"].iloc[0]), abs=0.01)
+
+
+def test_a_months_first_hours_are_not_extrapolated_over_the_month() -> None:
+    """On the 1st at 06:00 a few hours of spend are not extrapolated over the month: the forecast rests on
+    the last 7 complete days (last month's), and says how many it had."""
+    first = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    budgets = [Budget(scope="team", name="support", monthly_usd=300)]
+    frame = cost(
+        [(first - timedelta(days=d, hours=3), "support", "chat", 10.0) for d in range(1, 8)]  # $10/day last week
+        + [(first - timedelta(hours=h), "support", "chat", 5.0) for h in range(1, 6)]  # $25 this morning
+    )
+    found = rules.budget_pace(rule("budget_pace", 100), frame, budgets, first)
+    # 25 + 10/day x 30.75 days left = $332.50 = 110.8%; a linear forecast would say 25 / (6/744) = $3,100
+    assert found[0].value == pytest.approx(100 * (25 + 10 * 30.75) / 300, abs=0.01)
+    assert "over 7 complete day(s)" in found[0].reason
+
+
 def test_burn_rate_needs_both_windows() -> None:
     budgets = [Budget(scope="feature", name="chat", monthly_usd=720)]  # even pace: $1 an hour (30-day month)
     hourly = [(NOW - timedelta(hours=h), "support", "chat", 10.0) for h in range(1, 7)]  # 10x for 6 hours

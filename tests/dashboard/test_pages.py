@@ -332,3 +332,18 @@ def test_an_unreadable_state_store_fails_its_panels_not_the_page(tmp_path) -> No
     assert store is not None
     r = store_result("probes", lambda: store.probes(since=0, until=1))
     assert r.status == "failed" and "state store cannot be read" in (r.notice or "")
+
+
+def test_the_team_filter_narrows_the_chargeback_statement(dash_app: dash.Dash, dash_settings: Settings) -> None:
+    from queries.lens import Lens
+
+    page = page_module(dash_app, "/cost")
+    ctx = Context(dash_settings, Lens.from_settings(dash_settings))
+    whole = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d"), "team", None, ctx)), strict=True))
+    mine = dict(
+        zip(page.PANELS, map(_text, page.render(Filters(range="7d", team="search"), "team", None, ctx)), strict=True)
+    )
+    assert "growth" in whole["statement"] and "support" in whole["statement"]
+    assert "search" in mine["statement"] and "team search" in mine["statement"]
+    assert "growth" not in mine["statement"] and "support" not in mine["statement"]
+    assert "7 complete days" in mine["budgets"]  # the forecast method is named where the forecast is shown
