@@ -1,7 +1,7 @@
 """Our path: each dashboard page's data computed by the page's own `render(...)`, cold and warm.
 
-Cold = a fresh Lens (new workspace connection, empty MemoryCache) and an empty cost-allocation memo;
-warm = the same Lens again. After timing, the page's key aggregates are read back from that Lens (cache
+Cold = the first view in a new process (fresh interpreter, empty caches; the cost ledger as built);
+warm = the views after it in that process. After timing, the page's key aggregates are read back from that Lens (cache
 hits: the very results the page drew) so the run can check them against the naive baseline.
 """
 
@@ -128,8 +128,40 @@ def _ours(key: str, lens: Any, settings: Any, rng: str, now: datetime) -> dict[s
     return out
 
 
-def measure(path: str, data_dir: str, page: str, rng: str, now: str, runs: int) -> dict[str, Any]:
-    """Runs in the child: time `render` cold and warm `runs` times each; the page's aggregates."""
+class FigureClock:
+    """Time spent inside `dashboard.figures` (building plotly figures), wrapped around every public
+    builder, so a page's time can be split into data and drawing."""
+
+    def __init__(self) -> None:
+        import dashboard.figures as figures
+
+        self.seconds = 0.0
+        for name in dir(figures):
+            fn = getattr(figures, name)
+            if callable(fn) and not name.startswith("_") and getattr(fn, "__module__", "") == figures.__name__:
+                setattr(figures, name, self._wrap(fn))
+
+    def _wrap(self, fn: Any) -> Any:
+        def timed(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+    def take(self) -> float:
+        s, self.seconds = self.seconds, 0.0
+        return s
+
+
+def measure(
+    path: str, data_dir: str, page: str, rng: str, now: str, runs: int, aggregates: bool = True
+) -> dict[str, Any]:
+    """Runs in a new child process: the page's first view there (cold: fresh interpreter, empty caches,
+    the ledger as built) and `runs` views after it (warm), each split into drawing (figures) and the rest."""
+    t_start = time.perf_counter()
     from dashboard.app import create_app
     from dashboard.data import Context
     from dashboard.filters import Filters
@@ -138,41 +170,41 @@ def measure(path: str, data_dir: str, page: str, rng: str, now: str, runs: int) 
     at = datetime.fromisoformat(now)
     create_app(settings)  # registers the pages
     mod = _page_module(page)
+    clock = FigureClock()
     f = Filters(range=rng)
+    imports_s = time.perf_counter() - t_start
 
-    def render(lens: Any) -> float:
+    def render(lens: Any) -> tuple[float, float]:
         ctx = Context(settings, lens, now=lambda: at)
         t0 = time.perf_counter()
         if page == "cost":
             mod.render(f, "team", None, ctx)
         else:
             mod.render(f, ctx)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, clock.take()
 
-    cold, warm = [], []
-    lens = None
+    lens = _lens(settings, at)
+    cold, cold_fig = render(lens)
+    entries = list(lens.cache._data.values())  # the first view's answers: every entry is one fetch
+    warm, warm_fig = [], []
     for _ in range(runs):
-        lens = _lens(settings, at)
-        cold.append(render(lens))
-    for _ in range(runs):
-        warm.append(render(lens))
-    # one page view's traffic to the logs source: every entry in the cold Lens's cache is one query
-    # answer (the management-plane lists included); rows_transferred is what came over the wire
-    entries = list(lens.cache._data.values()) if lens is not None else []
+        w, wf = render(lens)
+        warm.append(w)
+        warm_fig.append(wf)
     logs = [v for _exp, v in entries if getattr(v, "source", "") not in ("management", "embedded management")]
-    queries = len(entries)
     return {
         "cold_s": cold,
+        "cold_figures_s": cold_fig,
+        "imports_s": imports_s,
         "warm_s": warm,
-        "cold_median_s": statistics.median(cold),
-        "warm_median_s": statistics.median(warm),
-        "cache_entries": len(lens.cache._data) if lens is not None else 0,
-        "queries_per_view": queries,
+        "warm_figures_s": warm_fig,
+        "warm_median_s": statistics.median(warm) if warm else None,
+        "queries_per_view": len(entries),
         "rows_transferred_per_view": int(sum(getattr(v, "rows_transferred", 0) for _e, v in entries)),
         "answers": {getattr(v, "name", "?"): int(getattr(v, "rows_transferred", 0)) for _e, v in entries},
         "logs_answers": len(logs),
-        "aggregates": {} if page in STORE_ONLY else _ours(page, lens, settings, rng, at),
+        "aggregates": _ours(page, lens, settings, rng, at) if aggregates and page not in STORE_ONLY else {},
     }
 
 
-__all__ = ["PAGES", "STORE_ONLY", "bench_settings", "cost_aggregates", "measure", "timedelta", "window"]
+__all__ = ["PAGES", "STORE_ONLY", "FigureClock", "bench_settings", "cost_aggregates", "measure", "timedelta", "window"]
