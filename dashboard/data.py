@@ -16,14 +16,16 @@ in the cost model, not in the page code. One Context per scope is kept, so per-l
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import pandas as pd
 from flask import current_app, has_app_context
+from plotly.utils import PlotlyJSONEncoder
 
 from alerts.scoped import ScopedStore, StoreView
 from alerts.store import Transition
@@ -105,6 +107,25 @@ def context() -> Context:
         )
         scoped[scope.key] = ctx
     return ctx
+
+
+PAGE_TTL = timedelta(seconds=60)
+
+
+def _has_problem(answer: Any) -> bool:
+    """Whether a page answer holds a failed or partial panel (those are never kept: the next view asks again)."""
+    text = json.dumps(answer, cls=PlotlyJSONEncoder) if not isinstance(answer, str) else answer
+    return "panel-failed" in text or "panel-partial" in text
+
+
+def page_answer(page: str, inputs: object, build: Callable[[Context], list[Any]]) -> list[Any]:
+    """A page callback's answer, computed once per page, inputs, team scope and minute, and shared by
+    every user with that scope (and, with Redis, every worker): a page opened by many people at once is
+    drawn once. Answers with a failed or partial panel are not kept."""
+    ctx = context()
+    minute = int(ctx.now().timestamp() // PAGE_TTL.total_seconds())
+    key = f"page:{page}:{ctx.scope.key}:{minute}:{json.dumps(inputs, sort_keys=True, default=str)}"
+    return whole(ctx.lens).memo(key, PAGE_TTL, lambda: build(ctx), keep=lambda a: not _has_problem(a))
 
 
 def failed(name: str, notice: str, kql: str = "") -> QueryResult:

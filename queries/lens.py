@@ -291,10 +291,10 @@ class Lens:
         return self._cached("usages", "mgmt:usages", ttl, self.management.usages, self.management.name)
 
     # ---- computed values (the cost model's allocation) ---------------------------------------------
-    def memo(self, key: str, ttl: timedelta, compute: Callable[[], T]) -> T:
+    def memo(self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None) -> T:
         """A value computed once per key and lifetime and shared by every caller, through the same cache
         and single flight as the catalogue queries: concurrent callers of one key wait for the one
-        computing it, then read its answer. A value that raises is not kept."""
+        computing it, then read its answer. A value that raises, or that `keep` refuses, is not kept."""
         hit = self.cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
@@ -303,7 +303,8 @@ class Lens:
             if hit is not None:
                 return hit  # type: ignore[no-any-return]
             value = compute()
-            self.cache.set(key, value, ttl.total_seconds())
+            if keep is None or keep(value):
+                self.cache.set(key, value, ttl.total_seconds())
             return value
 
     @property

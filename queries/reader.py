@@ -76,4 +76,6 @@ class LensLike(Protocol):
 class WholeLens(LensLike, Protocol):
     """A Lens over every team's data: what the cost model computes on before it scopes the answer."""
 
-    def memo(self, key: str, ttl: timedelta, compute: Callable[[], T]) -> T: ...
+    def memo(
+        self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None
+    ) -> T: ...

@@ -22,7 +22,7 @@ from dashboard.costs import (
     shares,
     spend_by,
 )
-from dashboard.data import Context, context, deployments_frame
+from dashboard.data import Context, deployments_frame, page_answer
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
@@ -207,7 +207,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
         return panel_body(PAGE, "ptu", figures.ptu_vs_payg(frame), [period.envelope], frame=frame, note=note)
 
     def statement() -> list[Any]:
-        if not monthly.ok:
+        if monthly.result is None:
             return panel_body(PAGE, "statement", frame_table(pd.DataFrame()), [monthly.envelope])
         from queries.cost.report import statement as make_statement
 
@@ -215,7 +215,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
         result = monthly.result
         if f.team:  # the team filter narrows the statement like a team-scoped user's view
             result = narrow(result, Scope.of([f.team]))
-        st = make_statement(result, st_by)  # type: ignore[arg-type]
+        st = make_statement(result, st_by)  # type: ignore[arg-type]  # st_by is one of the four
         shown = st.drop(columns=["Kind"], errors="ignore").rename(
             columns={"PromptTokens": "Prompt", "CachedTokens": "Cached", "CompletionTokens": "Completion"}
         )
@@ -250,4 +250,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
     Input(f"{PAGE}-idle", "value"),
 )
 def fill(data: dict[str, Any] | None, by: str | None, month: str | None, idle: bool | None) -> list[Any]:
-    return render(Filters.from_store(data), by or "team", month, context(), include_idle=bool(idle))
+    inputs = {"filters": data, "by": by, "month": month, "idle": bool(idle)}
+    return page_answer(
+        PAGE, inputs, lambda ctx: render(Filters.from_store(data), by or "team", month, ctx, include_idle=bool(idle))
+    )

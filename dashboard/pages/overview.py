@@ -11,7 +11,7 @@ from dash import Input, Output, callback, dcc, html
 
 from dashboard import figures
 from dashboard.costs import month_to_date, spend_forecast, this_month
-from dashboard.data import Context, context, deployments_frame, fetch, store_result
+from dashboard.data import Context, deployments_frame, fetch, page_answer, store_result
 from dashboard.filters import Filters
 from dashboard.kpis import Kpi, compute_kpis
 from dashboard.layout import filters_id, page_shell, row
@@ -190,4 +190,4 @@ def render(f: Filters, ctx: Context) -> list[Any]:
     Input(filters_id(PAGE), "data"),
 )
 def fill(data: dict[str, Any] | None) -> list[Any]:
-    return render(Filters.from_store(data), context())
+    return page_answer(PAGE, data, lambda ctx: render(Filters.from_store(data), ctx))

@@ -9,7 +9,7 @@ import pandas as pd
 from dash import Input, Output, callback
 
 from dashboard import figures
-from dashboard.data import Context, context, deployments_frame, fetch, guarded, store_result
+from dashboard.data import Context, deployments_frame, fetch, guarded, page_answer, store_result
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
@@ -150,4 +150,4 @@ def render(f: Filters, ctx: Context) -> list[Any]:
 
 @callback([Output(body_id(PAGE, k), "children") for k in PANELS], Input(filters_id(PAGE), "data"))
 def fill(data: dict[str, Any] | None) -> list[Any]:
-    return render(Filters.from_store(data), context())
+    return page_answer(PAGE, data, lambda ctx: render(Filters.from_store(data), ctx))
