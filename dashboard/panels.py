@@ -12,6 +12,7 @@ download are pattern-matching callbacks defined once here, for every panel on ev
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -149,7 +150,7 @@ def panel_body(
             [*actions, html.Span(" · ".join(meta), className="text-muted small ms-1")],
             className="d-flex flex-wrap align-items-center gap-1 mt-2 panel-actions text-nowrap",
         ),
-        dcc.Store(id=_pid("panel-data", page, key), data=frame.to_csv(index=False) if not frame.empty else ""),
+        dcc.Store(id=_pid("panel-data", page, key), data=csv_ref(frame) if not frame.empty else ""),
         dcc.Download(id=_pid("panel-download", page, key)),
     ]
     if kql:
@@ -165,6 +166,46 @@ def panel_body(
             )
         )
     return out
+
+
+CSV_TTL_S = 3600.0  # how long a page's CSV downloads stay on the server after it was drawn
+CSV_REF, CSV_INLINE = "ref:", "csv:"
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False)
+
+
+def csv_ref(frame: pd.DataFrame) -> str:
+    """What the page carries for a panel's CSV button: a reference to the CSV kept on the server (in the
+    Lens's cache, under the user's team scope), not the CSV itself, so a page sends what it draws. Outside
+    a request (a unit test drawing a panel) the CSV itself."""
+    from dashboard.data import context
+    from queries.scoped import whole
+
+    text = csv_text(frame)
+    try:
+        ctx = context()
+    except RuntimeError:
+        return CSV_INLINE + text
+    token = uuid.uuid4().hex
+    whole(ctx.lens).cache.set(f"panel-csv:{ctx.scope.key}:{token}", text, CSV_TTL_S)
+    return CSV_REF + token
+
+
+def csv_for(data: str) -> str | None:
+    """The CSV a panel's reference points to, for the signed-in user's scope (None when it has expired or
+    was made for another scope)."""
+    if data.startswith(CSV_INLINE):
+        return data[len(CSV_INLINE) :]
+    if not data.startswith(CSV_REF):
+        return None
+    from dashboard.data import context
+    from queries.scoped import whole
+
+    ctx = context()
+    hit = whole(ctx.lens).cache.get(f"panel-csv:{ctx.scope.key}:{data[len(CSV_REF) :]}")
+    return hit if isinstance(hit, str) else None
 
 
 def error_body(page: str, key: str, error: BaseException) -> list[Any]:
@@ -228,4 +269,7 @@ def register_callbacks(app: Any) -> None:
     def download_csv(n: int | None, data: str | None, pid: dict[str, str]) -> Any:
         if not n or not data:
             return no_update
-        return {"content": data, "filename": f"aoai-lens-{pid['page']}-{pid['key']}.csv", "type": "text/csv"}
+        text = csv_for(data)
+        if text is None:  # kept an hour after the page was drawn: the page must be drawn again
+            return no_update
+        return {"content": text, "filename": f"aoai-lens-{pid['page']}-{pid['key']}.csv", "type": "text/csv"}

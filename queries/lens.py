@@ -52,6 +52,7 @@ class Lens:
     scope_resource_id: str = ""
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _flights: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _stripes: list[threading.Lock] = field(
         default_factory=lambda: [threading.Lock() for _ in range(64)], init=False, repr=False
     )
@@ -298,14 +299,23 @@ class Lens:
         hit = self.cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        with self._stripes[self._stripe(self._key(key))]:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit  # type: ignore[no-any-return]
-            value = compute()
-            if keep is None or keep(value):
-                self.cache.set(key, value, ttl.total_seconds())
-            return value
+        # one lock per key in flight (not a stripe: values nest, a page's answer holds its allocation's,
+        # and two keys sharing a stripe would wait on each other)
+        with self._lock:
+            flight = self._flights.setdefault(key, threading.Lock())
+        try:
+            with flight:
+                hit = self.cache.get(key)
+                if hit is not None:
+                    return hit  # type: ignore[no-any-return]
+                value = compute()
+                if keep is None or keep(value):
+                    self.cache.set(key, value, ttl.total_seconds())
+                return value
+        finally:
+            with self._lock:
+                if self._flights.get(key) is flight and not flight.locked():
+                    del self._flights[key]
 
     @property
     def scope(self) -> Scope:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from queries.cache import Cache
 from queries.catalogue import QuerySpec
 from queries.config import Settings
 from queries.results import QueryResult, TimeRange
@@ -75,6 +76,9 @@ class LensLike(Protocol):
 
 class WholeLens(LensLike, Protocol):
     """A Lens over every team's data: what the cost model computes on before it scopes the answer."""
+
+    @property
+    def cache(self) -> Cache: ...
 
     def memo(
         self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None

@@ -122,8 +122,50 @@ def call(session: requests.Session, url: str, dep: dict[str, Any]) -> requests.R
     )
 
 
+def _stores(node: Any) -> Iterator[tuple[dict[str, str], str]]:
+    """Every panel's CSV reference in a callback answer: (its id, its data)."""
+    if isinstance(node, dict):
+        props = node.get("props")
+        if isinstance(props, dict):
+            pid = props.get("id")
+            if isinstance(pid, dict) and pid.get("type") == "panel-data" and props.get("data"):
+                yield pid, str(props["data"])
+        for v in node.values():
+            yield from _stores(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _stores(v)
+
+
+def download(session: requests.Session, url: str, pid: dict[str, str], data: str) -> requests.Response:
+    """Click a panel's CSV button the way the browser does (the pattern-matching download callback)."""
+
+    def wild(kind: str) -> str:
+        return json.dumps({"key": ["MATCH"], "page": ["MATCH"], "type": kind}, separators=(",", ":"))
+
+    def concrete(kind: str) -> dict[str, str]:
+        return {"key": pid["key"], "page": pid["page"], "type": kind}
+
+    body = {
+        "output": f"{wild('panel-download')}.data",
+        "outputs": {"id": concrete("panel-download"), "property": "data"},
+        "inputs": [{"id": concrete("panel-csv"), "property": "n_clicks", "value": 1}],
+        "changedPropIds": [json.dumps(concrete("panel-csv"), separators=(",", ":")) + ".n_clicks"],
+        "state": [
+            {"id": concrete("panel-data"), "property": "data", "value": data},
+            {"id": concrete("panel-csv"), "property": "id", "value": concrete("panel-csv")},
+        ],
+    }
+    return session.post(
+        url + "/_dash-update-component",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
 def everything_served(session: requests.Session, url: str) -> dict[str, str]:
-    """Every page's HTML and every page callback's JSON answer (which carries each panel's CSV)."""
+    """Every page's HTML, every page callback's JSON answer, and every panel's CSV download."""
     seen: dict[str, str] = {}
     for p in PAGES:
         r = session.get(url + p, timeout=30)
@@ -136,4 +178,10 @@ def everything_served(session: requests.Session, url: str) -> dict[str, str]:
         r = call(session, url, d)
         assert r.status_code in (200, 204), (d["output"][:80], r.status_code, r.text[:500])
         seen[f"callback {d['output'][:60]}"] = r.text
+        if r.status_code == 200:
+            for pid, data in _stores(r.json()):
+                got = download(session, url, pid, data)
+                assert got.status_code in (200, 204), (pid, got.status_code, got.text[:300])
+                seen[f"csv {pid['page']}/{pid['key']}"] = got.text
+    assert any(k.startswith("csv ") for k in seen), "no panel offered a CSV download"
     return seen
