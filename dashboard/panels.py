@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import MATCH, Input, Output, State, dcc, html, no_update
@@ -100,6 +102,7 @@ def panel_body(
     if isinstance(content, go.Figure):
         if height:
             content.update_layout(height=height)
+        compact(content)
         body: Any = dcc.Graph(figure=content, config=GRAPH_CONFIG, id=_pid("panel-graph", page, key))
     else:
         body = content
@@ -206,6 +209,40 @@ def csv_for(data: str) -> str | None:
     ctx = context()
     hit = whole(ctx.lens).cache.get(f"panel-csv:{ctx.scope.key}:{data[len(CSV_REF) :]}")
     return hit if isinstance(hit, str) else None
+
+
+def _epoch_ms(values: Any) -> Any:
+    """Times as milliseconds since the epoch (UTC), which a date axis draws as dates: a numeric array
+    travels as a compact typed array instead of one ISO string per point. None: not times."""
+    arr = np.asarray(values)
+    if arr.dtype == object and len(arr) and isinstance(arr[0], pd.Timestamp | datetime):
+        arr = pd.to_datetime(pd.Series(arr), utc=True).dt.tz_localize(None).to_numpy()
+    if np.issubdtype(arr.dtype, np.datetime64):
+        return arr.astype("datetime64[ms]").astype("int64").astype("float64")
+    return None
+
+
+def compact(fig: go.Figure) -> go.Figure:
+    """Send what is drawn: time values as epoch milliseconds on date axes, and of the template only its
+    layout (the look); its per-trace-type defaults (colour scales for contours, heatmaps, ...) are
+    several KB a figure that no panel here draws."""
+    template = fig.layout.template
+    if template is not None and template.data is not None:
+        fig.layout.template = go.layout.Template(layout=template.layout)
+    dates = False
+    for trace in fig.data:
+        values = getattr(trace, "x", None)
+        if values is not None and not isinstance(values, str) and len(values):
+            ms = _epoch_ms(values)
+            if ms is not None:
+                trace.x = ms
+                dates = True
+        y = getattr(trace, "y", None)
+        if isinstance(y, list | tuple) and y and all(isinstance(v, int | float) for v in y):
+            trace.y = np.asarray(y, dtype="float64")  # a typed array, not a list of decimals
+    if dates:
+        fig.update_xaxes(type="date")
+    return fig
 
 
 def error_body(page: str, key: str, error: BaseException) -> list[Any]:

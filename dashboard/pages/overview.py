@@ -15,7 +15,7 @@ from dashboard.data import Context, deployments_frame, fetch, page_answer, store
 from dashboard.filters import Filters
 from dashboard.kpis import Kpi, compute_kpis
 from dashboard.layout import filters_id, page_shell, row
-from dashboard.panels import GRAPH_CONFIG, body_id, frame_table, panel, panel_body, safe
+from dashboard.panels import GRAPH_CONFIG, body_id, compact, frame_table, panel, panel_body, safe
 
 dash.register_page(__name__, path="/", name="Overview", order=0, title="Overview · aoai-lens")
 
@@ -61,7 +61,7 @@ def kpi_cards(kpis: list[Kpi]) -> Any:
         if k.x:
             body.append(
                 dcc.Graph(
-                    figure=figures.sparkline(pd.Series(k.x), pd.Series(k.y), unit=k.unit, step=k.step),
+                    figure=compact(figures.sparkline(pd.Series(k.x), pd.Series(k.y), unit=k.unit, step=k.step)),
                     config={**GRAPH_CONFIG, "displayModeBar": False},  # type: ignore[arg-type]
                     style={"height": "60px"},
                 )
