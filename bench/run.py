@@ -36,6 +36,8 @@ TARGETS = {
     "memory_ratio": 0.1,
     "seed_requests_per_s": 20_000,
     "rows_per_view": 5_000,
+    "load_p95_s": 1.5,
+    "answer_bytes": 150_000,
 }
 
 
@@ -295,6 +297,27 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 )
                 bits.append("same numbers" if b["same_numbers"]["equal"] else "NUMBERS DIFFER")
             lines.append(f"{size} {page}: " + ", ".join(bits))
+    for srv in results.get("servers", []):
+        ld = srv["load"]
+        head = f"{srv['size']} server ({srv.get('workers', 1)} workers, {ld['users']} users)"
+        lines.append(
+            f"{head}: errors {ld['errors']} "
+            + ("ok" if ld["errors"] == 0 else "MISS")
+            + f", p95 {ld['p95_s']:.3f}s vs {TARGETS['load_p95_s']}s "
+            + ("ok" if ld["p95_s"] <= TARGETS["load_p95_s"] else f"MISS {ld['p95_s'] / TARGETS['load_p95_s']:.3f}x")
+            + f", {ld['requests_per_s']} requests/s"
+        )
+        ov = (srv.get("answer_sizes") or {}).get("ov")
+        if ov:
+            lines.append(
+                f"{head}: Overview answer {ov['json_bytes']:,} bytes JSON ({ov['wire_bytes']:,} on the wire) vs "
+                f"{TARGETS['answer_bytes']:,}: " + ("ok" if ov["json_bytes"] <= TARGETS["answer_bytes"] else "MISS")
+            )
+        for page, w in (srv.get("warm_server_s") or {}).items():
+            lines.append(
+                f"{head}: {page} warm {w * 1000:.1f}ms vs {TARGETS['warm_s'] * 1000:.0f}ms: "
+                + ("ok" if w <= TARGETS["warm_s"] else f"MISS {w / TARGETS['warm_s']:.3f}x")
+            )
     return lines
 
 
@@ -355,15 +378,26 @@ def table(results: dict[str, Any]) -> str:
         rows.append(
             f"| {int(size):,} | {ws['seed_requests_per_s']:,} requests/s ({ws['seed_wall_s']} s) | {ws['seed_peak_rss_mb']:.0f} | {ws['file_mb']:.0f} |"
         )
-    if results.get("server"):
-        s = results["server"]
+    for s in results.get("servers", []):
         ld = s["load"]
         rows.append("")
         rows.append(
-            f"Server ({s['size']:,} requests, range {s['range']}): peak RSS {s['peak_rss_mb']:.0f} MB after serving every page and the load test; "
-            f"load: {ld['users']} users for {ld['seconds']} s, {ld['requests']:,} page-data requests, {ld['errors']} errors, "
-            f"p50 {ld['p50_s'] * 1000:.0f} ms, p95 {ld['p95_s'] * 1000:.0f} ms."
+            f"Server ({s['size']:,} requests, range {s['range']}, {s.get('workers', 1)} worker(s), {s.get('cache', 'memory')} cache): "
+            f"peak RSS {s['peak_rss_mb']:.0f} MB (largest process) after serving every page and the load test; "
+            f"load: {ld['users']} users for {ld['seconds']} s, {ld['requests']:,} page-data requests ({ld['requests_per_s']}/s), "
+            f"{ld['errors']} errors, p50 {ld['p50_s'] * 1000:.0f} ms, p95 {ld['p95_s'] * 1000:.0f} ms."
         )
+        if s.get("answer_sizes"):
+            rows.append(
+                "Answers (JSON / on the wire with gzip): "
+                + ", ".join(
+                    f"{p} {v['json_bytes'] / 1024:.0f} / {v['wire_bytes'] / 1024:.0f} KB"
+                    for p, v in s["answer_sizes"].items()
+                )
+                + "; warm server time: "
+                + ", ".join(f"{p} {v * 1000:.0f} ms" for p, v in s.get("warm_server_s", {}).items())
+                + "."
+            )
     return "\n".join(rows) + "\n"
 
 
@@ -395,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=".aoai-lens/bench", help="where the bench workspaces live")
     p.add_argument("--max-age-hours", type=float, default=24.0, help="reseed a workspace older than this")
     p.add_argument("--no-server", action="store_true", help="skip the server memory and load test")
-    p.add_argument("--users", type=int, default=20)
+    p.add_argument("--users", type=int, default=30)
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers for the load test (Redis shared cache)")
     p.add_argument("--load-seconds", type=float, default=60.0)
     p.add_argument("--merge", action="store_true", help="keep the other sizes (and server) already in --out")
     p.add_argument("--out", default=str(HERE / "results.json"))
@@ -418,37 +453,43 @@ def main(argv: list[str] | None = None) -> int:
         ws = seeding.ensure(Path(args.data_dir), size, args.days, max_age=timedelta(hours=args.max_age_hours), now=now)
         results["sizes"][str(size)] = bench_size(ws, args)
     if not args.no_server:
-        size = min(sizes)
-        ws = results["sizes"][str(size)]["workspace"]
-        log(
-            f"== server on the {size:,} workspace: every page, then {args.users} users for {args.load_seconds:.0f} s ..."
-        )
         from bench.server import serve_and_load
 
-        s = serve_and_load(
-            Path(ws["path"]),
-            Path(args.data_dir) / "server-data",
-            users=args.users,
-            seconds=args.load_seconds,
-            rng=args.range,
-            max_per_user=100_000,
-        )
-        s["size"] = size
-        s["note"] = (
-            "the server's 'now' is the wall clock, so a workspace seeded hours ago shows fewer requests in the range"
-        )
-        results["server"] = s
-        ld = s["load"]
-        log(
-            f"    peak RSS {s['peak_rss_mb']} MB; {ld['requests']} requests, {ld['errors']} errors, p95 {ld['p95_s'] * 1000:.0f} ms"
-        )
+        servers = []
+        for size in sizes:
+            ws = results["sizes"][str(size)]["workspace"]
+            log(
+                f"== server on the {size:,} workspace ({args.workers} workers): every page, then {args.users} users "
+                f"for {args.load_seconds:.0f} s ..."
+            )
+            s = serve_and_load(
+                Path(ws["path"]),
+                Path(args.data_dir) / f"server-data-{size}",
+                users=args.users,
+                seconds=args.load_seconds,
+                rng=args.range,
+                max_per_user=100_000,
+                workers=args.workers,
+            )
+            s["size"] = size
+            s["measured"] = stamp()
+            s["note"] = (
+                "the server's 'now' is the wall clock, so a workspace seeded hours ago shows fewer requests in the range"
+            )
+            servers.append(s)
+            ld = s["load"]
+            log(
+                f"    peak RSS {s['peak_rss_mb']} MB; {ld['requests']} requests, {ld['errors']} errors, "
+                f"p95 {ld['p95_s'] * 1000:.0f} ms; answers {s['answer_sizes']}"
+            )
+        results["servers"] = servers
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.merge and Path(args.out).exists():
         old = json.loads(Path(args.out).read_text())
         merged = {**old.get("sizes", {}), **results["sizes"]}
         results["sizes"] = {k: merged[k] for k in sorted(merged, key=int)}
-        if "server" not in results and old.get("server"):
-            results["server"] = old["server"]
+        if "servers" not in results and old.get("servers"):
+            results["servers"] = old["servers"]
         results["earlier_runs"] = sorted(
             {f"{old.get('date', '')} {old.get('commit', '')}".strip(), *old.get("earlier_runs", [])} - {""}
         )
@@ -467,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         for pg, v in r["pages"].items()
         if v.get("baseline", {}).get("same_numbers") and not v["baseline"]["same_numbers"]["equal"]
     ]
-    return 1 if differ or (results.get("server") and results["server"]["load"]["errors"]) else 0
+    return 1 if differ or any(s["load"]["errors"] for s in results.get("servers", [])) else 0
 
 
 if __name__ == "__main__":

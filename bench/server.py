@@ -44,11 +44,14 @@ def _prop(spec: str) -> dict[str, Any]:
 
 
 class Server:
-    def __init__(self, workspace: Path, data_dir: Path) -> None:
+    def __init__(self, workspace: Path, data_dir: Path, *, workers: int = 1, redis_url: str | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, AOAI_LENS_DATA_DIR=str(data_dir), AOAI_LENS_DEMO__PATH=str(workspace))
+        if redis_url:
+            env.update(AOAI_LENS_CACHE__BACKEND="redis", AOAI_LENS_CACHE__REDIS_URL=redis_url)
+        self.workers = workers
         self.proc = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "aoai-lens"),
@@ -58,6 +61,8 @@ class Server:
                 "--port",
                 str(self.port),
                 "--no-scheduler",
+                "--workers",
+                str(workers),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -116,8 +121,17 @@ class Server:
         return time.perf_counter() - t0, ok
 
     def stop(self) -> float:
-        """Stop the server; its peak resident memory (MB)."""
-        peak = vm_hwm_mb(self.proc.pid) if self.proc.poll() is None else 0.0
+        """Stop the server; its peak resident memory (MB): with gunicorn, the largest worker's, or all of
+        them together? The largest one's here (each worker is a process with its own memory)."""
+        peak = 0.0
+        if self.proc.poll() is None:
+            pids = [self.proc.pid]
+            try:
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+                pids += [int(c) for c in children]
+            except OSError:
+                pass
+            peak = max(vm_hwm_mb(p) for p in pids)
         self.proc.terminate()
         try:
             self.proc.wait(timeout=30)
@@ -127,10 +141,64 @@ class Server:
         return peak
 
 
+def start_redis(dir_: Path) -> tuple[subprocess.Popen[bytes] | None, str | None]:
+    """Debian's redis-server on a free loopback port (the workers' shared cache), or none if missing."""
+    import shutil
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return None, None
+    port = free_port()
+    dir_.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(dir_)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def sizes(server: Server, bodies: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Each page's answer: its JSON bytes, and the bytes on the wire when the browser accepts gzip."""
+    out = {}
+    with requests.Session() as s:
+        for p, body in bodies.items():
+            r = s.post(
+                server.base + "/_dash-update-component", json=body, headers={"Accept-Encoding": "gzip, br"}, timeout=120
+            )
+            raw = s.post(
+                server.base + "/_dash-update-component", json=body, headers={"Accept-Encoding": "identity"}, timeout=120
+            )
+            out[p] = {
+                "json_bytes": len(raw.content),
+                "wire_bytes": int(r.headers.get("Content-Length", len(r.content))),
+            }
+    return out
+
+
+def warm_times(server: Server, bodies: dict[str, dict[str, Any]], n: int = 5) -> dict[str, float]:
+    """Median time of a page's answer once it is cached (one user, sequential): the server's warm time."""
+    out = {}
+    with requests.Session() as s:
+        for p, body in bodies.items():
+            times = [server.fetch(s, body)[0] for _ in range(n)]
+            out[p] = round(statistics.median(times), 4)
+    return out
+
+
 def serve_and_load(
-    workspace: Path, data_dir: Path, *, users: int, seconds: float, rng: str, max_per_user: int
+    workspace: Path,
+    data_dir: Path,
+    *,
+    users: int,
+    seconds: float,
+    rng: str,
+    max_per_user: int,
+    workers: int = 2,
 ) -> dict[str, Any]:
-    server = Server(workspace, data_dir)
+    redis_proc, redis_url = start_redis(data_dir / "redis") if workers > 1 else (None, None)
+    server = Server(workspace, data_dir, workers=workers, redis_url=redis_url)
     try:
         pages = server.page_ids()
         bodies = {p: server.payload(p, rng) for p in pages}
@@ -143,6 +211,8 @@ def serve_and_load(
                 first[p] = round(dt, 3)
                 first_ok &= ok
         rss_after_pages = vm_hwm_mb(server.proc.pid)
+        answer_sizes = sizes(server, bodies)
+        warm = warm_times(server, bodies)
         lat: list[float] = []
         per_page: dict[str, list[float]] = {p: [] for p in pages}
         errors = 0
@@ -173,6 +243,8 @@ def serve_and_load(
         wall = time.monotonic() - t0
     finally:
         peak = server.stop()
+        if redis_proc is not None:
+            redis_proc.terminate()
 
     def q(xs: list[float], p: float) -> float:
         return round(statistics.quantiles(xs, n=100, method="inclusive")[int(p) - 1], 4) if len(xs) > 1 else 0.0
@@ -180,6 +252,10 @@ def serve_and_load(
     return {
         "pages": pages,
         "range": rng,
+        "workers": workers,
+        "cache": "redis" if redis_url else "memory",
+        "answer_sizes": answer_sizes,
+        "warm_server_s": warm,
         "first_view_s": first,
         "first_views_ok": first_ok,
         "peak_rss_mb_after_every_page": round(rss_after_pages, 1),
