@@ -264,8 +264,12 @@ def narrow(result: AllocationResult, scope: Scope) -> AllocationResult:
     rows = result.rows
     mine = rows[(rows["Category"] == ALLOCATED) & rows["Team"].astype(str).isin(scope.teams)]
     priced = mine[mine["Priced"].astype(bool)]
+    led = result.ledger
+    if not led.empty:
+        led = led[(led["Category"] == ALLOCATED) & led["Team"].astype(str).isin(scope.teams)].reset_index(drop=True)
     return dataclasses.replace(
         result,
+        ledger=led,
         rows=mine.reset_index(drop=True),
         total=float(priced["Cost"].sum()),
         ptu=result.ptu.iloc[0:0],

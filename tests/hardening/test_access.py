@@ -157,6 +157,8 @@ def test_allocation_is_scoped_in_the_cost_model(demo_settings: Settings) -> None
     mine = allocate(lens, demo_settings, start, end, scope=support)
     via_lens = allocate(ScopedLens(lens, support, demo_settings.attribution), demo_settings, start, end)
     assert set(mine.rows["Team"]) == {"support"} and set(mine.rows["Category"]) == {"allocated"}
+    # the meter rows too
+    assert set(mine.ledger["Team"]) == {"support"} and set(mine.ledger["Category"]) == {"allocated"}
     assert mine.ptu.empty
     assert mine.total == pytest.approx(float(mine.rows.loc[mine.rows["Priced"], "Cost"].sum()))
     expected = whole.rows[(whole.rows["Team"] == "support") & (whole.rows["Category"] == "allocated")]
