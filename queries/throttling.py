@@ -39,13 +39,12 @@ from queries.config import AttributionRule, Settings
 from queries.limits import is_provisioned
 from queries.reader import LensLike
 from queries.results import QueryResult
-from queries.scope import API_KEY_CALLER, NO_RULE, describe_callers
+from queries.scope import caller_label, describe_callers
 
 NEAR_LIMIT = 0.9  # admitted tokens at 90% of TPM or more: the TPM limit was hit (Azure counts max_tokens too)
 PTU_SATURATED = 100.0  # provisioned utilisation (%) at which Azure answers 429
 PTU_METRIC = "AzureOpenAIProvisionedManagedUtilizationV2"
 SUBSCRIPTION_POOL_SKUS = ("Global", "DataZone")  # deployment types whose quota may be one subscription pool
-PROBE_CALLER = "(probes)"
 
 CAUSES = {
     "ptu": "PTU utilisation (provisioned capacity saturated)",
@@ -325,12 +324,7 @@ def name_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule], probe_ob
     named = describe_callers(frame, rules)
     out = []
     for _, r in named.sort_values(["Requests", "Tokens"], ascending=False).iterrows():
-        oid = str(r["ObjectId"] or "").lower()
-        name = str(r["Caller"])
-        if probe_object_id and oid == probe_object_id.lower():
-            name = PROBE_CALLER
-        elif name == NO_RULE:
-            name = f"{NO_RULE} {oid}" if oid else f"{API_KEY_CALLER} {r['CallerIP']}"
+        name = caller_label(str(r["Caller"]), str(r["ObjectId"] or ""), str(r["CallerIP"] or ""), probe_object_id)
         out.append(Caller(name, str(r.get("Feature") or ""), int(r["Requests"]), int(r["Tokens"] or 0)))
     return out
 
