@@ -538,6 +538,36 @@ class Seeder:
             """
         )
 
+    # ---- a planted gap between logs and metrics -----------------------------------------------------
+    USAGE_GAP_DEPLOYMENT = "rag-gpt41"
+
+    def _planted_usage_gap(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """One hour's AzureOpenAIRequestUsage rows of rag-gpt41 never arrived (its busiest hour between 30 and
+        2 hours before the end), while the metrics, written before, still count its tokens. Recorded in
+        WorkspaceInfo as usage_gap_deployment / usage_gap_hour."""
+        dep = self.USAGE_GAP_DEPLOYMENT
+        rows = con.execute(
+            """
+            SELECT date_trunc('hour', TimeGenerated) AS h FROM AzureDiagnostics
+            WHERE Category = 'AzureOpenAIRequestUsage' AND json_extract_string(properties_s, '$.modelDeploymentName') = ?
+              AND TimeGenerated >= ? AND TimeGenerated < ?
+            GROUP BY 1 ORDER BY count(*) DESC, 1 DESC LIMIT 1
+            """,
+            [dep, self.end - timedelta(hours=30), self.end - timedelta(hours=2)],
+        ).fetchall()
+        if not rows:
+            return {}
+        hour = rows[0][0]
+        con.execute(
+            """
+            DELETE FROM AzureDiagnostics
+            WHERE Category = 'AzureOpenAIRequestUsage' AND json_extract_string(properties_s, '$.modelDeploymentName') = ?
+              AND TimeGenerated >= ? AND TimeGenerated < ?
+            """,
+            [dep, hour, hour + timedelta(hours=1)],
+        )
+        return {"usage_gap_deployment": dep, "usage_gap_hour": hour.isoformat() + "Z"}
+
     def _management(self, con: duckdb.DuckDBPyConnection) -> None:
         """Deployments and regional quota usages, as the ARM REST API returns them."""
         con.execute("CREATE TABLE MgmtDeployments (ResourceId VARCHAR, Body VARCHAR)")
@@ -627,6 +657,7 @@ class Seeder:
                 if progress:
                     progress(day + 1, self.days + 1)
             self._metrics(con)
+            gap = self._planted_usage_gap(con)
             self._management(con)
             info = {
                 "seed": str(self.seed),
@@ -634,6 +665,7 @@ class Seeder:
                 "requests_per_day": str(self.rpd),
                 "end": self.end.isoformat() + "Z",
                 "requests": str(requests),
+                **gap,
             }
             con.executemany("INSERT INTO WorkspaceInfo VALUES (?, ?)", list(info.items()))
             rows = con.execute("SELECT count(*) FROM AzureDiagnostics").fetchall()[0][0]
