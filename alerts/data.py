@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from queries.cost.report import cost_frame
+from queries.cost.attribution import ALLOCATED, UNALLOCATED
+from queries.cost.report import allocate, cost_frame
+from queries.scope import caller_label, describe_callers
 
 log = logging.getLogger("aoai_lens.alerts.data")
 
@@ -31,6 +33,7 @@ class RuleData(Protocol):
     def peak_tpm(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]: ...
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+    def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
 
 
 class LensData:
@@ -87,6 +90,25 @@ class LensData:
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame:
         """TimeGenerated (hour), Team, Feature, CostUsd of the allocated cost, through this Lens."""
         return cost_frame(self.lens, self.lens.settings, start, end)
+
+    def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """TimeGenerated (hour), Caller, Team, Feature, CostUsd: priced cost per caller and hour, allocated or
+        not (an unknown caller's spend is what a per-caller alert is most often for); probes excluded."""
+        settings = self.lens.settings
+        rows = allocate(self.lens, settings, start, end, hourly=True).rows
+        rows = rows[rows["Category"].isin([ALLOCATED, UNALLOCATED]) & rows["Priced"]]
+        cols = ["TimeGenerated", "Caller", "Team", "Feature", "CostUsd"]
+        if rows.empty:
+            return pd.DataFrame(columns=cols)
+        g = rows.groupby(["Hour", "ObjectId", "CallerIP", "Deployment", "Team", "Feature"], sort=True, dropna=False)
+        per = g["Cost"].sum().reset_index()
+        named = describe_callers(per.drop(columns=["Feature"]), settings.attribution)
+        per["Caller"] = [
+            caller_label(str(n), str(o), str(ip))
+            for n, o, ip in zip(named["Caller"], per["ObjectId"], per["CallerIP"], strict=True)
+        ]
+        out = per.groupby(["Hour", "Caller", "Team", "Feature"], sort=True, dropna=False)["Cost"].sum().reset_index()
+        return out.rename(columns={"Hour": "TimeGenerated", "Cost": "CostUsd"})[cols]
 
 
 def lookback(rule_window_minutes: int, threshold: float | None = None) -> timedelta:

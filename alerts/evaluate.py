@@ -21,7 +21,7 @@ from queries.config import AlertRule, Settings
 from queries.cost.forecast import history_start
 
 log = logging.getLogger("aoai_lens.alerts")
-COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly"})
+COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly", "caller_spend"})
 
 
 @dataclass
@@ -82,6 +82,8 @@ class Evaluator:
             return rules.burn_rate(rule, self.data.cost(start, now), budgets, now)
         if kind == "spend_anomaly":
             return rules.spend_anomaly(rule, self.data.cost(now - window * 8, now), now)
+        if kind == "caller_spend":
+            return rules.caller_spend(rule, self.data.caller_cost(start, now), now)
         raise ValueError(f"unknown rule kind {kind!r}")
 
     def evaluate(self) -> EvaluationReport:
@@ -110,6 +112,8 @@ class Evaluator:
                 report.transitions.append(applied)
                 log.info("alert %s [%s]: %s -> %s (%s)", rule.name, t.subject, t.old, t.new, t.reason)
                 report.deliveries.extend(self.notify(rule, applied))
+            # every judged subject keeps its latest value, so /alerts shows an OK state as OK, not "not evaluated"
+            self.store.record_evaluation(rule.name, [(f.subject, f.value, f.reason) for f in found], now.timestamp())
         return report
 
     def _transitions(self, rule: AlertRule, found: list[rules.Finding], now: datetime) -> list[Transition]:

@@ -27,6 +27,7 @@ THRESHOLDS = {
     "budget_pace": "month-end forecast (month to date + the last 7 complete days' mean × days left) as percent of the budget (fires above)",
     "burn_rate": "spend rate as a multiple of the budget's even pace, over the window and over a twelfth of it (fires when both are above)",
     "spend_anomaly": "spend in the latest window as a multiple of the mean of up to 7 windows before it that the data fully covers, at least 3 (fires above)",
+    "caller_spend": "dollars one caller (a managed identity, app or API-key IP, allocated or not) spent in the hours starting in the window (fires above)",
     "no_data": "minutes since a resource's last diagnostic record (fires above)",
 }
 
@@ -39,12 +40,13 @@ class Finding:
     reason: str
 
 
-SUBJECT_KINDS = ("team", "feature")  # prefixed subjects; any other subject is infrastructure
+SUBJECT_KINDS = ("team", "feature", "caller")  # prefixed subjects; any other subject is infrastructure
 
 
 def parse_subject(subject: str) -> tuple[str, str]:
     """A finding's subject as (kind, name): "team:growth" -> ("team", "growth"), "feature:copy" ->
-    ("feature", "copy"); a deployment, resource or probe target -> ("infra", subject)."""
+    ("feature", "copy"), "caller:mi-rag" -> ("caller", "mi-rag"); a deployment, resource or probe target
+    -> ("infra", subject)."""
     kind, sep, name = subject.partition(":")
     if sep and kind in SUBJECT_KINDS:
         return kind, name
@@ -285,6 +287,33 @@ def spend_anomaly(rule: AlertRule, cost: pd.DataFrame, now: datetime, baseline_w
                 f"{col.lower()} {name}: ${latest:,.2f} in the last {rule.window_minutes} min vs a "
                 f"${mean:,.2f} average over the {len(base)} windows before ({ratio:.1f}x); "
                 f"threshold {_fmt(rule.threshold)}x",
+            )
+        )
+    return out
+
+
+def caller_spend(rule: AlertRule, cost: pd.DataFrame, now: datetime) -> list[Finding]:
+    """Rolling-window spend per caller. cost: TimeGenerated (hour start), Caller, Team, Feature, CostUsd;
+    the hours starting in the last `window_minutes` count. Narrowed by the rule's team or feature."""
+    out: list[Finding] = []
+    if cost.empty:
+        return out
+    t = pd.to_datetime(cost["TimeGenerated"], utc=True)
+    mine = cost[(t >= pd.Timestamp(now - timedelta(minutes=rule.window_minutes))) & (t < pd.Timestamp(now))]
+    if rule.team:
+        mine = mine[mine["Team"] == rule.team]
+    if rule.feature:
+        mine = mine[mine["Feature"] == rule.feature]
+    hours = rule.window_minutes / 60
+    for (caller, feature), g in mine.groupby(["Caller", "Feature"], sort=True, dropna=False):
+        spent = float(g["CostUsd"].sum())
+        what = f"caller {caller}" + (f" ({feature})" if feature else "")
+        out.append(
+            Finding(
+                f"caller:{caller}",
+                spent > rule.threshold,
+                round(spent, 4),
+                f"{what}: ${spent:,.2f} in the last {hours:g} h; threshold ${rule.threshold:,.2f}",
             )
         )
     return out

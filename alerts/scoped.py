@@ -2,7 +2,8 @@
 
 A finding's subject is parsed into (kind, name) (`alerts.rules.parse_subject`), never compared as a
 string: a team subject is visible when the team is in the scope, a feature subject when its team is (an
-unknown feature is hidden), an infrastructure subject (a deployment, a resource, a probe target) to
+unknown feature is hidden), a caller subject when an attribution rule of the scope's teams names it (a
+caller no rule claims is hidden), an infrastructure subject (a deployment, a resource, a probe target) to
 every signed-in user. A rule pinned to another team or its feature (`team = ...`, `feature = ...`) is
 hidden whole. Probe results and job counts are per deployment and per job: shared.
 """
@@ -16,7 +17,7 @@ import pandas as pd
 from alerts.rules import parse_subject
 from alerts.store import Store, Transition
 from queries.config import Settings
-from queries.scope import Scope, alert_rule_visible, features_of
+from queries.scope import Scope, alert_rule_visible, features_of, rule_label
 from queries.scoped import ScopeError
 
 
@@ -37,7 +38,7 @@ class ScopedStore:
 
     SCOPED = frozenset({"current_states", "transitions", "states", "deliveries"})
     SHARED = frozenset({"probes", "last_probes", "job_counts"})
-    REFUSED = frozenset({"path", "connect", "add_probe", "apply", "add_delivery", "add_job_run"})
+    REFUSED = frozenset({"path", "connect", "add_probe", "apply", "record_evaluation", "add_delivery", "add_job_run"})
 
     def __init__(self, store: Store, scope: Scope, settings: Settings) -> None:
         if scope.is_everything:
@@ -45,6 +46,7 @@ class ScopedStore:
         self._inner = store
         self._teams = frozenset(scope.teams or ())
         self._features = features_of(self._teams, settings.attribution)
+        self._callers = frozenset(rule_label(r) for r in settings.attribution if r.team in self._teams)
         self._hidden_rules = {
             r.name for r in settings.alerts.rules if not alert_rule_visible(scope, r, settings.attribution)
         }
@@ -60,6 +62,8 @@ class ScopedStore:
             return name in self._teams
         if kind == "feature":
             return name in self._features
+        if kind == "caller":  # a caller the scope's teams own; unknown callers are hidden
+            return name in self._callers
         return True
 
     # ---- scoped ----

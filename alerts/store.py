@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS alert_state (
   since REAL NOT NULL,
   value REAL,
   reason TEXT,
+  evaluated REAL,
   PRIMARY KEY (rule, subject)
 );
 CREATE TABLE IF NOT EXISTS transitions (
@@ -117,6 +118,9 @@ class Store:
         with self.connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+            columns = {r["name"] for r in con.execute("PRAGMA table_info(alert_state)").fetchall()}
+            if "evaluated" not in columns:  # a state file written before evaluations were recorded
+                con.execute("ALTER TABLE alert_state ADD COLUMN evaluated REAL")
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -195,13 +199,27 @@ class Store:
                 [t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value],
             )
             con.execute(
-                "INSERT INTO alert_state (rule, subject, state, since, value, reason) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO alert_state (rule, subject, state, since, value, reason, evaluated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state, since = excluded.since, "
-                "value = excluded.value, reason = excluded.reason",
-                [t.rule, t.subject, t.new, t.ts, t.value, t.reason],
+                "value = excluded.value, reason = excluded.reason, evaluated = excluded.evaluated",
+                [t.rule, t.subject, t.new, t.ts, t.value, t.reason, t.ts],
             )
             tid = cur.lastrowid
         return Transition(t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value, id=tid)
+
+    def record_evaluation(self, rule: str, findings: list[tuple[str, float | None, str]], ts: float) -> None:
+        """Each judged subject's latest value and reason, state unchanged (transitions change it); a
+        subject judged for the first time starts as "ok". Keyed on (rule, subject): one rule's findings
+        never touch another rule's states on the same subject."""
+        with self.connect() as con:
+            con.executemany(
+                "INSERT INTO alert_state (rule, subject, state, since, value, reason, evaluated) "
+                "VALUES (?, ?, 'ok', ?, ?, ?, ?) "
+                "ON CONFLICT (rule, subject) DO UPDATE SET value = excluded.value, reason = excluded.reason, "
+                "evaluated = excluded.evaluated",
+                [[rule, subject, ts, value, reason, ts] for subject, value, reason in findings],
+            )
 
     def transitions(self) -> list[Transition]:
         with self.connect() as con:
@@ -214,7 +232,9 @@ class Store:
     def current_states(self) -> pd.DataFrame:
         with self.connect() as con:
             rows = con.execute("SELECT * FROM alert_state ORDER BY rule, subject").fetchall()
-        return pd.DataFrame([dict(r) for r in rows], columns=["rule", "subject", "state", "since", "value", "reason"])
+        return pd.DataFrame(
+            [dict(r) for r in rows], columns=["rule", "subject", "state", "since", "value", "reason", "evaluated"]
+        )
 
     # ---- deliveries and jobs -------------------------------------------------------------------
     def add_delivery(self, transition_id: int | None, channel: str, ts: float, ok: bool, error: str | None) -> None:

@@ -2,7 +2,8 @@
 
 Pull every raw row of the page's time range into pandas (`SELECT * FROM AzureDiagnostics WHERE
 TimeGenerated ...`), parse `properties_s` JSON row by row, and group in pandas. Costs go through the same
-pure cost model (`queries.cost.report.allocate_frames`) fed from the pandas-built usage frame, because the
+pure cost model (`queries.cost.report.allocate_frames`) fed from the pandas-built usage frame (and the
+hourly metric tokens, for hours whose usage rows are missing), because the
 point is how the data is reduced, not the price arithmetic. Runs in its own child process (bench.child).
 """
 
@@ -127,14 +128,34 @@ def usage_frame(df: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
     return j.groupby(keys, as_index=False)[vals].sum()
 
 
-def cost(df: pd.DataFrame, settings: Any, deployments: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+def metric_tokens(path: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Hourly prompt and generated tokens per deployment from the metrics store, pulled raw and summed in
+    pandas: the cost model prices an hour whose usage rows are missing from them."""
+    con = duckdb.connect(path, read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        raw = con.execute(
+            "SELECT * FROM MetricsApi WHERE MetricName IN ('ProcessedPromptTokens', 'GeneratedTokens') "
+            "AND TimeStamp >= ? AND TimeStamp < ?",
+            [start.replace(tzinfo=None), end.replace(tzinfo=None)],
+        ).df()
+    finally:
+        con.close()
+    raw["TimeStamp"] = pd.to_datetime(raw["TimeStamp"]).dt.tz_localize("UTC").dt.floor("h")
+    g = raw.groupby(["TimeStamp", "ResourceId", "MetricName", "ModelDeploymentName"], as_index=False)["Total"].sum()
+    return g.rename(columns={"Total": "Value"})
+
+
+def cost(
+    df: pd.DataFrame, settings: Any, deployments: pd.DataFrame, start: datetime, end: datetime, path: str = ""
+) -> pd.DataFrame:
     from queries.cost.prices import PriceBook
     from queries.cost.report import allocate_frames
 
     usage = usage_frame(df, start, end)
     result = allocate_frames(
         usage,
-        pd.DataFrame(),
+        metric_tokens(path, start, end) if path else pd.DataFrame(),
         deployments,
         list(settings.attribution),
         PriceBook.load(settings),
@@ -220,12 +241,12 @@ def page(path: str, data_dir: str, page: str, rng: str, now: str) -> dict[str, A
     if "cost" in wins:
         deps = EmbeddedManagement(EmbeddedWorkspace(Path(path))).deployments()
         c0, c1h = wins["cost"]
-        out.update(cost_aggregates(cost(within("cost"), settings, deps, c0, c1h - timedelta(hours=1))))
+        out.update(cost_aggregates(cost(within("cost"), settings, deps, c0, c1h - timedelta(hours=1), path)))
         if "mtd" in wins:
             m0, m1h = wins["mtd"]
-            out["cost_mtd_total"] = cost_aggregates(cost(within("mtd"), settings, deps, m0, m1h - timedelta(hours=1)))[
-                "cost_total"
-            ]
+            out["cost_mtd_total"] = cost_aggregates(
+                cost(within("mtd"), settings, deps, m0, m1h - timedelta(hours=1), path)
+            )["cost_total"]
     return out
 
 

@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end")
     p.add_argument("--param", action="append", type=_param, default=[], metavar="K=V")
 
+    p = _add(sub, "explain-429", query_commands.explain_429, "which limit each 429 burst hit, and who called")
+    p.add_argument("--deployment", help="one deployment (default: every deployment)")
+    p.add_argument("--since", help="how far back, e.g. 1h, 7d (default 24h)")
+    p.add_argument("--start", help="start time (ISO 8601, UTC)")
+    p.add_argument("--end", help="end time (ISO 8601, UTC)")
+    p.add_argument("--min-429", type=int, default=10, help="429s a minute needs to count as a burst (default 10)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
     cost = sub.add_parser("cost", help="costs and allocation", description="costs and allocation")
     cost_sub = cost.add_subparsers(dest="cost_command", metavar="SUBCOMMAND", required=True)
     p = _add(cost_sub, "report", cost_commands.cost_report, "monthly chargeback statement")

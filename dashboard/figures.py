@@ -214,6 +214,26 @@ def latency_percentiles(frame: pd.DataFrame) -> go.Figure:
     return _layout(fig, y="Latency (ms)", x=None, time=False, height=340)
 
 
+def metric_tokens(frame: pd.DataFrame) -> go.Figure:
+    """Stacked bars of prompt and generated tokens per deployment from the metrics API
+    (queries.agreement.tokens_per_deployment: Deployment, PromptTokens, GeneratedTokens, TotalTokens)."""
+    if _is_empty(frame, "Deployment", "PromptTokens", "GeneratedTokens"):
+        return empty_figure("No token metrics for this range")
+    fig = go.Figure()
+    for col, name, colour in (("PromptTokens", "prompt", "#1E88E5"), ("GeneratedTokens", "generated", "#FFA000")):
+        fig.add_trace(
+            go.Bar(
+                x=frame["Deployment"],
+                y=frame[col].astype(float),
+                name=name,
+                marker_color=colour,
+                hovertemplate="%{x}: %{y:,.0f} " + name + " tokens<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    return _layout(fig, y="Tokens", x="Deployment", time=False)
+
+
 def quota_headroom(deployments: pd.DataFrame, peaks: pd.DataFrame) -> go.Figure:
     """Peak tokens per minute as a share of each deployment's TPM limit (capacity), with the 100% line."""
     if _is_empty(deployments, "Deployment", "TpmLimit") or _is_empty(peaks, "Deployment", "PeakTPM"):

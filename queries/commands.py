@@ -200,4 +200,50 @@ def kql(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["check_config", "demo_seed", "kql", "query"]
+def explain_429(args: argparse.Namespace) -> int:
+    """`aoai-lens explain-429`: every burst of 429s in the range, the limit it hit, who called, what to do."""
+    from queries.render import RenderError
+    from queries.sources.embedded import WorkspaceError
+    from queries.throttling import explain_429 as explain
+    from queries.throttling import report
+
+    try:
+        kwargs = _time_args(args)
+        if not kwargs:
+            kwargs["since"] = _duration("--since", "24h")
+        if args.min_429 < 1:
+            raise _Usage("--min-429 must be at least 1")
+        deployments = [args.deployment] if args.deployment else []
+        result = explain(_lens(), deployments=deployments, min_429=args.min_429, **kwargs)
+    except (_Usage, RenderError) as e:
+        print(f"explain-429: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except WorkspaceError as e:
+        print(f"explain-429: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    failed = [r for r in result.results[:2] if r.status == "failed"]
+    if failed:
+        for r in failed:
+            print(f"explain-429: {r.name} failed: {r.notice}\nthe KQL that was sent:\n{r.kql}", file=sys.stderr)
+        return EXIT_FAILED
+    if getattr(args, "format", "text") == "json":
+        records = json.loads(result.frame().to_json(orient="records", date_format="iso", date_unit="s"))
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+    else:
+        sys.stdout.write(report(result))
+    for r in result.results:
+        if r.status != "ok":
+            print(f"explain-429: {r.name}: {r.status}: {r.notice}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _duration(flag: str, text: str) -> Any:
+    from queries.render import RenderError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except RenderError as e:
+        raise _Usage(f"{flag}: {e}") from None
+
+
+__all__ = ["check_config", "demo_seed", "explain_429", "kql", "query"]

@@ -202,6 +202,7 @@ class AlertRule(Section):
         "budget_pace",
         "burn_rate",
         "spend_anomaly",
+        "caller_spend",
         "no_data",
     ]
     threshold: float
@@ -234,6 +235,11 @@ class AlertSettings(Section):
 
     @model_validator(mode="after")
     def _known_channels(self) -> AlertSettings:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.name in seen:  # alert state is kept per (rule, subject): two rules of one name would share it
+                raise ValueError(f"two alert rules are named {r.name!r}; rule names must be unique")
+            seen.add(r.name)
         names = {c.name for c in self.channels}
         for r in self.rules:
             for c in r.channels:

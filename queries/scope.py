@@ -125,6 +125,25 @@ def alert_rule_visible(scope: Scope, rule: Any, rules: Sequence[AttributionRule]
 # ---- who a caller is -----------------------------------------------------------------------------------
 
 
+PROBE_CALLER = "(probes)"
+
+
+def rule_label(rule: AttributionRule) -> str:
+    """How a caller an attribution rule claims is named: its display name, else what the rule matches."""
+    return rule.display_name or rule.object_id or rule.ip_range or rule.feature
+
+
+def caller_label(name: str, object_id: str, caller_ip: str, probe_object_id: str | None = None) -> str:
+    """One caller's name for people (alerts, the 429 explainer): `name` is `describe_callers`' Caller.
+    Callers no rule claims are named by their object id, or by their IP when they used an API key."""
+    oid = (object_id or "").lower()
+    if probe_object_id and oid == probe_object_id.lower():
+        return PROBE_CALLER
+    if name == NO_RULE:
+        return f"{NO_RULE} {oid}" if oid else f"{API_KEY_CALLER} {caller_ip}"
+    return name
+
+
 def describe_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> pd.DataFrame:
     """Next to ObjectId, the attribution rule's display name (`Caller`) and `Feature`, so a page never
     shows a bare Entra object id. API-key callers (empty ObjectId) are labelled as such."""
@@ -141,7 +160,7 @@ def describe_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> p
             features.append("")
         else:
             r = hit[1]
-            names.append(r.display_name or r.object_id or r.ip_range or r.feature)
+            names.append(rule_label(r))
             features.append(r.feature)
     pos = list(out.columns).index("ObjectId") + 1
     out.insert(pos, "Caller", names)

@@ -47,7 +47,9 @@ def layout(**query: Any) -> Any:
 
 
 def rules_frame(rules: list[Any], states: pd.DataFrame) -> pd.DataFrame:
-    """Configured rules joined with their current states (a rule with no state yet shows 'not evaluated')."""
+    """Configured rules joined with their current states, one row per (rule, subject): a subject judged OK
+    shows "ok" with its last value and when it was last evaluated; a rule with no state yet shows 'not
+    evaluated'."""
     cols = [
         "rule",
         "kind",
@@ -60,6 +62,7 @@ def rules_frame(rules: list[Any], states: pd.DataFrame) -> pd.DataFrame:
         "since",
         "value",
         "reason",
+        "evaluated",
     ]
     base = pd.DataFrame(
         [
@@ -78,12 +81,14 @@ def rules_frame(rules: list[Any], states: pd.DataFrame) -> pd.DataFrame:
     st = (
         states.copy()
         if states is not None and not states.empty
-        else pd.DataFrame(columns=["rule", "subject", "state", "since", "value", "reason"])
+        else pd.DataFrame(columns=["rule", "subject", "state", "since", "value", "reason", "evaluated"])
     )
+    if "evaluated" not in st.columns:
+        st["evaluated"] = None
     merged = base.merge(st, on="rule", how="outer")
     merged["state"] = merged["state"].fillna("not evaluated")
-    if "since" in merged.columns:
-        merged["since"] = pd.to_datetime(merged["since"], unit="s", utc=True)
+    for col in ("since", "evaluated"):
+        merged[col] = pd.to_datetime(pd.to_numeric(merged[col], errors="coerce"), unit="s", utc=True)
     order = {"firing": 0, "pending": 1, "ok": 2, "resolved": 2, "not evaluated": 3}
     merged["_o"] = merged["state"].map(order).fillna(2)
     return merged.sort_values(["_o", "rule", "subject"]).drop(columns="_o")[cols].reset_index(drop=True)

@@ -14,11 +14,12 @@ from dashboard.data import Context, deployments_frame, fetch, page_answer
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
+from queries.agreement import TOLERANCE, logs_vs_metrics, metric_tokens, tokens_per_deployment
 
 dash.register_page(__name__, path="/data-health", name="Data health", order=6, title="Data health · aoai-lens")
 
 PAGE = "dh"
-PANELS = ("categories", "lag", "activity", "ledger", "unpriced", "unallocated")
+PANELS = ("categories", "lag", "activity", "ledger", "metric_tokens", "agreement", "unpriced", "unallocated")
 
 
 def layout(**query: Any) -> Any:
@@ -56,6 +57,27 @@ def layout(**query: Any) -> Any:
                     ),
                     12,
                 )
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "metric_tokens",
+                        "Tokens from the metrics API",
+                        "Prompt and generated tokens per deployment (ProcessedPromptTokens, GeneratedTokens)",
+                    ),
+                    6,
+                ),
+                (
+                    panel(
+                        PAGE,
+                        "agreement",
+                        "Logs against metrics",
+                        "Tokens per deployment and closed hour: usage logs against TokenTransaction; "
+                        "disagreements first",
+                    ),
+                    6,
+                ),
             ),
             row(
                 (panel(PAGE, "unpriced", "Unpriced usage", "Models no price covers: shown as unpriced, never $0"), 6),
@@ -134,6 +156,28 @@ def render(f: Filters, ctx: Context) -> list[Any]:
     def activity() -> list[Any]:
         return panel_body(PAGE, "activity", figures.activity_by_resource(r["activity"].frame), [r["activity"]])
 
+    def in_scope(frame: pd.DataFrame, col: str) -> pd.DataFrame:
+        mine = set(deps.loc[deps["Resource"] == f.resource, "Deployment"]) if f.resource and not deps.empty else None
+        return frame[frame[col].isin(mine)] if mine is not None and col in frame.columns else frame
+
+    def metric_tokens_panel() -> list[Any]:
+        m = metric_tokens(ctx.lens, start, end)
+        frame = in_scope(tokens_per_deployment(m.frame) if m.status != "failed" else pd.DataFrame(), "Deployment")
+        return panel_body(PAGE, "metric_tokens", figures.metric_tokens(frame), [m], frame=frame)
+
+    def agreement() -> list[Any]:
+        frame, results = logs_vs_metrics(ctx.lens, start, end)
+        frame = in_scope(frame, "Deployment")
+        bad = frame[~frame["Agrees"].astype(bool)] if not frame.empty else frame
+        shown = bad.drop(columns=["Agrees"]) if not bad.empty else bad
+        table = frame_table(
+            shown,
+            {"LogTokens": "{:,.0f}", "MetricTokens": "{:,.0f}", "Difference": "{:+,.0f}", "DifferencePct": "{:.1f}%"},
+            empty=f"Logs and metrics agree within {TOLERANCE:.0%} in every closed hour of this range",
+        )
+        note = f"{len(bad):,} of {len(frame):,} deployment-hours disagree" if len(frame) else None
+        return panel_body(PAGE, "agreement", table, results, frame=frame, note=note)
+
     def unpriced() -> list[Any]:
         rows = scoped(alloc.rows)
         frame = pd.DataFrame(
@@ -183,6 +227,8 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         "categories": categories,
         "lag": lag,
         "activity": activity,
+        "metric_tokens": metric_tokens_panel,
+        "agreement": agreement,
         "unpriced": unpriced,
         "unallocated": unallocated,
     }

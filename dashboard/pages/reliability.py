@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import dash
@@ -13,11 +14,12 @@ from dashboard.data import Context, deployments_frame, fetch, guarded, page_answ
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
+from queries.throttling import burst_queries, explain_results
 
 dash.register_page(__name__, path="/reliability", name="Reliability", order=3, title="Reliability · aoai-lens")
 
 PAGE = "rel"
-PANELS = ("status", "rates", "latency", "percentiles", "ttft", "headroom", "quota", "callers")
+PANELS = ("status", "explain", "rates", "latency", "percentiles", "ttft", "headroom", "quota", "callers")
 
 
 def layout(**query: Any) -> Any:
@@ -29,6 +31,19 @@ def layout(**query: Any) -> Any:
         [
             row(
                 (panel(PAGE, "status", "Requests by status class", "All calls per time bin, stacked by HTTP class"), 12)
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "explain",
+                        "Why each 429 burst happened",
+                        "The limit each burst hit (TPM, RPM over 10 s or 1 s, PTU utilisation, quota pools) with its "
+                        "evidence, who called in the minute before, and what to do",
+                        height=140,
+                    ),
+                    12,
+                )
             ),
             row(
                 (panel(PAGE, "rates", "429 and 5xx rate by deployment", "Share of each deployment's requests"), 6),
@@ -68,9 +83,12 @@ def render(f: Filters, ctx: Context) -> list[Any]:
     scope = f.scoped_deployments(deps)
     params = {"deployments": scope}
     t = f.time_kwargs()
+    (bursts_q, bursts_kw), (bcallers_q, bcallers_kw) = burst_queries(deployments=scope, **t)  # type: ignore[arg-type]
     r = fetch(
         ctx.lens,
         {
+            "bursts": (bursts_q, bursts_kw),
+            "bcallers": (bcallers_q, bcallers_kw),
             "status": ("requests_by_status", {**t, "params": params}),
             "summary": ("summary_by_deployment", {**t, "params": params}),
             "latency": ("latency_by_deployment", {**t, "params": params}),
@@ -95,6 +113,14 @@ def render(f: Filters, ctx: Context) -> list[Any]:
 
     def status() -> list[Any]:
         return panel_body(PAGE, "status", figures.status_over_time(r["status"].frame), [r["status"]])
+
+    def explain() -> list[Any]:
+        explanation = explain_results(ctx.lens, r["bursts"], r["bcallers"], ctx.settings)
+        frame = explanation.frame()
+        table = frame_table(frame, {"Throttled": "{:,}"}, max_rows=20, empty="No 429 burst in this range")
+        causes = Counter(b.limit.partition(" (")[0] for b in explanation.bursts)
+        note = ", ".join(f"{n} {c}" for c, n in sorted(causes.items()))
+        return panel_body(PAGE, "explain", table, explanation.results, frame=frame, note=note or None)
 
     def rates() -> list[Any]:
         s = r["summary"].frame
@@ -137,6 +163,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
 
     builders = {
         "status": status,
+        "explain": explain,
         "rates": rates,
         "latency": latency,
         "percentiles": percentiles,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -183,6 +183,7 @@ class Seeder:
             dep = np.array([self.dep_index[d] for d in dep_names])[rng.choice(len(dep_names), n, p=probs)]
             frames.append(self._requests(rng, s, caller, t, dep))
         frames.append(self._probes(rng, day_start, day_end))
+        frames.extend(self._planted_429_bursts(day))
         cols = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
         df = pd.DataFrame(cols)
         df = df[
@@ -272,21 +273,53 @@ class Seeder:
         return df
 
     def _limits(self, df: pd.DataFrame) -> None:
-        """429 whatever runs over the deployment's tokens or requests per minute, first come first served."""
+        """429 whatever runs over the deployment's limits, first come first served: tokens per minute;
+        requests per 10-second window (RPM / 6: Azure enforces RPM over short windows, not per minute);
+        on provisioned deployments, utilisation instead of tokens: a call is admitted while the minute's
+        load (prompt - cached + 4 x completion, as the utilisation metric counts it) is under 100%."""
         tpm = np.array([d.tpm_limit for d in self.deployments])
-        rpm = np.array([d.rpm_limit for d in self.deployments])
+        per_10s = np.array([max(1, d.rpm_limit // 6) for d in self.deployments])
         batch = np.array([d.sku.endswith("Batch") for d in self.deployments])
-        minute = df.t.to_numpy() // 60_000
-        est = (df.prompt + df.completion).to_numpy()  # Azure estimates with prompt + max_tokens
-        key = pd.DataFrame({"dep": df.dep.to_numpy(), "m": minute})
-        g = key.groupby(["dep", "m"], sort=False)
-        used_tokens = pd.Series(est).groupby([key.dep, key.m], sort=False).cumsum().to_numpy()
-        used_requests = g.cumcount().to_numpy() + 1
+        ptu = np.array([d.sku.endswith("ProvisionedManaged") for d in self.deployments])
+        t = df.t.to_numpy()
         dep = df.dep.to_numpy()
-        over = ((used_tokens > tpm[dep]) | (used_requests > rpm[dep])) & ~batch[dep]
+        est = (df.prompt + df.completion).to_numpy()  # Azure estimates with prompt + max_tokens
+        load = (df.prompt - df.cached + 4 * df.completion).to_numpy()
+        by_minute = [pd.Series(dep), pd.Series(t // 60_000)]
+        used_tokens = pd.Series(est).groupby(by_minute, sort=False).cumsum().to_numpy()
+        load_before = pd.Series(load).groupby(by_minute, sort=False).cumsum().to_numpy() - load
+        used_requests = pd.Series(dep).groupby([pd.Series(dep), pd.Series(t // 10_000)], sort=False).cumcount()
+        over_requests = used_requests.to_numpy() + 1 > per_10s[dep]
+        over = np.where(ptu[dep], load_before >= tpm[dep], used_tokens > tpm[dep]) | over_requests
+        over &= ~batch[dep]
         status = df.status.to_numpy().copy()
         status[over & (status == STATUS_OK)] = STATUS_THROTTLED
         df["status"] = status
+
+    # ---- planted 429 bursts: one of each kind the 429 explainer tells apart ------------------------
+    # (the TPM kind needs no planting: the marketing-copy and doc-indexer bursts run over TPM)
+    RPM_BURST_HOURS_BEFORE_END = 6  # ticket-triage floods chat-gpt4o-mini with small calls for 20 s
+    PTU_BURST_HOURS_BEFORE_END = 10  # support-chat saturates the provisioned deployment for 10 min
+
+    def _planted_429_bursts(self, day: int) -> list[dict[str, np.ndarray]]:
+        """Requests of the planted bursts (the day filter keeps those that fall on this day)."""
+        rng = np.random.default_rng([self.seed, day, 429])
+        names = [f.name for f in world.FEATURES]
+        out = []
+        # RPM: 600 tiny calls in 20 s are 300 per 10 s against chat-gpt4o-mini's 200 (1,200 RPM / 6),
+        # while the minute's 600 calls and ~25K tokens stay far under 1,200 RPM and 200K TPM.
+        start = np.datetime64(self.end - timedelta(hours=self.RPM_BURST_HOURS_BEFORE_END), "ms").astype(np.int64)
+        triage = names.index("ticket-triage")
+        small = replace(self.streams[triage], prompt=(30, 0.3), completion=(5, 0.3), content_filter=0.0)
+        t = np.sort(start + rng.integers(0, 20_000, 600))
+        out.append(self._requests(rng, small, triage, t, np.full(len(t), self.dep_index["chat-gpt4o-mini"])))
+        # PTU: support-chat at about twice the 15 PTUs' capacity for 10 minutes
+        start = np.datetime64(self.end - timedelta(hours=self.PTU_BURST_HOURS_BEFORE_END), "ms").astype(np.int64)
+        support = names.index("support-chat")
+        t = np.sort(start + rng.integers(0, 10 * 60_000, 340))
+        s = replace(self.streams[support], content_filter=0.0)
+        out.append(self._requests(rng, s, support, t, np.full(len(t), self.dep_index["support-gpt4o-ptu"])))
+        return out
 
     def _incident(self, rng: np.random.Generator, df: pd.DataFrame) -> None:
         """One 5xx incident: rag-gpt41 fails for 45 minutes in the afternoon three days before the end."""
@@ -436,7 +469,8 @@ class Seeder:
                    json_extract_string(a.properties_s, '$.streamType') AS stream,
                    json_extract_string(a.properties_s, '$.apiName') AS api,
                    a.OperationName AS op, a.ResultSignature AS status, a.DurationMs AS dur,
-                   coalesce(u.p, 0) AS p, coalesce(u.c, 0) AS c, coalesce(u.g, 0) AS g
+                   coalesce(u.p, 0) AS p, coalesce(u.c, 0) AS c, coalesce(u.g, 0) AS g,
+                   date_trunc('minute', a.TimeGenerated - to_milliseconds(a.DurationMs)) AS started
             FROM AzureDiagnostics a
             JOIN d_dep d ON d.res_upper = a.ResourceId AND d.dep_name = json_extract_string(a.properties_s, '$.modelDeploymentName')
             LEFT JOIN (SELECT CorrelationId,
@@ -467,17 +501,19 @@ class Seeder:
             WHERE status = '200' GROUP BY ALL;
             """
         )
+        # Provisioned utilisation is the deployment's as a whole, per minute the calls started in (the
+        # minute the admission control counted them in, see _limits): 100% in a minute that answered 429.
         ptu = [d for d in self.deployments if d.sku.endswith("ProvisionedManaged")]
         for d in ptu:
             con.execute(
                 f"""
                 INSERT INTO MetricsApi
-                SELECT ts, rid, 'AzureOpenAIProvisionedManagedUtilizationV2', dep, model, version, NULL, NULL, NULL, stream,
-                       NULL, region, NULL, NULL, 1,
+                SELECT started, rid, 'AzureOpenAIProvisionedManagedUtilizationV2', dep, model, version, NULL, NULL, NULL,
+                       NULL, NULL, region, NULL, NULL, 1,
                        least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}),
                        least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}),
                        least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit})
-                FROM rr_m WHERE dep = '{d.name}' GROUP BY ALL
+                FROM rr_m WHERE dep = '{d.name}' GROUP BY started, rid, dep, model, version, region
                 """
             )
         cols = ", ".join(f'"{c}"' for c in schemas.AZURE_METRICS)
@@ -502,6 +538,36 @@ class Seeder:
             )
             """
         )
+
+    # ---- a planted gap between logs and metrics -----------------------------------------------------
+    USAGE_GAP_DEPLOYMENT = "rag-gpt41"
+
+    def _planted_usage_gap(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """One hour's AzureOpenAIRequestUsage rows of rag-gpt41 never arrived (its busiest hour between 30 and
+        2 hours before the end), while the metrics, written before, still count its tokens. Recorded in
+        WorkspaceInfo as usage_gap_deployment / usage_gap_hour."""
+        dep = self.USAGE_GAP_DEPLOYMENT
+        rows = con.execute(
+            """
+            SELECT date_trunc('hour', TimeGenerated) AS h FROM AzureDiagnostics
+            WHERE Category = 'AzureOpenAIRequestUsage' AND json_extract_string(properties_s, '$.modelDeploymentName') = ?
+              AND TimeGenerated >= ? AND TimeGenerated < ?
+            GROUP BY 1 ORDER BY count(*) DESC, 1 DESC LIMIT 1
+            """,
+            [dep, self.end - timedelta(hours=30), self.end - timedelta(hours=2)],
+        ).fetchall()
+        if not rows:
+            return {}
+        hour = rows[0][0]
+        con.execute(
+            """
+            DELETE FROM AzureDiagnostics
+            WHERE Category = 'AzureOpenAIRequestUsage' AND json_extract_string(properties_s, '$.modelDeploymentName') = ?
+              AND TimeGenerated >= ? AND TimeGenerated < ?
+            """,
+            [dep, hour, hour + timedelta(hours=1)],
+        )
+        return {"usage_gap_deployment": dep, "usage_gap_hour": hour.isoformat() + "Z"}
 
     def _management(self, con: duckdb.DuckDBPyConnection) -> None:
         """Deployments and regional quota usages, as the ARM REST API returns them."""
@@ -592,6 +658,7 @@ class Seeder:
                 if progress:
                     progress(day + 1, self.days + 1)
             self._metrics(con)
+            gap = self._planted_usage_gap(con)
             self._management(con)
             info = {
                 "seed": str(self.seed),
@@ -599,6 +666,7 @@ class Seeder:
                 "requests_per_day": str(self.rpd),
                 "end": self.end.isoformat() + "Z",
                 "requests": str(requests),
+                **gap,
             }
             con.executemany("INSERT INTO WorkspaceInfo VALUES (?, ?)", list(info.items()))
             rows = con.execute("SELECT count(*) FROM AzureDiagnostics").fetchall()[0][0]

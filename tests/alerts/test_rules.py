@@ -276,3 +276,134 @@ def test_cost_rules_are_judged_at_most_every_interval(tmp_path) -> None:
             settings, Store(tmp_path / "s.sqlite"), Data(), clock=lambda: now[0], cost_every_s=600, last_judged=memo
         ).evaluate()
     assert len(calls) == 2  # at 0 s and at 601 s
+
+
+# ---- state per (rule, subject) ------------------------------------------------------------------------
+
+
+def test_rules_on_one_subject_never_touch_each_others_state(tmp_path: Path, clock: FakeClock) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        alerts={
+            "rules": [
+                {"name": "warn", "kind": "rate_429", "threshold": 5},
+                {"name": "page", "kind": "rate_429", "threshold": 50},
+                {"name": "errors", "kind": "rate_5xx", "threshold": 10},
+            ]
+        },
+    )
+    store = Store(settings.state_path)
+    data = FrameData()
+    ev = Evaluator(settings, store, data, Notifier([]), clock=clock)  # type: ignore[arg-type]
+
+    def step(throttled: int, errors: int) -> list[tuple[str, str, str]]:
+        clock.advance(60)
+        data.frame = pd.DataFrame(
+            {"Deployment": ["a"], "Requests": [100], "Throttled": [throttled], "ServerErrors": [errors]}
+        )
+        return [(t.rule, t.old, t.new) for t in ev.evaluate().transitions]
+
+    def states() -> dict[str, tuple[str, float]]:
+        f = store.current_states()
+        return {r.rule: (r.state, r.value) for r in f.itertuples() if r.subject == "a"}
+
+    assert step(10, 0) == [("warn", "ok", "firing")]
+    # the rules that did not fire are stored as evaluated OK states with their own values
+    assert states() == {"warn": ("firing", 10.0), "page": ("ok", 10.0), "errors": ("ok", 0.0)}
+    assert step(60, 0) == [("page", "ok", "firing")]  # warn stays firing: no second notification
+    assert step(60, 20) == [("errors", "ok", "firing")]
+    assert step(60, 20) == []
+    assert step(30, 20) == [("page", "firing", "resolved")]  # warn and errors untouched
+    assert states() == {"warn": ("firing", 30.0), "page": ("resolved", 30.0), "errors": ("firing", 20.0)}
+    assert sorted(step(1, 0)) == [("errors", "firing", "resolved"), ("warn", "firing", "resolved")]
+    assert step(1, 0) == []
+    fired = [(t.rule, t.new) for t in store.transitions()]
+    assert fired.count(("warn", "firing")) == fired.count(("page", "firing")) == fired.count(("errors", "firing")) == 1
+    evaluated = store.current_states()["evaluated"]
+    assert (evaluated == clock()).all()  # every state says when it was last judged
+
+
+def test_two_rules_may_not_share_a_name(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="two alert rules are named 'x'"):
+        Settings(
+            data_dir=tmp_path,
+            alerts={
+                "rules": [
+                    {"name": "x", "kind": "rate_429", "threshold": 5},
+                    {"name": "x", "kind": "rate_5xx", "threshold": 1},
+                ]
+            },
+        )
+
+
+def test_a_state_file_from_before_evaluations_were_recorded_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE alert_state (rule TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL, since REAL NOT NULL,"
+        " value REAL, reason TEXT, PRIMARY KEY (rule, subject))"
+    )
+    con.execute("INSERT INTO alert_state VALUES ('r', 'a', 'firing', 1.0, 9.0, 'old')")
+    con.commit()
+    con.close()
+    store = Store(path)
+    store.record_evaluation("r", [("a", 3.0, "newer"), ("b", 0.0, "fine")], 5.0)
+    f = store.current_states().set_index("subject")
+    assert f.loc["a", "state"] == "firing" and f.loc["a", "since"] == 1.0 and f.loc["a", "value"] == 3.0
+    assert f.loc["b", "state"] == "ok" and f.loc["b", "evaluated"] == 5.0
+
+
+# ---- per-caller rolling-window spend -------------------------------------------------------------------
+
+
+def caller_cost(rows: list[tuple[datetime, str, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["TimeGenerated", "Caller", "Team", "Feature", "CostUsd"])
+
+
+def test_caller_spend_over_a_rolling_window() -> None:
+    h = timedelta(hours=1)
+    frame = caller_cost(
+        [
+            (NOW - 1 * h, "mi-copy", "growth", "copy", 6.0),
+            (NOW - 6 * h, "mi-copy", "growth", "copy", 5.0),  # the hour starting 6 h ago is in a 6 h window
+            (NOW - 7 * h, "mi-copy", "growth", "copy", 100.0),  # before the window
+            (NOW - 2 * h, "(API key) 172.16.8.***", "", "", 3.0),
+            (NOW, "mi-copy", "growth", "copy", 50.0),  # the hour now starting is not over yet: not counted
+        ]
+    )
+    found = rules.caller_spend(rule("caller_spend", 10, window_minutes=360), frame, NOW)
+    assert by_subject(found) == {"caller:(API key) 172.16.8.***": (False, 3.0), "caller:mi-copy": (True, 11.0)}
+    assert found[1].reason == "caller mi-copy (copy): $11.00 in the last 6 h; threshold $10.00"
+    only = rules.caller_spend(rule("caller_spend", 10, window_minutes=360, team="growth"), frame, NOW)
+    assert [f.subject for f in only] == ["caller:mi-copy"]
+    assert rules.parse_subject("caller:mi-copy") == ("caller", "mi-copy")
+
+
+def test_caller_subjects_are_scoped_to_the_callers_team(tmp_path: Path) -> None:
+    from alerts.scoped import ScopedStore
+    from alerts.store import Transition
+    from queries.scope import Scope
+
+    settings = Settings(
+        data_dir=tmp_path,
+        attribution=[
+            {
+                "object_id": "11111111-1111-4111-8111-111111111111",
+                "display_name": "mi-copy",
+                "feature": "copy",
+                "team": "growth",
+            },
+            {"ip_range": "10.20.2.0/24", "display_name": "triage (API key)", "feature": "triage", "team": "support"},
+        ],
+        alerts={"rules": [{"name": "spend", "kind": "caller_spend", "threshold": 10}]},
+    )
+    store = Store(settings.state_path)
+    for subject in ("caller:mi-copy", "caller:triage (API key)", "caller:(no rule) 0b0b"):
+        store.apply(Transition("spend", subject, "ok", "firing", 1.0, "over", 11.0))
+    growth = ScopedStore(store, Scope.of(["growth"]), settings)
+    assert list(growth.current_states()["subject"]) == ["caller:mi-copy"]
+    assert {s for _, s in ScopedStore(store, Scope.of(["support"]), settings).states()} == {"caller:triage (API key)"}

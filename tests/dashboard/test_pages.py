@@ -89,6 +89,31 @@ FRAMES: dict[str, pd.DataFrame] = {
             "Tokens": [7000],
         }
     ),
+    "throttle_bursts": pd.DataFrame(
+        {
+            "Deployment": ["chat"],
+            "BurstStart": [T[0]],
+            "BurstEnd": [T[0] + pd.Timedelta(minutes=3)],
+            "FirstThrottled": [T[0] + pd.Timedelta(seconds=20)],
+            "Throttled": [40],
+            "Requests": [300],
+            "PeakTokensPerMinute": [96_000],  # 96% of chat's 100K TPM
+            "PeakRequestsPerMinute": [110],
+            "PeakRequestsPer10s": [25],
+            "PeakRequestsPer1s": [4],
+        }
+    ),
+    "throttle_burst_callers": pd.DataFrame(
+        {
+            "BurstStart": [T[0]],
+            "Deployment": ["chat"],
+            "FirstThrottled": [T[0] + pd.Timedelta(seconds=20)],
+            "ObjectId": [""],
+            "CallerIP": ["10.0.0.***"],
+            "Requests": [70],
+            "Tokens": [90_000],
+        }
+    ),
     "tokens_by_deployment": pd.DataFrame(
         {
             "TimeGenerated": T,
@@ -198,6 +223,8 @@ def test_reliability_panels_from_small_frames(dash_app: dash.Dash, bare_settings
     assert all("panel-failed" not in t for t in by.values())
     assert '"name": "2xx"' in by["status"] and '"name": "429"' in by["status"]
     assert "(API key)" in by["callers"]  # an empty object id is an API-key caller
+    assert "TPM (tokens per minute)" in by["explain"] and "96,000 tokens in the busiest minute" in by["explain"]
+    assert "(API key) 10.0.0.***" in by["explain"] and "1 TPM" in by["explain"]  # the note counts causes
     assert "No probe results yet" in by["ttft"]
     assert "requests_by_status | take 10" in by["status"]  # the KQL is in the panel
     # the deployment filter reached every query

@@ -38,6 +38,7 @@ ARGS: dict[str, list[str]] = {
     "alerts evaluate": ["--once"],
     "alerts test": ["ops"],
     "check-config": [],
+    "explain-429": ["--since", "24h"],
 }
 LOCK_WORDS = re.compile(r"Conflicting lock|could not set lock|database is locked|IO Error", re.I)
 

@@ -104,11 +104,21 @@ def test_answers_are_consistent_across_queries(demo_results: dict) -> None:
         assert row.Throttled == throttling.loc[dep, "Throttled"]
         assert row.Requests == row.Succeeded + row.Throttled + row.ClientErrors + row.ServerErrors
         assert row.PromptTokens == tokens.sum().loc[dep, "PromptTokens"] == callers.loc[dep, "PromptTokens"]
-    # the demo's story: chat-gpt4o and embed-large burst past their limits, rag-gpt41 had a 5xx incident
+    # the demo's story: chat-gpt4o and embed-large burst past their TPM, chat-gpt4o-mini gets a flood of
+    # small calls (RPM), the provisioned pilot saturates; rag-gpt41 had a 5xx incident
     assert summary.loc["chat-gpt4o", "Throttled"] > 0 and summary.loc["embed-large", "Throttled"] > 0
     assert summary.loc["rag-gpt41", "ServerErrors"] > 0
+    throttled = {"chat-gpt4o", "embed-large", "chat-gpt4o-mini", "support-gpt4o-ptu"}
     bursts = demo_results["top_callers_before_429"].frame
-    assert set(bursts.Deployment) <= {"chat-gpt4o", "embed-large"} and len(bursts) > 0
+    assert set(bursts.Deployment) <= throttled and len(bursts) > 0
+    explained = demo_results["throttle_bursts"].frame
+    assert set(explained.Deployment) == throttled
+    by_burst = explained.set_index(["Deployment", "BurstStart"])
+    callers = demo_results["throttle_burst_callers"].frame.groupby(["Deployment", "BurstStart"])["Requests"].sum()
+    assert set(callers.index) == set(by_burst.index)  # every burst has its callers of the minute before
+    assert (explained.PeakRequestsPer1s <= explained.PeakRequestsPer10s).all()
+    assert (explained.PeakRequestsPer10s <= explained.PeakRequestsPerMinute).all()
+    assert (explained.Throttled <= explained.Requests).all()
     peak = demo_results["peak_load_by_deployment"].frame.set_index("Deployment")
     assert (peak.PeakTPM > 0).all() and (peak.PeakRPM > 0).all()
 

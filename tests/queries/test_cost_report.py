@@ -51,6 +51,27 @@ def test_demo_conserves_money_to_the_cent(result: AllocationResult, lens: Lens, 
     info = deps.assign(Resource=deps["Resource"].str.lower())[["Resource", "Deployment", "Sku", "Location"]]
     tok = usage.merge(info, on=["Resource", "Deployment"])
     tok = tok[~tok["Sku"].map(ptu.is_ptu)]
+    # the demo's planted usage gap: hours with calls but no usage rows are priced from the metrics' tokens
+    gaps = tok[(tok["UsageRows"] == 0) & (tok["Succeeded"] > 0)][["TimeGenerated", "Deployment"]].drop_duplicates()
+    assert len(gaps) == 1
+    m = lens.metrics(
+        ["ProcessedPromptTokens", "GeneratedTokens"],
+        start=result.start,
+        end=result.end,
+        interval=timedelta(hours=1),
+        split_by=["ModelDeploymentName"],
+    ).frame
+    m = m.pivot_table(index=["TimeStamp", "ModelDeploymentName"], columns="MetricName", values="Value").reset_index()
+    m = m.rename(columns={"TimeStamp": "TimeGenerated", "ModelDeploymentName": "Deployment"})
+    m["TimeGenerated"] = pd.to_datetime(m["TimeGenerated"], utc=True)
+    gap_tokens = gaps.merge(m, on=["TimeGenerated", "Deployment"])
+    assert len(gap_tokens) == 1 and gap_tokens["ProcessedPromptTokens"].iloc[0] > 0
+    first = tok.merge(gaps, on=["TimeGenerated", "Deployment"]).drop_duplicates(["TimeGenerated", "Deployment"])
+    first = first.drop(columns=["PromptTokens", "CompletionTokens"]).merge(
+        gap_tokens, on=["TimeGenerated", "Deployment"]
+    )
+    first = first.rename(columns={"ProcessedPromptTokens": "PromptTokens", "GeneratedTokens": "CompletionTokens"})
+    tok = pd.concat([tok, first.assign(CachedTokens=0)], ignore_index=True)
     priced = book.price_usage(
         pd.DataFrame(
             {
@@ -71,9 +92,11 @@ def test_demo_conserves_money_to_the_cent(result: AllocationResult, lens: Lens, 
         if ptu.is_ptu(d.sku)
     )
     assert round(float(priced["cost"].sum()) + ptu_cost, 2) == round(result.total, 2)
-    # tokens are conserved too: every token of the KQL answer lands on one row
+    # tokens are conserved too: every token of the KQL answer (the gap's from the metrics) lands on one row
+    all_tok = usage.merge(info, on=["Resource", "Deployment"])
+    ptu_tok = all_tok[all_tok["Sku"].map(ptu.is_ptu)]
     for col in ("PromptTokens", "CachedTokens", "CompletionTokens"):
-        assert rows[col].sum() == pytest.approx(float(usage[col].sum()))
+        assert rows[col].sum() == pytest.approx(float(tok[col].sum()) + float(ptu_tok[col].sum()))
 
 
 def test_demo_statement_total_is_the_same_whichever_by(result: AllocationResult) -> None:
@@ -97,8 +120,10 @@ def test_demo_attribution_matches_the_demo_world(result: AllocationResult) -> No
     # the unknown callers (an API-key script, an unregistered identity) are unallocated
     unalloc = rows[rows["Category"] == "unallocated"]
     assert set(unalloc["CallerIP"]) == {"172.16.8.***", "192.168.77.***"}
-    # every usage row was found, so tokens are per request; the batch rule is a deployment pattern
-    assert set(rows.loc[rows["Category"] != "ptu idle", "Method"]) == {"request", "deployment"}
+    # tokens are per request, except in the demo's planted usage gap (one hour of rag-gpt41, whose metric
+    # tokens are shared by bytes); the batch rule is a deployment pattern
+    assert set(rows.loc[rows["Category"] != "ptu idle", "Method"]) == {"request", "deployment", "bytes"}
+    assert set(rows.loc[rows["Method"] == "bytes", "Deployment"]) == {"rag-gpt41"}
     assert set(rows.loc[rows["Method"] == "deployment", "Feature"]) == {"insights-batch"}
     s = result.ptu.set_index("Deployment").loc["support-gpt4o-ptu"]
     assert 0 < s["Utilisation"] < 1 and s["IdleCost"] > 0 and s["PaygCost"] > 0

@@ -73,12 +73,16 @@ def test_usage_rows_join_to_successful_request_rows(con) -> None:
     )[0]
     assert usage > 1000
     assert joined_ok == usage and joined_other == 0
+    info = dict(q(con, "SELECT Key, Value FROM WorkspaceInfo"))
     ok_without_usage = q(
         con,
-        """SELECT count(*) FROM AzureDiagnostics r WHERE r.Category = 'RequestResponse' AND r.ResultSignature = '200'
+        """SELECT DISTINCT json_extract_string(r.properties_s, '$.modelDeploymentName'), date_trunc('hour', r.TimeGenerated)
+           FROM AzureDiagnostics r WHERE r.Category = 'RequestResponse' AND r.ResultSignature = '200'
            AND r.CorrelationId NOT IN (SELECT CorrelationId FROM AzureDiagnostics WHERE Category = 'AzureOpenAIRequestUsage')""",
-    )[0][0]
-    assert ok_without_usage == 0
+    )
+    # only the planted gap: one hour of one deployment whose usage rows never arrived
+    gap = datetime.fromisoformat(info["usage_gap_hour"].removesuffix("Z"))
+    assert ok_without_usage == [(info["usage_gap_deployment"], gap)]
     dup = q(
         con, "SELECT count(*) - count(DISTINCT CorrelationId) FROM AzureDiagnostics WHERE Category = 'RequestResponse'"
     )
