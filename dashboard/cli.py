@@ -86,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "focus"), default="table")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
 
+    p = _add(
+        cost_sub, "export", cost_commands.cost_export, "a month of the ledger as FOCUS 1.2, to a folder or a FinOps hub"
+    )
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--format", choices=("focus-csv", "focus-parquet"), default="focus-parquet")
+    p.add_argument(
+        "--to", help="a folder (default <data_dir>/exports) or https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX"
+    )
+
     ledger = cost_sub.add_parser("ledger", help="the hourly cost ledger", description="the hourly cost ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
     p = _add(
