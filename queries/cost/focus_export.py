@@ -266,20 +266,26 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def read_export(data: bytes, fmt: str) -> pd.DataFrame:
-    """An export read back, typed as the spec says (what the tests and a re-import use)."""
-    if fmt == "focus-parquet":
-        return pq.read_table(io.BytesIO(data)).to_pandas()
+    """An export read back, typed as `focus_frame` types it (what the tests and a re-import use):
+    strings as objects with None for null, Decimal as float64, DateTime as UTC timestamps."""
     kinds = {c.name: c.kind for c in focus_spec.COLUMNS}
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        dtype={n: "float64" if k == "Decimal" else object for n, k in kinds.items() if k != "DateTime"},
-        keep_default_na=False,
-        na_values={n: [""] for n in kinds},
-    )
+    if fmt == "focus-parquet":
+        frame = pq.read_table(io.BytesIO(data)).to_pandas()
+    else:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            dtype={n: "float64" if k == "Decimal" else object for n, k in kinds.items() if k != "DateTime"},
+            keep_default_na=False,
+            na_values={n: [""] for n in kinds},
+        )
     for name, kind in kinds.items():
+        if name not in frame.columns:
+            continue
         if kind == "DateTime":
-            frame[name] = pd.to_datetime(frame[name], utc=True)
-        elif kind != "Decimal":
+            frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[us, UTC]")
+        elif kind == "Decimal":
+            frame[name] = frame[name].astype("float64")
+        else:
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
 
