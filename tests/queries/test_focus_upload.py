@@ -94,7 +94,7 @@ def test_upload_to_azurite_then_a_re_export_replaces_the_month(
     # a stale file in the month's folder (an earlier CSV export, a renamed file) goes on re-export;
     # another month's folder is left alone
     container.upload_blob(folder + "stale-export.parquet", b"old", overwrite=True)
-    other = f"Costs/2001/01/aoai-lens/aoai-lens-focus-2001-01.parquet"
+    other = "Costs/2001/01/aoai-lens/aoai-lens-focus-2001-01.parquet"
     container.upload_blob(other, b"keep", overwrite=True)
     assert main(["cost", "export", "--month", month, "--format", "focus-parquet", "--to", to]) == 0
     assert "replaced 1 earlier blob" in capsys.readouterr().out
