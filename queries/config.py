@@ -351,7 +351,7 @@ class BillingSettings(Section):
     storage_connection_string: SecretStr | None = None  # env or *_FILE only; else DefaultAzureCredential
     lag_days: int = Field(3, ge=0, le=10)  # days the bill may lag: their differences are pending
     drift_pct: float = Field(5.0, gt=0)  # above this difference a day x resource x meter is drift
-    drift_min_usd: float = Field(0.05, ge=0)  # and at least this much money
+    drift_min_usd: float = Field(0.01, ge=0)  # and at least this much money (a bill line is rounded to the cent)
     reservations: list[PtuReservation] = Field(default_factory=list)
 
 
