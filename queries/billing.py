@@ -39,7 +39,9 @@ def read_bill(
     if settings.is_demo and bill_client is None:
         from queries.demo.bill import demo_bill
 
-        return demo_bill(ledger, deployments, today)
+        b = demo_bill(ledger, deployments, today)
+        day = pd.to_datetime(b["Day"], utc=True)
+        return b[(day >= pd.Timestamp(start).floor("D")) & (day < pd.Timestamp(end))].reset_index(drop=True)
     from queries.cost.bill import BillError, CostManagementBill
 
     if bill_client is None:
