@@ -1,4 +1,5 @@
-# The README's commands. Everything installs into .venv (Python) and node_modules (the Kusto checker);
+# The README's commands. Everything installs into .venv (Python) and node_modules (the Kusto checker and
+# Azurite, the local Blob Storage the FOCUS upload tests run against);
 # `make test` also installs Debian's chromium for the browser tests.
 PYTHON ?= python3
 VENV := .venv

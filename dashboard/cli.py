@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from alerts import commands as alert_commands
 from dashboard import serve
+from queries import billing
 from queries import commands as query_commands
 from queries.cost import commands as cost_commands
 from queries.errors import ConfigError
@@ -93,6 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=("team", "feature", "deployment", "cost-center"), default="team")
     p.add_argument("--format", choices=("table", "csv", "focus"), default="table")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
+
+    p = _add(
+        cost_sub, "export", cost_commands.cost_export, "a month of the ledger as FOCUS 1.2, to a folder or a FinOps hub"
+    )
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--format", choices=("focus-csv", "focus-parquet"), default="focus-parquet")
+    p.add_argument(
+        "--to", help="a folder (default <data_dir>/exports) or https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX"
+    )
+
+    p = _add(
+        cost_sub,
+        "reconcile",
+        billing.cost_reconcile,
+        "the ledger's estimate beside the bill (Cost Management), per day and meter",
+    )
+    p.add_argument("--month", help="YYYY-MM (default: the current month)")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
 
     ledger = cost_sub.add_parser("ledger", help="the hourly cost ledger", description="the hourly cost ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)

@@ -28,7 +28,7 @@ DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Dotted paths of the secret settings: refused in the file, read from the environment or *_FILE.
-SECRET_PATHS = ("probes.api_key", "dashboard.basic_password")
+SECRET_PATHS = ("probes.api_key", "dashboard.basic_password", "billing.storage_connection_string")
 # A dashboard password shorter than this is refused (an empty one included): basic auth on a reachable
 # address is only as strong as its weakest password, and failed logins are throttled, not forbidden.
 MIN_PASSWORD_LENGTH = 12
@@ -336,6 +336,31 @@ class LedgerSettings(Section):
     backfill_days: int = Field(35, ge=1, le=400)  # how far back the scheduler's first build reaches
 
 
+class PtuReservation(Section):
+    """A reservation (monthly or yearly) that covers a provisioned deployment's PTUs: the FOCUS export
+    names the commitment discount on the deployment's PTU-hour rows."""
+
+    deployment: str = Field(min_length=1)
+    reservation_id: str = Field(min_length=1)  # the reservation order id, as Cost Management names it
+    name: str = ""
+    term: Literal["monthly", "yearly"] = "monthly"
+
+
+class BillingSettings(Section):
+    """The bill: the FOCUS export, its upload, and reconciliation with Cost Management."""
+
+    account_id: str | None = None  # FOCUS BillingAccountId; default: the subscription
+    account_name: str | None = None
+    subscription_names: dict[str, str] = Field(default_factory=dict)  # subscription id -> display name
+    scope: str | None = None  # Cost Management scope; default /subscriptions/<source.subscription_id>
+    hub_scope: str = "aoai-lens"  # the folder under the hub's ingestion container
+    storage_connection_string: SecretStr | None = None  # env or *_FILE only; else DefaultAzureCredential
+    lag_days: int = Field(3, ge=0, le=10)  # days the bill may lag: their differences are pending
+    drift_pct: float = Field(5.0, gt=0)  # above this difference a day x resource x meter is drift
+    drift_min_usd: float = Field(0.01, ge=0)  # and at least this much money (a bill line is rounded to the cent)
+    reservations: list[PtuReservation] = Field(default_factory=list)
+
+
 class SchedulerSettings(Section):
     enabled: bool = True  # run the scheduler inside `serve`
     jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
@@ -359,6 +384,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -290,3 +290,76 @@ def ledger_build(args: argparse.Namespace) -> int:
 def ledger_rebuild(args: argparse.Namespace) -> int:
     """Build a month's closed hours again (after a price override or a rule change), recorded."""
     return _build(args, rebuild_month=args.month)
+
+
+# --- cost export ------------------------------------------------------------------------------------
+
+
+def cost_export(args: argparse.Namespace) -> int:
+    """`aoai-lens cost export --month YYYY-MM --format focus-csv|focus-parquet [--to DIR | BLOB URL]`."""
+    from pathlib import Path
+
+    from queries.config import load_settings
+    from queries.cost import focus_export, hub_upload
+    from queries.cost.report import allocate, month_period
+    from queries.lens import get_lens
+
+    settings = load_settings()
+    fmt = getattr(args, "format", None) or "focus-parquet"
+    lens = get_lens(settings)
+    try:
+        start, end, month_end = month_period(args.month, lens.now())
+    except ValueError as e:
+        print(f"cost export: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    month = f"{start:%Y-%m}"
+    to = getattr(args, "to", None) or str(settings.data_dir / "exports")
+    target = None
+    if hub_upload.is_blob_url(to):
+        try:
+            target = hub_upload.parse_target(to)
+        except hub_upload.UploadError as e:
+            print(f"cost export: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        result = allocate(lens, settings, start, end)
+        deployments = lens.deployments().frame
+    except Exception as e:  # a missing workspace or an unreadable price file: say so, exit 1
+        print(f"cost export: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    ctx = focus_export.context_from(settings, deployments, start, month_end)
+    frame = focus_export.focus_frame(result.ledger, ctx)
+    data = focus_export.encode(frame, fmt)
+    name = focus_export.file_name(month, fmt)
+    total = float(frame["EffectiveCost"].sum())
+    if target is None:
+        folder = Path(to)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # a re-export replaces the month's file whole
+        where = str(path)
+    else:
+        secret = settings.billing.storage_connection_string
+        try:
+            up = hub_upload.upload_month(
+                data,
+                name,
+                month,
+                target,
+                scope=settings.billing.hub_scope,
+                rows=len(frame),
+                connection_string=secret.get_secret_value() if secret else None,
+            )
+        except hub_upload.UploadError as e:
+            print(f"cost export: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        where = f"{target.account_url}/{up.container}/{up.blob}" + (
+            f" (replaced {len(up.replaced)} earlier blob(s))" if up.replaced else ""
+        )
+    print(f"wrote {len(frame):,} FOCUS 1.2 rows for {month} ({total:,.2f} {settings.prices.currency}) to {where}")
+    skipped = result.ledger[~result.ledger["Priced"].astype(bool)]
+    if not skipped.empty:
+        print(f"cost export: note: {len(skipped):,} unpriced ledger rows left out (no cost to state)", file=sys.stderr)
+    return EXIT_OK

@@ -29,6 +29,8 @@ ARGS: dict[str, list[str]] = {
     "query": ["requests_by_status", "--since", "1d", "--format", "csv"],
     "kql": ["cost_usage_by_caller"],
     "cost report": ["--format", "csv"],
+    "cost export": ["--month", "{month}", "--format", "focus-parquet", "--to", "{tmp}/exports"],
+    "cost reconcile": ["--format", "csv"],
     "cost ledger status": [],
     "cost ledger build": ["--since", "2d"],
     "cost ledger rebuild": ["--month", "{month}", "--reason", "test"],

@@ -47,12 +47,13 @@ def test_consumption_weights_output_and_deducts_cached() -> None:
 
 
 def test_ptu_cost_shared_by_consumption_with_idle_line() -> None:
+    # statement lines are cents (rounded once, by largest remainder): hence abs=0.005 on the thirds
     start, end = datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
     r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, FakeBook(), start, end)
     st = statement(r, "feature").set_index("Feature")
     # hour 10: 300k of 600k used -> $10 used (A 250/300, B 50/300), $10 idle; hour 11: $20 idle
-    assert st.loc["feat-a", "Cost"] == pytest.approx(10 * 250 / 300)
-    assert st.loc["feat-b", "Cost"] == pytest.approx(10 * 50 / 300)
+    assert st.loc["feat-a", "Cost"] == pytest.approx(10 * 250 / 300, abs=0.005)
+    assert st.loc["feat-b", "Cost"] == pytest.approx(10 * 50 / 300, abs=0.005)
     assert st.loc["ptu idle", "Cost"] == pytest.approx(30.0)
     assert st.loc["total", "Cost"] == pytest.approx(40.0) == pytest.approx(r.total)
     s = r.ptu.iloc[0]
@@ -71,8 +72,8 @@ def test_partial_first_hour_is_prorated_and_caps_utilisation_at_full() -> None:
     r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, FakeBook(), start, end)
     st = statement(r, "team").set_index("Team")
     # hour 10 is half in the period: $10 and 300k capacity, fully used by 300k; hour 11: $20 idle
-    assert st.loc["team-x", "Cost"] == pytest.approx(10 * 250 / 300)
-    assert st.loc["team-y", "Cost"] == pytest.approx(10 * 50 / 300)
+    assert st.loc["team-x", "Cost"] == pytest.approx(10 * 250 / 300, abs=0.005)
+    assert st.loc["team-y", "Cost"] == pytest.approx(10 * 50 / 300, abs=0.005)
     assert st.loc["ptu idle", "Cost"] == pytest.approx(20.0)
     assert r.total == pytest.approx(30.0)
 

@@ -1,0 +1,178 @@
+"""Reconciliation with the bill: meter names read as the bill spells them, statuses computed by hand, the
+demo's two planted faults found and nothing else outside pending days, and the real Cost Management
+client against a local Query API (paging, throttling headers, 403 naming the role)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import pytest
+from azure.mgmt.costmanagement import CostManagementClient
+from fakes import FakeCredential
+from fakes.costmanagement_server import CostManagementServer
+
+from queries import billing
+from queries import lens as api
+from queries.config import Settings
+from queries.cost import bill
+from queries.cost.report import allocate
+from queries.demo import bill as demo_bill
+from queries.lens import Lens
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        ("gpt 4o 0806 cached Inp glbl Tokens", ("gpt-4o", "cached_input")),
+        ("gpt-4o-mini-0718-Inp-glbl Tokens", ("gpt-4o-mini", "input")),
+        ("gpt 4o 1120 Outp Data Zone Tokens", ("gpt-4o", "output")),
+        ("gpt 4o mini 0718 cached Inp Data Zone Tokens", ("gpt-4o-mini", "cached_input")),
+        ("GPT 5 Inpt Glbl", ("gpt-5", "input")),
+        ("gpt 4.1 Inp glbl Tokens", ("gpt-4.1", "input")),
+        ("text-embedding-3-small-glbl Tokens", ("text-embedding-3-small", "embeddings")),
+        ("Provisioned Managed Global Unit", ("", "ptu_hour")),
+        ("Standard Data Stored", ("", "")),
+    ],
+)
+def test_meter_names_read_as_the_bill_spells_them(name: str, want: tuple[str, str]) -> None:
+    assert bill.parse_meter(name) == want
+
+
+def test_statuses_by_hand() -> None:
+    day = pd.Timestamp("2026-11-10", tz="UTC")
+    late = pd.Timestamp("2026-11-29", tz="UTC")
+    est = pd.DataFrame(
+        [
+            [day, "/a", "gpt-4o-2024-11-20", "input", 10.0, 0.0],  # billed 10.004: match
+            [day, "/a", "gpt-4o", "output", 10.0, 0.0],  # billed 11: drift (+10%)
+            [day, "/a", "gpt-4o-mini", "input", 0.004, 0.0],  # billed 0: under a cent, match
+            [day, "/a", "gpt-5", "input", 0.0, 1000.0],  # unpriced
+            [late, "/a", "gpt-4o", "input", 5.0, 0.0],  # within the lag: pending
+            [day, "/a", "o3", "output", 3.0, 0.0],  # never billed: drift
+        ],
+        columns=[*bill.KEY, "Estimate", "UnpricedQuantity"],
+    )
+    billed = pd.DataFrame(
+        [
+            [day, "/a", "gpt-4o", "input", 10.004],
+            [day, "/a", "gpt-4o", "output", 11.0],
+            [day, "/a", "gpt-4.1-mini", "input", 2.37],  # bill-only
+            [late, "/a", "gpt-4o", "input", 1.0],
+        ],
+        columns=[*bill.KEY, "Billed"],
+    )
+    rec = bill.reconcile(est, billed, today=date(2026, 12, 1), lag_days=3, drift_pct=5, drift_min_usd=0.01)
+    got = {(r.Model, r.Meter, r.Day.day): r.Status for r in rec.itertuples()}
+    assert got == {
+        ("gpt-4o", "input", 10): "match",
+        ("gpt-4o", "output", 10): "drift",
+        ("gpt-4o-mini", "input", 10): "match",
+        ("gpt-5", "input", 10): "unpriced",
+        ("gpt-4o", "input", 29): "pending",
+        ("o3", "output", 10): "drift",
+        ("gpt-4.1-mini", "input", 10): "bill-only",
+    }
+    row = rec[(rec["Model"] == "gpt-4o") & (rec["Meter"] == "output")].iloc[0]
+    assert row["Difference"] == pytest.approx(1.0) and row["DifferencePct"] == pytest.approx(10.0)
+
+
+@pytest.fixture(scope="module")
+def lens(demo_settings: Settings, demo_end: datetime) -> Iterator[Lens]:
+    lens = Lens.from_settings(demo_settings)
+    lens.now = lambda: demo_end
+    yield lens
+
+
+@pytest.fixture(scope="module")
+def window(demo_end: datetime) -> tuple[datetime, datetime]:
+    # the demo's last 7 days, whole days: the month boundary does not matter to reconciliation
+    end = demo_end.replace(hour=0, minute=0) + timedelta(days=1)
+    return end - timedelta(days=7), demo_end
+
+
+def test_demo_reconciliation_flags_exactly_the_two_planted_faults(
+    lens: Lens, demo_settings: Settings, demo_end: datetime, window: tuple[datetime, datetime]
+) -> None:
+    rec = billing.reconciliation(demo_settings, lens, *window)
+    pending_from = pd.Timestamp(demo_end.date(), tz="UTC") - pd.Timedelta(days=demo_settings.billing.lag_days)
+    settled = rec[rec["Day"] < pending_from]
+    assert (rec.loc[rec["Day"] >= pending_from, "Status"].isin(["pending", "bill-only"])).all()
+    flagged = bill.flagged(settled)
+    fault_day = pd.Timestamp(demo_end.date() - timedelta(days=demo_bill.FAULT_DAYS_AGO), tz="UTC")
+    got = {(r.Day, r.ResourceId.rsplit("/", 1)[-1], r.Model, r.Meter, r.Status) for r in flagged.itertuples()}
+    assert got == {
+        (fault_day, "contoso-oai-eastus", "gpt-4o", "cached_input", "drift"),
+        (fault_day, "contoso-oai-eastus", "gpt-4.1-mini", "input", "bill-only"),
+    }
+    assert set(settled["Status"]) - {"drift", "bill-only"} == {"match"}
+    drift = flagged[flagged["Status"] == "drift"].iloc[0]
+    # cached input at the full input price: gpt-4o's cached rate is half its input rate, so twice the estimate
+    assert drift["Billed"] == pytest.approx(2 * drift["Estimate"], abs=0.006)
+    phantom = flagged[flagged["Status"] == "bill-only"].iloc[0]
+    assert phantom["Billed"] == demo_bill.PHANTOM_COST and pd.isna(phantom["Estimate"])
+
+
+def test_real_client_pages_waits_as_told_and_names_the_role(
+    lens: Lens, demo_settings: Settings, demo_end: datetime, window: tuple[datetime, datetime]
+) -> None:
+    result = allocate(lens, demo_settings, *window)
+    deployments = lens.deployments().frame
+    the_bill = demo_bill.demo_bill(result.ledger, deployments, demo_end.date())
+    with CostManagementServer(the_bill, page_size=25) as server:
+        client = CostManagementClient(FakeCredential(), base_url=server.url, retry_total=0, enforce_https=False)
+        waits: list[float] = []
+        scope = "/subscriptions/3d9b6f1e-2c47-4a8b-b5e0-9f1a7c6d4e28"
+        source = bill.CostManagementBill(client, scope, sleep=waits.append, request_kwargs={"enforce_https": False})
+        server.throttle(qpu_retry_after=7)
+        got = source.daily(*window)
+        assert waits == [7.0]  # the longest of Cost Management's retry-after headers, never slept for real
+        posts = [r for r in server.requests if r.method == "POST"]
+        assert len(posts) == 2 + (len(the_bill) - 1) // 25  # the throttled call, then every page
+        assert posts[-1].query["$skiptoken"] == str(25 * ((len(the_bill) - 1) // 25))
+        body = posts[0].body
+        assert body["type"] == "ActualCost" and body["dataset"]["granularity"] == "Daily"
+        assert [g["name"] for g in body["dataset"]["grouping"]] == ["ResourceId", "Meter"]
+        assert len(got) == len(the_bill)
+        assert round(got["Cost"].sum(), 2) == round(the_bill["Cost"].sum(), 2)
+        rec = billing.reconciliation(demo_settings, lens, *window, bill_client=source)
+        direct = billing.reconciliation(demo_settings, lens, *window)
+        pd.testing.assert_frame_equal(rec, direct)
+
+        server.forbid()
+        with pytest.raises(bill.BillError, match="Cost Management Reader") as e:
+            source.daily(*window)
+        assert "403" in str(e.value)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, demo_settings: Settings, lens: Lens) -> None:
+    monkeypatch.setenv("AOAI_LENS_DATA_DIR", str(demo_settings.data_dir))
+    monkeypatch.setenv("AOAI_LENS_DEMO__PATH", str(demo_settings.demo_path))
+    monkeypatch.setattr(api, "get_lens", lambda settings=None: lens)
+
+
+def test_cli_reconcile_table_and_csv(cli_env: None, capsys: pytest.CaptureFixture[str], demo_end: datetime) -> None:
+    from dashboard.cli import main
+
+    month = f"{demo_end:%Y-%m}"
+    assert main(["cost", "reconcile", "--month", month]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["day", "account", "model", "meter"]
+    assert "pending" in table
+    assert main(["cost", "reconcile", "--month", month, "--format", "csv"]) == 0
+    csv = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert list(csv.columns) == [
+        "Day",
+        "ResourceId",
+        "Model",
+        "Meter",
+        "Estimate",
+        "Billed",
+        "Difference",
+        "DifferencePct",
+        "Status",
+    ]
+    assert set(csv["Status"]) <= set(bill.STATUSES)
+    assert main(["cost", "reconcile", "--month", "1999-1"]) == 2
