@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from dash import MATCH, Input, Output, State, dcc, html, no_update
 
 from queries.results import QueryResult
+from queries.safecsv import to_csv
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def panel_body(
             [*actions, html.Span(" · ".join(meta), className="text-muted small ms-1")],
             className="d-flex flex-wrap align-items-center gap-1 mt-2 panel-actions text-nowrap",
         ),
-        dcc.Store(id=_pid("panel-data", page, key), data=frame.to_csv(index=False) if not frame.empty else ""),
+        dcc.Store(id=_pid("panel-data", page, key), data=to_csv(frame) if not frame.empty else ""),
         dcc.Download(id=_pid("panel-download", page, key)),
     ]
     if kql:

@@ -141,6 +141,7 @@ def cost_report(args: argparse.Namespace) -> int:
     from queries.cost.focus import focus_rows
     from queries.cost.report import By, allocate, month_period, render_table, statement
     from queries.lens import get_lens
+    from queries.safecsv import to_csv
 
     settings = load_settings()
     by: By = getattr(args, "by", None) or "team"
@@ -163,10 +164,10 @@ def cost_report(args: argparse.Namespace) -> int:
             if not deps.empty
             else {}
         )
-        text = focus_rows(result, ids).to_csv(index=False)
+        text = to_csv(focus_rows(result, ids))
     else:
         st = statement(result, by)
-        text = st.to_csv(index=False, float_format="%.6f") if fmt == "csv" else render_table(st, result, by)
+        text = to_csv(st, float_format="%.6f") if fmt == "csv" else render_table(st, result, by)
     output = getattr(args, "output", None)
     if output:
         Path(output).write_text(text)

@@ -137,3 +137,75 @@ def everything_served(session: requests.Session, url: str) -> dict[str, str]:
         assert r.status_code in (200, 204), (d["output"][:80], r.status_code, r.text[:500])
         seen[f"callback {d['output'][:60]}"] = r.text
     return seen
+
+
+def route(session: requests.Session, url: str, path: str, search: str) -> requests.Response:
+    """Dash's page router, as the browser calls it for an address: the page's layout for `path` with
+    the query string `search` (what a link with hostile or odd values would make the server render)."""
+    deps = session.get(url + "/_dash-dependencies", timeout=30).json()
+    router = next(d for d in deps if d["output"].startswith(".._pages_content"))
+    body = {
+        "output": router["output"],
+        "outputs": _outputs(router["output"]),
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": path},
+            {"id": "_pages_location", "property": "search", "value": search},
+        ],
+        "changedPropIds": ["_pages_location.pathname"],
+        "state": [],
+    }
+    return session.post(
+        url + "/_dash-update-component",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
+def post_callback(
+    session: requests.Session, url: str, dep: dict[str, Any], values: Mapping[str, Any]
+) -> requests.Response:
+    """One page callback with chosen input values (`id.property` → value; the others None)."""
+    body = {
+        "output": dep["output"],
+        "outputs": _outputs(dep["output"]),
+        "inputs": [
+            {"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
+            for i in dep["inputs"]
+        ],
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in dep["inputs"]],
+        "state": [{"id": s["id"], "property": s["property"], "value": None} for s in dep.get("state", [])],
+    }
+    return session.post(
+        url + "/_dash-update-component",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
+def components(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Dash component (a dict with "type" and "props") in a decoded callback answer or layout."""
+    if isinstance(node, dict):
+        if "type" in node and isinstance(node.get("props"), dict):
+            yield node
+        for v in node.values():
+            yield from components(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from components(v)
+
+
+def csv_downloads(answer: Any) -> list[str]:
+    """The CSV text behind each panel's CSV button in a decoded callback answer."""
+    out = []
+    for c in components(answer):
+        cid = c["props"].get("id")
+        if isinstance(cid, dict) and cid.get("type") == "panel-data" and c["props"].get("data"):
+            out.append(c["props"]["data"])
+    return out
+
+
+def figures(answer: Any) -> list[dict[str, Any]]:
+    """Every chart's figure in a decoded callback answer."""
+    return [c["props"]["figure"] for c in components(answer) if c["type"] == "Graph" and c["props"].get("figure")]

@@ -9,13 +9,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from hardening_server import (
+    ROOT,
+    csv_downloads,
+    everything_served,
+    figures,
+    free_port,
+    serving,
+)
 from test_faults import rendered, the_app
 
 from dashboard.cli import main as cli_main
@@ -28,7 +40,18 @@ from queries.lens import Lens
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 LONG = "d" * 10_000
-HOSTILE = (SCRIPT, IMG, LONG)
+LINK = '<a href="https://evil.example/phish">open</a>'  # a clickable link, were Plotly to render it
+# cells a spreadsheet would run: a link, DDE command lines, and a formula hidden behind a tab or CR
+HYPERLINK = '=HYPERLINK("https://evil.example/phish","open")'
+FORMULAS = (
+    HYPERLINK,
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+)
+HOSTILE = (SCRIPT, IMG, LONG, LINK, *FORMULAS)
 
 
 def iso(t: datetime) -> str:
@@ -105,7 +128,11 @@ def hostile_workspace(demo_workspace: Path, tmp_path_factory: pytest.TempPathFac
     archive.parent.mkdir()
     archive.write_text("\n".join(lines) + "\n")
     report = ingest(archive.parent, ws, tmp / "offsets.json", clock=lambda: now.timestamp())
+    HOSTILE_AT.append(t)
     return ws, report
+
+
+HOSTILE_AT: list[datetime] = []  # when the hostile records were made (set by the fixture above)
 
 
 def test_the_importer_counts_what_it_skipped_and_flagged(hostile_workspace: tuple[Path, Any]) -> None:
@@ -181,6 +208,112 @@ def test_the_index_page_does_not_echo_a_hostile_query_string(demo_settings: Sett
     client = app.server.test_client()
     html = client.get("/reliability?deployment=%3Cscript%3Ealert(1)%3C%2Fscript%3E").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html
+
+
+# ---- the served dashboard: basic auth, an admin (ops) and a user scoped to the support team (supp) -----
+OPS = ("ops", "ops-password-for-the-hardening-tests")
+SUPP = ("supp", "supp-password-for-the-hardening-tests")
+BASIC_TOML = """
+[dashboard]
+auth = "basic"
+basic_user = "ops"
+
+[[dashboard.users]]
+name = "supp"
+teams = ["support"]
+password_env = "SUPP_TEST_PASSWORD"
+"""
+
+
+def served_env(tmp: Path, workspace: Path, extra_toml: str = BASIC_TOML) -> dict[str, str]:
+    (tmp / "aoai-lens.toml").write_text((ROOT / "queries" / "demo" / "demo.toml").read_text() + extra_toml)
+    return {
+        "AOAI_LENS_DATA_DIR": str(tmp / "data"),
+        "AOAI_LENS_DEMO__PATH": str(workspace),
+        "AOAI_LENS_DASHBOARD__BASIC_PASSWORD": OPS[1],
+        "SUPP_TEST_PASSWORD": SUPP[1],
+        "AOAI_LENS_SCHEDULER__ENABLED": "false",
+    }
+
+
+@pytest.fixture(scope="module")
+def served(hostile_workspace: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`aoai-lens serve` with basic auth over the workspace holding the hostile names."""
+    tmp = tmp_path_factory.mktemp("served-hostile")
+    with serving([], served_env(tmp, hostile_workspace[0]), tmp, free_port()) as srv:
+        yield {**srv, "data": tmp / "data"}
+
+
+def session(who: tuple[str, str]) -> requests.Session:
+    s = requests.Session()
+    s.auth = who
+    return s
+
+
+def all_cells(text: str) -> set[str]:
+    return {cell for row in csv.reader(io.StringIO(text, newline="")) for cell in row}
+
+
+def formula_cells(text: str) -> list[str]:
+    """Cells of a CSV a spreadsheet would run as a formula: starting with = + - @ tab or CR and not a
+    number."""
+    out = []
+    for row in csv.reader(io.StringIO(text, newline="")):
+        for cell in row:
+            if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                try:
+                    float(cell.replace(",", ""))
+                except ValueError:
+                    out.append(cell)
+    return out
+
+
+@pytest.mark.parametrize("who", [OPS, SUPP], ids=["admin", "team-scoped"])
+def test_served_downloads_defuse_formulas_and_charts_show_names_as_text(served: dict[str, Any], who: Any) -> None:
+    seen = everything_served(session(who), served["url"])
+    downloads: list[str] = []
+    charts: list[dict[str, Any]] = []
+    for key, text in seen.items():
+        if key.startswith("callback"):
+            answer = json.loads(text)
+            downloads += csv_downloads(answer)
+            charts += figures(answer)
+    assert downloads and charts
+    for text in downloads:
+        assert formula_cells(text) == [], text[:300]
+    cells = set().union(*(all_cells(text) for text in downloads))
+    assert {"'" + HYPERLINK, "'\t=1+1", "'\r=1+1"} <= cells  # the names are there, as text
+    for fig in charts:
+        shown = json.dumps(fig)  # decoded from Dash's JSON, so `<` is `<` here
+        for raw in ("<a href", "<script", "<img"):
+            assert raw not in shown, shown[:300]
+    assert any("&lt;a href=" in json.dumps(fig) for fig in charts)  # the link's name, escaped, is drawn
+
+
+def test_cli_csv_exports_defuse_formulas(
+    hostile_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clean_env: Path
+) -> None:
+    # callers no demo rule claims are attributed to a feature, team and cost center with formula names
+    rule = {"feature": HYPERLINK, "team": FORMULAS[3], "cost_center": FORMULAS[2], "deployment_pattern": "*"}
+    (clean_env / "aoai-lens.toml").write_text(
+        (ROOT / "queries" / "demo" / "demo.toml").read_text()
+        + "\n[[attribution]]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in rule.items())
+    )
+    monkeypatch.setenv("AOAI_LENS_DATA_DIR", str(hostile_settings.data_dir))
+    monkeypatch.setenv("AOAI_LENS_DEMO__PATH", str(hostile_settings.demo_path))
+    month = HOSTILE_AT[0].strftime("%Y-%m")
+    outputs = {}
+    for args in (
+        ["query", "summary_by_deployment", "--since", "1d", "--format", "csv"],
+        ["cost", "report", "--month", month, "--by", "feature", "--format", "csv"],
+        ["cost", "report", "--month", month, "--format", "focus"],
+    ):
+        assert cli_main(args) == 0, args
+        outputs[" ".join(args)] = text = capsys.readouterr().out
+        assert formula_cells(text) == [], (args, text[:300])
+    for args, text in outputs.items():
+        assert "'" + HYPERLINK in all_cells(text), args  # the names are there, as text
 
 
 # ---- configuration ------------------------------------------------------------------------------------
