@@ -12,6 +12,7 @@ download are pattern-matching callbacks defined once here, for every panel on ev
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import MATCH, Input, Output, State, dcc, html, no_update
 
+from dashboard.messages import shown
 from queries.results import QueryResult
 from queries.safecsv import to_csv
 
@@ -79,7 +81,7 @@ def status_alert(status: str, notices: list[str]) -> list[Any]:
         if status == "failed"
         else ("warning", "panel-partial", "Partial data")
     )
-    text = "; ".join(notices) if notices else "no detail given"
+    text = shown("; ".join(notices)) if notices else "no detail given"
     return [dbc.Alert([html.Strong(lead + ": "), text], color=colour, className=f"{cls} py-2 small mb-2")]
 
 
@@ -142,7 +144,7 @@ def panel_body(
     if cached and len(cached) == len(results):
         meta.append("cached")
     if note:
-        meta.append(note)
+        meta.append(shown(note))
     out: list[Any] = [
         *status_alert(status, notices),
         body,
@@ -226,7 +228,9 @@ def register_callbacks(app: Any) -> None:
         State(_pid("panel-csv", MATCH, MATCH), "id"),  # type: ignore[arg-type]
         prevent_initial_call=True,
     )
-    def download_csv(n: int | None, data: str | None, pid: dict[str, str]) -> Any:
-        if not n or not data:
+    def download_csv(n: object, data: object, pid: object) -> Any:
+        if not n or not data or not isinstance(data, str):  # the CSV the panel stored, or nothing
             return no_update
-        return {"content": data, "filename": f"aoai-lens-{pid['page']}-{pid['key']}.csv", "type": "text/csv"}
+        parts = [str(pid.get(k, "")) for k in ("page", "key")] if isinstance(pid, dict) else []
+        name = "-".join(re.sub(r"[^A-Za-z0-9_]+", "", p) for p in parts if p) or "panel"
+        return {"content": data, "filename": f"aoai-lens-{name}.csv", "type": "text/csv"}

@@ -61,6 +61,8 @@ class EmbeddedWorkspace:
                 con = duckdb_kql.connect(str(self.path), read_only=read_only)
                 return con
             except duckdb.IOException as e:
+                if "lock" not in str(e).lower():  # not a lock: a file that is no database, or unreadable
+                    raise WorkspaceError(f"the demo workspace {self.path} cannot be opened: {e}") from None
                 last = e
                 time.sleep(min(0.05 * (attempt + 1), 0.5))
         raise WorkspaceError(f"the demo workspace {self.path} is locked by another process: {last}")

@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,9 @@ from hardening_server import (
     everything_served,
     figures,
     free_port,
+    page_callbacks,
+    post_callback,
+    route,
     serving,
 )
 from test_faults import rendered, the_app
@@ -314,6 +319,233 @@ def test_cli_csv_exports_defuse_formulas(
         assert formula_cells(text) == [], (args, text[:300])
     for args, text in outputs.items():
         assert "'" + HYPERLINK in all_cells(text), args  # the names are there, as text
+
+
+# ---- odd addresses and callback inputs: a page with a notice, or a 400; never a 500 ---------------------
+PAGE_PREFIX = {"/": "ov", "/cost": "cost", "/features": "feat", "/reliability": "rel", "/data-health": "dh"}
+q = urllib.parse.quote
+BAD_ADDRESSES = [
+    "?range=custom&start=9999-01-01",
+    "?range=custom&start=-5000-01-01",
+    "?range=custom&start=2026-01-01&end=9999-12-31",
+    "?range=custom&start=0001-01-01&end=0001-01-02",
+    "?range=custom&start=abc&end=-1",
+    "?range=custom&start=2026-01-01T00:00:00%2B99:00",
+    "?range=%00%FF" + "x" * 5000,
+    "?range=7d&month=9999-12&start=9999-01-01&end=-5000-01-01",
+    f"?deployment={q(LINK)},{q(HYPERLINK)}&team={q(SCRIPT)}&resource={q(IMG)}",
+]
+
+
+def layout_store(answer: Any, page: str) -> Any:
+    from hardening_server import components
+
+    return next(c["props"]["data"] for c in components(answer) if c["props"].get("id") == f"{page}-filters")
+
+
+@pytest.mark.parametrize("search", BAD_ADDRESSES)
+def test_odd_addresses_give_the_page_with_a_notice(served: dict[str, Any], search: str) -> None:
+    """Each page's layout for the address; then the data callback of one page (a different one for
+    each address) with the filters the layout stored, as the browser does next."""
+    s, url = session(SUPP), served["url"]
+    deps = {d["inputs"][0]["id"]: d for d in page_callbacks(s, url)}
+    fill = list(PAGE_PREFIX.values())[BAD_ADDRESSES.index(search) % len(PAGE_PREFIX)]
+    for path, page in PAGE_PREFIX.items():
+        r = route(s, url, path, search)
+        assert r.status_code == 200, (path, search, r.status_code, r.text[:300])
+        answer = r.json()
+        store = layout_store(answer, page)
+        problems = [c for c in components_of(answer) if "filter-problem" in str(c["props"].get("className"))]
+        if "range=custom" in search or "%00" in search:
+            assert problems, (path, search)  # the notice above the page
+            assert store["range"] == "24h" or store["start"] is None, store  # showing the last 24h
+        if page == fill:
+            data = post_callback(s, url, deps[f"{page}-filters"], {f"{page}-filters.data": store})
+            assert data.status_code == 200, (path, search, data.text[:300])
+
+
+def components_of(answer: Any) -> list[dict[str, Any]]:
+    from hardening_server import components
+
+    return list(components(answer))
+
+
+ODD_VALUES: list[Any] = [
+    None,
+    "",
+    "9999-12",
+    "-5000-01-01",
+    "2026-13",
+    12,
+    -1,
+    1e308,
+    True,
+    [],
+    ["x"],
+    {"a": 1},
+    "x" * 5000,
+    [[[]]],
+    {"range": "custom", "start": "-5000"},
+    {"range": "custom", "start": "9999-01-01T00:00:00+00:00"},
+    {"range": 5, "deployments": 5, "problems": {"a": 1}},
+]
+
+
+def _concrete(dep_id: str) -> tuple[Any, bool]:
+    """A real component id for a (maybe pattern-matching) dependency id, and whether it is an ALL list."""
+    if not dep_id.startswith("{"):
+        return dep_id, False
+    pattern = json.loads(dep_id)
+    many = any(v in (["ALL"], ["ALLSMALLER"]) for v in pattern.values())
+    return {k: ("range" if k == "name" else "x") if isinstance(v, list) else v for k, v in pattern.items()}, many
+
+
+def _odd_request(dep: dict[str, Any], value: Any) -> dict[str, Any]:
+    def entries(deps: list[dict[str, Any]]) -> list[Any]:
+        out: list[Any] = []
+        for d in deps:
+            cid, many = _concrete(d["id"])
+            entry = {"id": cid, "property": d["property"], "value": value}
+            out.append([entry] if many else entry)
+        return out
+
+    parts = dep["output"][2:-2].split("...") if dep["output"].startswith("..") else [dep["output"]]
+    outputs = []
+    for part in parts:
+        cid, prop = part.rsplit(".", 1)
+        concrete, many = _concrete(cid)
+        outputs.append([{"id": concrete, "property": prop}] if many else {"id": concrete, "property": prop})
+    return {
+        "output": dep["output"],
+        "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": entries(dep["inputs"]),
+        "changedPropIds": [],
+        "state": entries(dep.get("state", [])),
+    }
+
+
+# what a page's filter store may hold instead of filters (Filters.from_store reads every one leniently;
+# each page's data callback gets a few, as rendering a page is not free)
+ODD_STORES: list[Any] = ["x", [1], ODD_VALUES[-3], ODD_VALUES[-2], ODD_VALUES[-1]]
+
+
+def test_odd_callback_inputs_never_500(served: dict[str, Any]) -> None:
+    """Every callback of the app, every input set to each odd value: the answer is 200, 204 or 400."""
+    s, url = session(SUPP), served["url"]
+    deps = s.get(url + "/_dash-dependencies", timeout=30).json()
+    assert len(deps) > 10
+    seen: dict[int, int] = {}
+    for dep in deps:
+        renders_a_page = any(i["id"].endswith("-filters") for i in dep["inputs"])
+        for value in ODD_STORES if renders_a_page else ODD_VALUES:
+            body = _odd_request(dep, value)
+            r = s.post(url + "/_dash-update-component", json=body, timeout=120)
+            assert r.status_code in (200, 204, 400), (dep["output"][:80], value, r.status_code, r.text[:300])
+            seen[r.status_code] = seen.get(r.status_code, 0) + 1
+    assert seen.get(200, 0) > len(deps)  # most odd values still give a page
+
+
+@pytest.mark.parametrize("month", ["9999-12", "-5000-01", "2026-13", "0000-01", 12, ["2026-01"], {"a": 1}])
+def test_an_odd_statement_month_gives_this_month_with_a_note(served: dict[str, Any], month: Any) -> None:
+    s, url = session(OPS), served["url"]
+    cost = next(d for d in page_callbacks(s, url) if d["inputs"][0]["id"] == "cost-filters")
+    r = post_callback(s, url, cost, {"cost-month.value": month, "cost-by.value": ["team"], "cost-idle.value": "yes"})
+    assert r.status_code == 200, r.text[:300]
+    assert "no month" in r.text and "statement " in r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        "{}",
+        json.dumps({"output": 5}),
+        json.dumps({"output": "url.search", "outputs": {"id": "url", "property": "search"}, "inputs": 5}),
+        json.dumps({"output": "url.search", "outputs": {"id": "url", "property": "search"}, "inputs": [5]}),
+        json.dumps({"output": "no-such.children", "outputs": {}, "inputs": [], "changedPropIds": []}),
+    ],
+)
+def test_a_malformed_callback_request_is_a_400(served: dict[str, Any], body: str) -> None:
+    r = session(SUPP).post(
+        served["url"] + "/_dash-update-component", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert r.status_code == 400, r.text[:300]
+
+
+# ---- odd credentials: 401, never 500 ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Basic \xc3\xa4\xc3\xa4\xc3\xa4",  # non-ASCII bytes where base64 should be
+        b"Basic \xff\xfe",
+        "Basic " + base64.b64encode("supp:pässwörd".encode("latin-1")).decode(),  # not UTF-8 inside
+        "Basic " + "A" * 20_000,
+        "Bearer x",
+    ],
+)
+def test_odd_basic_credentials_are_a_401(served: dict[str, Any], authorization: str | bytes) -> None:
+    r = requests.get(served["url"] + "/", headers={"Authorization": authorization}, timeout=30)
+    assert r.status_code == 401
+
+
+def nested(depth: int, inside: str = "[") -> str:
+    return inside * depth + {"[": "]", "{": "}"}[inside] * depth
+
+
+@pytest.fixture(scope="module")
+def served_appservice(hostile_workspace: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("served-appservice")
+    toml = '\n[dashboard]\nauth = "appservice"\n[dashboard.group_teams]\n"11111111-2222-3333-4444-555555555555" = ["support"]\n'
+    with serving([], served_env(tmp, hostile_workspace[0], toml), tmp, free_port()) as srv:
+        yield srv["url"]
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        nested(50_000),  # a JSON array nested 50,000 deep
+        '{"claims": ' + nested(50_000) + "}",
+        '{"claims": [' + ",".join(['{"typ": "groups", "val": ' + nested(3000, "{") + "}"] * 3) + "]}",
+        '{"claims": "not a list", "name_typ": []}',
+        '{"claims": [1, "two", null]}',
+        "\udcff not even UTF-8",
+    ],
+    ids=[
+        "array-50000-deep",
+        "claims-50000-deep",
+        "claim-values-deep",
+        "claims-a-string",
+        "claims-not-objects",
+        "bad-utf8",
+    ],
+)
+def test_an_odd_client_principal_is_a_401(served_appservice: str, principal: str) -> None:
+    header = base64.b64encode(principal.encode("utf-8", "surrogateescape")).decode()
+    r = requests.get(served_appservice + "/", headers={"X-MS-CLIENT-PRINCIPAL": header}, timeout=30)
+    assert r.status_code == 401, r.text[:200]
+    r = requests.get(served_appservice + "/", headers={"X-MS-CLIENT-PRINCIPAL": "ä%%%" * 10}, timeout=30)
+    assert r.status_code == 401
+
+
+# ---- an unreadable workspace: its panels say so, naming the file, not where it is ----------------------
+@pytest.fixture(scope="module")
+def served_unreadable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A served dashboard whose demo workspace is a file of garbage (an unreadable or damaged file)."""
+    tmp = tmp_path_factory.mktemp("served-unreadable")
+    workspace = tmp / "deep" / "server" / "layout" / "demo.duckdb"
+    workspace.parent.mkdir(parents=True)
+    workspace.write_bytes(b"\x00not a duckdb file\xff" * 4096)
+    with serving([], served_env(tmp, workspace), tmp, free_port()) as srv:
+        yield {**srv, "tmp": tmp, "workspace": workspace}
+
+
+def test_messages_name_the_file_never_the_server_path(served_unreadable: dict[str, Any]) -> None:
+    seen = everything_served(session(OPS), served_unreadable["url"])
+    text = "\n".join(json.dumps(json.loads(t)) if k.startswith("callback") else t for k, t in seen.items())
+    assert "demo.duckdb" in text  # the panels say which file
+    for where in (str(served_unreadable["tmp"]), "/deep/server/layout"):
+        assert where not in text
+        assert where.replace("/", "\\u002f") not in text  # nor in Dash's escaped JSON
 
 
 # ---- configuration ------------------------------------------------------------------------------------
