@@ -45,8 +45,9 @@ def run_cli(
 
 @contextmanager
 def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> Iterator[dict[str, Any]]:
-    """Start `aoai-lens serve ...`, wait for /healthz to answer, yield {"url", "proc"}; on exit stop it
-    (SIGTERM) and put its stderr in ["stderr"]."""
+    """Start `aoai-lens serve ...`, wait for /healthz to answer with its first checks done (not
+    "starting"), yield {"url", "proc", "first_healthz": (status, seconds, body) of the first answer};
+    on exit stop it (SIGTERM) and put its stderr in ["stderr"]."""
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), *args],
         env=clean_env(env),
@@ -64,12 +65,18 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> It
                 out, err = proc.communicate()
                 raise AssertionError(f"serve exited with {proc.returncode}:\n{err[-3000:]}")
             try:
-                requests.get(url + "/healthz", timeout=5)
-                break
+                started = time.monotonic()
+                answer = requests.get(url + "/healthz", timeout=5)
+                took = time.monotonic() - started
+                body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else None
+                info.setdefault("first_healthz", (answer.status_code, took, body))
+                if not _starting(answer):
+                    break
             except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still starting
-                if time.monotonic() > deadline:
-                    raise AssertionError("serve did not answer /healthz within 90 s") from None
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("serve did not answer /healthz within 90 s") from None
+            time.sleep(0.2)
         yield info
     finally:
         proc.terminate()
@@ -79,6 +86,13 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> It
             proc.kill()
             out, err = proc.communicate()
         info["stderr"] = (out or "") + (err or "")
+
+
+def _starting(r: requests.Response) -> bool:
+    try:
+        return r.status_code in (429, 503) and r.json().get("status") in ("starting", None)
+    except ValueError:  # not JSON: a 429 page
+        return True
 
 
 def page_callbacks(session: requests.Session, url: str) -> list[dict[str, Any]]:

@@ -548,6 +548,30 @@ def test_messages_name_the_file_never_the_server_path(served_unreadable: dict[st
         assert where.replace("/", "\\u002f") not in text  # nor in Dash's escaped JSON
 
 
+# ---- /healthz over an unreadable workspace: 503 at once, details only for an operator --------------------
+def test_healthz_answers_503_at_once_when_the_workspace_is_unreadable(served_unreadable: dict[str, Any]) -> None:
+    status, took, body = served_unreadable["first_healthz"]  # the process's first call: its checks ran then
+    assert status == 503 and took < 1.5, (status, took)  # a guard on the behaviour (it was 7.9 s), not a benchmark
+    assert body in ({"status": "fail"}, {"status": "starting"})  # what a load balancer needs, nothing more
+    url = served_unreadable["url"] + "/healthz"
+    assert requests.get(url, timeout=30).json() == {"status": "fail"}  # the checks have finished by now
+    detail = requests.get(url, auth=OPS, timeout=30).json()
+    assert detail["checks"]["data"] == {"status": "fail", "reason": "WorkspaceError"}
+    assert requests.get(url, auth=SUPP, timeout=30).json() == {"status": "fail"}  # a team lead is no operator
+    burst = [requests.get(url, timeout=30) for _ in range(30)]
+    assert {r.status_code for r in burst} <= {503, 429} and any(r.status_code == 429 for r in burst)
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in burst if r.status_code == 429)
+
+
+def test_healthz_shows_load_balancers_the_status_and_operators_the_checks(served: dict[str, Any]) -> None:
+    url = served["url"] + "/healthz"
+    anonymous = requests.get(url, timeout=30)
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "ok"}
+    body = requests.get(url, auth=OPS, timeout=30).json()
+    assert body["status"] == "ok" and set(body["checks"]) == {"data", "scheduler", "store"}
+    assert body["checks"]["scheduler"] == {"status": "ok", "mode": "external"} and "cache" in body
+
+
 # ---- configuration ------------------------------------------------------------------------------------
 INVALID = {
     "source": ("[source]\nkind = 'nowhere'\n", "source.kind"),
