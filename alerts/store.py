@@ -3,12 +3,23 @@
 One SQLite file (settings.state_path) in WAL mode with a busy timeout, so the web process, the scheduler
 and a CLI command can read and write it at the same time. A short-lived connection per operation keeps
 it safe across the scheduler's worker threads. Times are epoch seconds (UTC).
+
+The file heals itself: every connection checks the schema version in the file's header (one read of a
+page SQLite has in memory anyway). A file deleted under a running process (which would otherwise come
+back as an empty database without tables) or one that is not a database at all is recreated with its
+schema on the next use, so what is written from then on lands. A file that is not a database is moved
+aside to `state.sqlite.corrupt-<epoch>` first, for whoever wants to look at it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -16,6 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+log = logging.getLogger("aoai_lens.store")
+
+# PRAGMA user_version of a store with every table below; 0 is a new, empty (or emptied) file
+SCHEMA_VERSION = 1
+# SQLite's result codes for a file that is not a database, or a damaged one
+_NOT_A_DATABASE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS probe_results (
@@ -114,20 +132,58 @@ class Transition:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
-            columns = {r["name"] for r in con.execute("PRAGMA table_info(alert_state)").fetchall()}
-            if "evaluated" not in columns:  # a state file written before evaluations were recorded
-                con.execute("ALTER TABLE alert_state ADD COLUMN evaluated REAL")
+        self._healing = threading.Lock()
+        with self.connect():  # creates the file and its schema when there is none
+            pass
+
+    def _create_schema(self, con: sqlite3.Connection) -> None:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(SCHEMA)
+        columns = {r[1] for r in con.execute("PRAGMA table_info(alert_state)").fetchall()}
+        if "evaluated" not in columns:  # a state file written before evaluations were recorded
+            con.execute("ALTER TABLE alert_state ADD COLUMN evaluated REAL")
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _move_aside(self, error: sqlite3.DatabaseError) -> None:
+        """A file that is not a database: keep it under another name, so a new one can take its place."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        log.warning("state store %s is not a usable database (%s): moved to %s", self.path.name, error, aside.name)
+        with contextlib.suppress(FileNotFoundError):  # another process may have moved it already
+            os.replace(self.path, aside)
+        self._remove_journal()
+
+    def _remove_journal(self) -> None:
+        """The WAL and its index of a file that is gone: SQLite would replay them into the new file."""
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{self.path}{suffix}")
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection to a file with the schema: recreated when the file was deleted or is no database."""
+        for attempt in (1, 2):
+            if not self.path.exists():  # new, or deleted: a journal left behind belongs to the old file
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._remove_journal()
+            con = sqlite3.connect(self.path, timeout=10.0)
+            try:
+                con.execute("PRAGMA busy_timeout = 10000")
+                if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    with self._healing:  # one thread of this process creates it; other processes: IF NOT EXISTS
+                        self._create_schema(con)
+                con.row_factory = sqlite3.Row
+                return con
+            except sqlite3.DatabaseError as e:
+                con.close()
+                if attempt == 2 or getattr(e, "sqlite_errorcode", None) not in _NOT_A_DATABASE:
+                    raise
+                with self._healing:
+                    self._move_aside(e)
+        raise AssertionError("unreachable")
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=10.0)
+        con = self._open()
         try:
-            con.execute("PRAGMA busy_timeout = 10000")
-            con.row_factory = sqlite3.Row
             with con:
                 yield con
         finally:

@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, scheduler: Any = None) -> Dash:
     """The app. `scheduler`: the in-process scheduler `serve` started (None: it runs elsewhere), which
     /healthz checks; tests may also set `server.config["aoai_lens_scheduler"]`."""
     from dashboard import auth
+    from dashboard.callbacks import install as install_callback_guard
     from dashboard.health import install as install_health
 
     server = Flask(__name__)
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, scheduler: Any = None) -> Dash:
         ]
     )
     _register_callbacks(app)
+    install_callback_guard(server, app)  # after Dash's own setup hook: the callback map is complete then
     return app
 
 
@@ -102,9 +104,9 @@ def _register_callbacks(app: Dash) -> None:
     pages = _pages()
 
     @app.callback([Output(_nav_id(p), "href") for p in pages], Input("url", "search"))
-    def _nav_hrefs(search: str | None) -> list[str]:
+    def _nav_hrefs(search: object) -> list[str]:
         """Nav links carry the query string along, so the filters follow you from page to page."""
-        return [p["relative_path"] + (search or "") for p in pages]
+        return [p["relative_path"] + (search if isinstance(search, str) else "") for p in pages]
 
     app.callback(
         Output("url", "search"),
@@ -117,9 +119,13 @@ def _register_callbacks(app: Dash) -> None:
 
 
 def filters_to_url(values: list[Any], starts: list[Any], ends: list[Any], search: str | None) -> Any:
-    """Any filter change rewrites the query string; the page re-renders from it."""
-    names = [item["id"]["name"] for item in ctx.inputs_list[0]]
-    new = search_from_controls(dict(zip(names, values, strict=False)), starts, ends)
+    """Any filter change rewrites the query string; the page re-renders from it. The values come from
+    the browser: what cannot be read as filters leaves the address as it is."""
+    try:
+        names = [item["id"]["name"] for item in ctx.inputs_list[0]]
+        new = search_from_controls(dict(zip(names, values, strict=False)), list(starts or []), list(ends or []))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return no_update
     return no_update if new == (search or "") else new
 
 

@@ -41,6 +41,9 @@ PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 PRINCIPAL_NAME_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
 OPEN_PATHS = ("/healthz",)
 GROUP_CLAIMS = ("groups", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups")
+# Easy Auth's principal is a few KB even with many group claims (Entra sends at most 200 groups in a
+# token, then an overage claim); anything far larger is not from the platform.
+MAX_PRINCIPAL_CHARS = 256 * 1024
 NAME_CLAIMS = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")
 
 
@@ -72,7 +75,7 @@ def _basic_user(settings: Settings, header: str | None) -> User:
         raise Denied(401, "sign in")
     try:
         name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8: all ValueErrors
         raise Denied(401, "malformed basic credentials") from None
     d = settings.dashboard
     candidates: list[tuple[str, str | None, Scope]] = []
@@ -93,7 +96,10 @@ def _basic_user(settings: Settings, header: str | None) -> User:
 
 
 def principal_claims(header: str) -> tuple[list[str], str | None]:
-    """(group object ids, display name) from an X-MS-CLIENT-PRINCIPAL value."""
+    """(group object ids, display name) from an X-MS-CLIENT-PRINCIPAL value. Anything else, however
+    odd (not base64, not JSON, JSON nested thousands deep, claims that are not objects), is a 401."""
+    if len(header) > MAX_PRINCIPAL_CHARS:
+        raise Denied(401, "malformed client principal")
     try:
         raw = base64.b64decode(header + "=" * (-len(header) % 4))
         data = json.loads(raw)
@@ -103,7 +109,7 @@ def principal_claims(header: str) -> tuple[list[str], str | None]:
         name = next(
             (str(c.get("val")) for c in claims if c.get("typ") in (*NAME_CLAIMS, name_typ) and c.get("val")), None
         )
-    except (binascii.Error, ValueError, AttributeError, TypeError):
+    except (binascii.Error, ValueError, AttributeError, TypeError, RecursionError):
         raise Denied(401, "malformed client principal") from None
     return groups, name
 

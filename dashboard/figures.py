@@ -5,6 +5,11 @@ readable axis titles and units ($, tokens, ms, %). None of them reads data or kn
 unit-tested with a frame of a few rows. An empty frame gives an empty chart that says "No data" rather
 than an axis-only box.
 
+Names from the logs are text, never markup: Plotly draws a subset of HTML in legends, hover labels,
+tick labels, annotations and titles (an `<a href>` becomes a link), so every figure leaves through
+`as_text`, which escapes `<`, `>` and `&` in every string Plotly would render. Plotly turns the entities
+back into characters when it draws them, so a deployment named `<a href=...>` reads exactly so.
+
 Colours are stable: `colour_map(names)` assigns a fixed palette in sorted-name order, and pages pass it
 the full list of deployments (from the management plane) or teams (from the settings), so a deployment
 has the same colour on every page whatever the filter.
@@ -12,8 +17,11 @@ has the same colour on every page whatever the filter.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -63,6 +71,54 @@ PERCENTILE_DASH = {"P50": "dot", "P95": "solid", "P99": "dash"}
 
 Colours = Mapping[str, str]
 
+# trace properties whose strings Plotly renders as (a subset of) HTML: legend entries, hover labels,
+# bar texts, category tick labels (x, y) and whatever a hover template pulls from customdata or meta
+TRACE_TEXT = ("name", "text", "hovertext", "x", "y", "customdata", "labels", "meta")
+
+
+def _escaped(value: Any) -> Any:
+    """`value` with `<`, `>` and `&` escaped in every string it holds (lists and arrays element-wise)."""
+    if isinstance(value, str):
+        return html.escape(value, quote=False) if any(c in value for c in "<>&") else value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "OUS":
+            return value
+        out = np.array([_escaped(v) for v in value.ravel().tolist()], dtype=object)
+        return out.reshape(value.shape)
+    if isinstance(value, list | tuple):
+        return type(value)(_escaped(v) for v in value)
+    return value
+
+
+def as_text(fig: go.Figure) -> go.Figure:
+    """Escape what Plotly would render as HTML: trace names, texts, category values and custom data,
+    titles, axis titles, tick texts and annotations. Hover templates are this module's own markup
+    (`<br>`, `<extra>`) and stay as they are; the values they substitute are escaped here."""
+    for trace in fig.data:
+        for prop in TRACE_TEXT:
+            try:
+                value = trace[prop]
+            except (KeyError, ValueError, AttributeError):  # not a property of this trace type
+                continue
+            if value is not None:
+                new = _escaped(value)
+                if new is not value:
+                    trace[prop] = new
+    layout = fig.layout
+    if layout.title.text:
+        layout.title.text = _escaped(layout.title.text)
+    if layout.legend.title.text:
+        layout.legend.title.text = _escaped(layout.legend.title.text)
+    for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
+        if axis.title.text:
+            axis.title.text = _escaped(axis.title.text)
+        if axis.ticktext is not None:
+            axis.ticktext = _escaped(axis.ticktext)
+    for note in layout.annotations:
+        if note.text:
+            note.text = _escaped(note.text)
+    return fig
+
 
 def colour_map(names: Iterable[str]) -> dict[str, str]:
     """A fixed colour per name, by sorted order; "" and "unallocated" are grey."""
@@ -106,7 +162,7 @@ def _layout(
     )
     fig.update_yaxes(title_text=y, rangemode="tozero", automargin=True)
     fig.update_xaxes(title_text=x, automargin=True)
-    return fig
+    return as_text(fig)
 
 
 def empty_figure(message: str = "No data for this range", height: int = 320) -> go.Figure:
@@ -117,7 +173,7 @@ def empty_figure(message: str = "No data for this range", height: int = 320) -> 
     fig.update_layout(template="plotly_white", height=height, margin={"l": 16, "r": 16, "t": 16, "b": 16})
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return fig
+    return as_text(fig)
 
 
 def _is_empty(frame: pd.DataFrame | None, *cols: str) -> bool:
@@ -558,7 +614,7 @@ def sparkline(x: pd.Series, y: pd.Series, colour: str = "#1E88E5", *, unit: str 
     )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, rangemode="tozero")
-    return fig
+    return as_text(fig)
 
 
 # ---- data health and alerts ------------------------------------------------------------------

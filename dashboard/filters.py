@@ -40,17 +40,34 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return out
 
 
+# Dates a custom range may use: logs are no older than this, and nothing is logged in the future. A
+# date outside (year 9999, year -5000) is a typo or a probe, answered with a notice and the last 24h.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+SHOWN_CHARS = 40  # how much of a bad value a notice repeats
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…")
+
+
 def _parse_day(value: str | None) -> datetime | None:
+    """A date or time from the URL (UTC unless it says otherwise); None when it does not parse."""
     if not value:
         return None
     try:
         t = pd.Timestamp(str(value))
-    except (ValueError, TypeError):
+        if pd.isna(t):
+            return None
+        dt = t.to_pydatetime()
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError, ArithmeticError):  # out of pandas' or Python's range too
         return None
-    if pd.isna(t):
-        return None
-    dt = t.to_pydatetime()
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _in_range(t: datetime, now: datetime) -> bool:
+    return EARLIEST <= t <= now + FUTURE_SLACK
 
 
 @dataclass(frozen=True)
@@ -64,23 +81,44 @@ class Filters:
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str | list[str]]) -> Filters:
+    def from_query(cls, query: Mapping[str, str | list[str]], now: datetime | None = None) -> Filters:
+        """Filters from a URL query string's values. Never raises: a value it cannot use is named in
+        `problems` (shown above the page) and the default, the last 24h, is used instead."""
+        try:
+            return cls._from_query(query, now or datetime.now(UTC))
+        except Exception:  # whatever arrives in a URL, the page renders with the defaults and says so
+            return cls(problems=("could not read the filters in the address; showing the last 24h",))
+
+    @classmethod
+    def _from_query(cls, query: Mapping[str, str | list[str]], now: datetime) -> Filters:
         problems: list[str] = []
         rng = str(_as_list(query.get("range"))[0]) if _as_list(query.get("range")) else DEFAULT_RANGE
         start = end = None
         if rng == "custom":
-            start = _parse_day(_first(query.get("start")))
-            end = _parse_day(_first(query.get("end")))
-            if start is None:  # the date picker is showing: wait for a start date
+            start_text, end_text = _first(query.get("start")), _first(query.get("end"))
+            start, end = _parse_day(start_text), _parse_day(end_text)
+            if start_text and start is None:
+                problems.append(f"start date {_shown(start_text)} is not a date; showing the last 24h")
+                start, end = None, None  # the date picker stays open for a start date
+            elif end_text and end is None:
+                problems.append(f"end date {_shown(end_text)} is not a date; showing the last 24h")
+                rng, start = DEFAULT_RANGE, None
+            elif start is None:  # the date picker is showing: wait for a start date
                 problems.append("pick a start date for the custom range; showing the last 24h until then")
                 end = None
+            elif not _in_range(start, now) or (end is not None and not _in_range(end, now + timedelta(days=366))):
+                problems.append(
+                    f"custom range {_shown(start_text)} to {_shown(end_text or 'now')} is outside "
+                    f"{EARLIEST:%Y-%m-%d} to today; showing the last 24h"
+                )
+                rng, start, end = DEFAULT_RANGE, None, None
             elif end is not None and end <= start:
                 problems.append("custom range ends before it starts; showing the last 24h")
                 rng, start, end = DEFAULT_RANGE, None, None
-            elif end is not None and len(str(_first(query.get("end")))) <= 10:
+            elif end is not None and len(str(end_text)) <= 10:
                 end = end + timedelta(days=1)  # an end *date* includes that whole day
         elif rng not in PRESETS:
-            problems.append(f"unknown range {rng!r}; showing the last 24h")
+            problems.append(f"unknown range {_shown(rng)}; showing the last 24h")
             rng = DEFAULT_RANGE
         return cls(
             range=rng,
@@ -121,19 +159,35 @@ class Filters:
         return d
 
     @classmethod
-    def from_store(cls, data: Mapping[str, object] | None) -> Filters:
+    def from_store(cls, data: object) -> Filters:
+        """Filters back from the page's dcc.Store. The store's value comes from the browser, so anything
+        may arrive: what is not a filter this module wrote gives the defaults and a problem, never an
+        exception."""
         if not data:
             return cls()
-        start, end = data.get("start"), data.get("end")
-        return cls(
-            range=str(data.get("range") or DEFAULT_RANGE),
-            start=datetime.fromisoformat(str(start)) if start else None,
-            end=datetime.fromisoformat(str(end)) if end else None,
-            resource=str(data.get("resource") or ""),
-            deployments=tuple(str(d) for d in (data.get("deployments") or [])),  # type: ignore[attr-defined]
-            team=str(data.get("team") or ""),
-            problems=tuple(str(p) for p in (data.get("problems") or [])),  # type: ignore[attr-defined]
-        )
+        try:
+            if not isinstance(data, Mapping):
+                raise TypeError(type(data).__name__)
+            rng = str(data.get("range") or DEFAULT_RANGE)
+            start, end = data.get("start"), data.get("end")
+            deployments, problems = data.get("deployments") or [], data.get("problems") or []
+            if rng not in (*PRESETS, "custom") or not isinstance(deployments, list) or not isinstance(problems, list):
+                raise ValueError("not a filter")
+            f = cls(
+                range=rng,
+                start=datetime.fromisoformat(str(start)) if start else None,
+                end=datetime.fromisoformat(str(end)) if end else None,
+                resource=str(data.get("resource") or ""),
+                deployments=tuple(str(d) for d in deployments),
+                team=str(data.get("team") or ""),
+                problems=tuple(str(p) for p in problems),
+            )
+            for t in (f.start, f.end):
+                if t is not None and (t.tzinfo is None or not _in_range(t, datetime.now(UTC) + timedelta(days=366))):
+                    raise ValueError("time out of range")
+            return f
+        except (TypeError, ValueError, OverflowError):
+            return cls(problems=("could not read the page's filters; showing the last 24h",))
 
     # ---- what queries get -------------------------------------------------------------------
     def time_kwargs(self) -> dict[str, object]:
@@ -202,8 +256,8 @@ def from_controls(
             q["end"] = str(end)[:10]
     if resource:
         q["resource"] = resource
-    if deployments:
-        q["deployment"] = list(deployments)
+    if deployments and isinstance(deployments, list | tuple):
+        q["deployment"] = [str(d) for d in deployments]
     if team:
         q["team"] = team
     return Filters.from_query(q)

@@ -1,10 +1,21 @@
-"""`/healthz`: the data source, the scheduler and the probe store, checked apart.
+"""`/healthz`: the data source, the scheduler and the probe store, checked apart, off the request path.
 
-    {"status": "ok" | "fail", "checks": {"data": {...}, "scheduler": {...}, "store": {...}}, "cache": {...}}
+    {"status": "ok" | "fail" | "starting"}                                     (anyone)
+    {"status": ..., "checks": {"data": {...}, "scheduler": {...}, "store": {...}},
+     "cache": {...}, "worker": pid}                                           (an operator)
 
-HTTP 200 when every check passed, 503 when any failed; each check says `ok` or `fail` and, when it
-failed, only the kind of error (an exception's class name, never its message: messages can carry
-paths, URLs or tokens). It needs no sign-in, so it shows no data, names, paths or settings.
+HTTP 200 when every check passed, 503 when any failed or none has finished yet ("starting", right after
+the process starts). Load balancers and platform probes need only the status code, so that is all an
+unauthenticated caller gets when an auth mode is on; an operator (a signed-in user who sees every team)
+also gets which check failed, the cache's counters and the worker's pid. With no auth mode (loopback, or
+`--no-auth`) everyone is the operator. A failed check names only the kind of error (an exception's
+class name, never its message: messages can carry paths, URLs or tokens).
+
+The checks run in background threads, each at most once every `HEALTH_TTL_S` seconds per process, never
+two of the same at once: a request answers from the latest results, waiting at most `HEALTH_WAIT_S` for a
+run it started. So a burst of calls costs no workspace query per call, and a data source that hangs
+cannot hold a probe: a check still running after `HEALTH_TIMEOUT_S` is reported failed ("timeout").
+Each client address may call `/healthz` `HEALTH_RATE` (then 429 with Retry-After).
 
 - data: one tiny query (`AzureDiagnostics | take 1 | count`) straight to the configured logs source,
   bypassing the cache; in demo mode the workspace file must exist first.
@@ -17,17 +28,26 @@ paths, URLs or tokens). It needs no sign-in, so it shows no data, names, paths o
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
 
 from queries.config import Settings
 
+HEALTH_TTL_S = 5.0  # each check runs at most this often per process
+HEALTH_WAIT_S = 0.8  # a request waits at most this long for the checks it started
+HEALTH_TIMEOUT_S = 5.0  # a check still running after this long is failed ("timeout")
+HEALTH_RATE = "10 per second"  # per client address, per process
 HEALTH_QUERY = "AzureDiagnostics | take 1 | count"
 STUCK_AFTER_S = 60.0
 
@@ -99,26 +119,108 @@ def check_store(settings: Settings) -> Check:
     return {"status": "ok", "last_job_age_s": round(time.time() - last, 1) if last else None}
 
 
+class HealthMonitor:
+    """Runs named checks in background threads, at most once per `ttl` each, and answers from their
+    latest results. `clock` is monotonic seconds (tests pass their own)."""
+
+    def __init__(
+        self,
+        checks: Mapping[str, Callable[[], Check]],
+        *,
+        ttl: float = HEALTH_TTL_S,
+        wait: float = HEALTH_WAIT_S,
+        timeout: float = HEALTH_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.checks = dict(checks)
+        self.ttl, self.wait, self.timeout, self.clock = ttl, wait, timeout, clock
+        self.runs: Counter[str] = Counter()  # how often each check has started (tests; the details)
+        self._lock = threading.Lock()
+        self._done: dict[str, tuple[float, Check]] = {}  # name -> (finished at, result)
+        self._running: dict[str, tuple[float, threading.Event]] = {}  # name -> (started at, finished)
+
+    def _run(self, name: str, finished: threading.Event) -> None:
+        try:
+            result = self.checks[name]()
+        except Exception as e:
+            result = _fail(type(e).__name__)
+        with self._lock:
+            self._done[name] = (self.clock(), result)
+            self._running.pop(name, None)
+        finished.set()
+
+    def results(self) -> dict[str, Check]:
+        """Each check's latest result; starts the checks whose result is older than `ttl`."""
+        now = self.clock()
+        waiting: list[threading.Event] = []
+        with self._lock:
+            for name in self.checks:
+                done, running = self._done.get(name), self._running.get(name)
+                if running is None and (done is None or now - done[0] >= self.ttl):
+                    finished = threading.Event()
+                    self._running[name] = (now, finished)
+                    self.runs[name] += 1
+                    threading.Thread(
+                        target=self._run, args=(name, finished), name=f"healthz-{name}", daemon=True
+                    ).start()
+                    waiting.append(finished)
+                elif running is not None:
+                    waiting.append(running[1])
+        deadline = now + self.wait
+        for finished in waiting:
+            finished.wait(max(0.0, deadline - self.clock()))
+        now = self.clock()
+        out: dict[str, Check] = {}
+        with self._lock:
+            for name in self.checks:
+                done, running = self._done.get(name), self._running.get(name)
+                if running is not None and now - running[0] >= self.timeout:
+                    out[name] = _fail("timeout", running_s=round(now - running[0], 1))
+                elif done is not None:
+                    out[name] = done[1]
+                else:
+                    out[name] = {"status": "pending"}
+        return out
+
+
+def overall(checks: Mapping[str, Check]) -> tuple[str, int]:
+    """The status and HTTP code for a set of check results."""
+    if any(c["status"] == "fail" for c in checks.values()):
+        return "fail", 503
+    if any(c["status"] != "ok" for c in checks.values()):
+        return "starting", 503
+    return "ok", 200
+
+
+def cache_stats(lens_of: Callable[[], Any]) -> dict[str, Any] | None:
+    try:
+        cache = getattr(lens_of(), "cache", None)
+    except Exception:
+        return None
+    if cache is None:
+        return None
+    return {
+        "backend": getattr(cache, "backend", "memory"),
+        "hits": getattr(cache, "hits", 0),
+        "misses": getattr(cache, "misses", 0),
+        "worker": os.getpid(),
+    }
+
+
 def health(settings: Settings, lens_of: Callable[[], Any], scheduler: Any) -> tuple[dict[str, Any], int]:
+    """Every check run now, in this thread, and the full answer (the command line and tests; the
+    endpoint answers from a HealthMonitor)."""
     checks = {
         "data": check_data(settings, lens_of),
         "scheduler": check_scheduler(settings, scheduler),
         "store": check_store(settings),
     }
-    ok = all(c["status"] == "ok" for c in checks.values())
-    body: dict[str, Any] = {"status": "ok" if ok else "fail", "checks": checks}
-    try:
-        cache = getattr(lens_of(), "cache", None)
-    except Exception:
-        cache = None
+    status, code = overall(checks)
+    body: dict[str, Any] = {"status": status, "checks": checks}
+    cache = cache_stats(lens_of)
     if cache is not None:
-        body["cache"] = {
-            "backend": getattr(cache, "backend", "memory"),
-            "hits": getattr(cache, "hits", 0),
-            "misses": getattr(cache, "misses", 0),
-            "worker": os.getpid(),
-        }
-    return body, 200 if ok else 503
+        body["cache"] = cache
+    return body, code
 
 
 def _lens(server: Flask) -> Any:
@@ -130,19 +232,71 @@ def _lens(server: Flask) -> Any:
     return lens
 
 
+def is_operator(settings: Settings, headers: Any) -> bool:
+    """May this request see the checks' details? With an auth mode: only a signed-in user who sees every
+    team. Without one (loopback, `--no-auth`), everyone."""
+    if settings.dashboard.auth == "none":
+        return True
+    from dashboard.auth import PRINCIPAL_HEADER, authenticate
+
+    if not (headers.get("Authorization") or headers.get(PRINCIPAL_HEADER)):
+        return False
+    try:
+        return authenticate(settings, headers).is_admin
+    except Exception:  # refused, or credentials too odd to read: the bare status
+        return False
+
+
+def monitor_for(server: Flask) -> HealthMonitor:
+    """The app's HealthMonitor; its checks read the app's settings, Lens and scheduler when they run."""
+    cfg = server.config
+    return HealthMonitor(
+        {
+            "data": lambda: check_data(cfg["aoai_lens_settings"], lambda: _lens(server)),
+            "scheduler": lambda: check_scheduler(cfg["aoai_lens_settings"], cfg.get("aoai_lens_scheduler")),
+            "store": lambda: check_store(cfg["aoai_lens_settings"]),
+        }
+    )
+
+
 def install(server: Flask) -> None:
-    """`/healthz`, and on every response which worker answered and its cache hits and misses for this
-    request (`X-Aoai-Lens-Worker`, `X-Aoai-Lens-Cache`)."""
+    """`/healthz` (answered from a HealthMonitor, rate-limited per client), and on every other response
+    which worker answered and its cache hits and misses for this request (`X-Aoai-Lens-Worker`,
+    `X-Aoai-Lens-Cache`)."""
+    server.config.setdefault("aoai_lens_health", monitor_for(server))
+    limiter = Limiter(get_remote_address, app=server, storage_uri="memory://")
+
+    def too_many(limit: RequestLimit) -> Response:
+        """429 with how long to wait, in whole seconds and at least one (the library's own header
+        rounds a one-second window down to 0)."""
+        resp = jsonify({"status": "rate limited"})
+        resp.status_code = 429
+        resp.headers["Retry-After"] = str(max(1, math.ceil(limit.reset_at - time.time())))
+        return resp
 
     @server.get("/healthz")
+    @limiter.limit(HEALTH_RATE, on_breach=too_many)
     def healthz() -> Any:
-        body, code = health(
-            server.config["aoai_lens_settings"], lambda: _lens(server), server.config.get("aoai_lens_scheduler")
-        )
-        return jsonify(body), code
+        settings: Settings = server.config["aoai_lens_settings"]
+        monitor: HealthMonitor = server.config["aoai_lens_health"]
+        checks = monitor.results()
+        status, code = overall(checks)
+        body: dict[str, Any] = {"status": status}
+        if is_operator(settings, request.headers):
+            body["checks"] = checks
+            cache = cache_stats(lambda: _lens(server))
+            if cache is not None:
+                body["cache"] = cache
+            body["worker"] = os.getpid()
+        resp = jsonify(body)
+        resp.status_code = code
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @server.before_request
     def _reset_cache_counts() -> None:
+        if request.path == "/healthz":  # answered from the monitor: no Lens on the probe's path
+            return
         try:
             cache = getattr(_lens(server), "cache", None)
         except Exception:  # the pages report a broken source themselves
@@ -152,6 +306,9 @@ def install(server: Flask) -> None:
 
     @server.after_request
     def _cache_headers(resp: Response) -> Response:
+        resp.headers["X-Aoai-Lens-Worker"] = str(os.getpid())
+        if request.path == "/healthz":
+            return resp
         try:
             cache = getattr(_lens(server), "cache", None)
         except Exception:
@@ -159,5 +316,4 @@ def install(server: Flask) -> None:
         if cache is not None and hasattr(cache, "request_counts"):
             hits, misses = cache.request_counts()
             resp.headers["X-Aoai-Lens-Cache"] = f"{getattr(cache, 'backend', 'memory')} hits={hits} misses={misses}"
-        resp.headers["X-Aoai-Lens-Worker"] = str(os.getpid())
         return resp

@@ -12,6 +12,7 @@ download are pattern-matching callbacks defined once here, for every panel on ev
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,7 +24,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import MATCH, Input, Output, State, dcc, html, no_update
 
+from dashboard.messages import shown
 from queries.results import QueryResult
+from queries.safecsv import to_csv
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def status_alert(status: str, notices: list[str]) -> list[Any]:
         if status == "failed"
         else ("warning", "panel-partial", "Partial data")
     )
-    text = "; ".join(notices) if notices else "no detail given"
+    text = shown("; ".join(notices)) if notices else "no detail given"
     return [dbc.Alert([html.Strong(lead + ": "), text], color=colour, className=f"{cls} py-2 small mb-2")]
 
 
@@ -145,7 +148,7 @@ def panel_body(
     if cached and len(cached) == len(results):
         meta.append("cached")
     if note:
-        meta.append(note)
+        meta.append(shown(note))
     out: list[Any] = [
         *status_alert(status, notices),
         body,
@@ -176,7 +179,8 @@ CSV_REF, CSV_INLINE = "ref:", "csv:"
 
 
 def csv_text(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False)
+    """The panel's rows as CSV a spreadsheet opens safely (`queries.safecsv`)."""
+    return to_csv(frame)
 
 
 def csv_ref(frame: pd.DataFrame) -> str:
@@ -303,10 +307,12 @@ def register_callbacks(app: Any) -> None:
         State(_pid("panel-csv", MATCH, MATCH), "id"),  # type: ignore[arg-type]
         prevent_initial_call=True,
     )
-    def download_csv(n: int | None, data: str | None, pid: dict[str, str]) -> Any:
-        if not n or not data:
+    def download_csv(n: object, data: object, pid: object) -> Any:
+        if not n or not data or not isinstance(data, str):  # the CSV the panel stored, or nothing
             return no_update
         text = csv_for(data)
         if text is None:  # kept an hour after the page was drawn: the page must be drawn again
             return no_update
-        return {"content": text, "filename": f"aoai-lens-{pid['page']}-{pid['key']}.csv", "type": "text/csv"}
+        parts = [str(pid.get(k, "")) for k in ("page", "key")] if isinstance(pid, dict) else []
+        name = "-".join(re.sub(r"[^A-Za-z0-9_]+", "", p) for p in parts if p) or "panel"
+        return {"content": text, "filename": f"aoai-lens-{name}.csv", "type": "text/csv"}

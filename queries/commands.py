@@ -139,7 +139,9 @@ def _spec_or_usage(name: str) -> Any:
 
 def _write(frame: Any, fmt: str) -> None:
     if fmt == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        from queries.safecsv import to_csv
+
+        sys.stdout.write(to_csv(frame))
     elif fmt == "json":
         records = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
         sys.stdout.write(json.dumps(records, indent=1) + "\n")

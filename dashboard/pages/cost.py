@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dash
@@ -134,15 +134,27 @@ def _scope(rows: pd.DataFrame, f: Filters, deps: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: bool = False) -> list[Any]:
+def statement_month(month: object, now: datetime) -> tuple[datetime, str | None]:
+    """The statement's month (its first instant) from the month picker's value, and a problem when the
+    value is not a month between 1970 and now (then: this month). The value comes from the browser."""
+    this = month_start(now)
+    if month is None or month == "":
+        return this, None
+    text = str(month)
+    m = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    year, mon = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    if 1 <= mon <= 12 and (1970, 1) <= (year, mon) <= (this.year, this.month):
+        return datetime(year, mon, 1, tzinfo=UTC), None
+    shown = text if len(text) <= 20 else text[:20] + "…"
+    return this, f"no month {shown!r}: showing {this:%Y-%m}"
+
+
+def render(f: Filters, by: str, month: object, ctx: Context, include_idle: bool = False) -> list[Any]:
     deps = deployments_frame(ctx)
     now = ctx.now()
     start, end = f.window(now)
     period = allocation(ctx, start, end)
-    m_start = month_start(now)
-    if month:
-        with contextlib.suppress(ValueError):
-            m_start = month_start(datetime.strptime(month + "-15", "%Y-%m-%d").replace(tzinfo=now.tzinfo))
+    m_start, month_problem = statement_month(month, now)
     m_end = min(month_end(m_start), now)
     monthly = allocation(ctx, m_start, m_end)  # the statement's month
     current = month_to_date(ctx, now)  # budgets: this month and the forecast's run-rate window (the same
@@ -237,7 +249,8 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
             + (" (month to date)" if m_end == now else "")
             + (f", team {f.team}" if f.team else "")
         )
-        return panel_body(PAGE, "statement", table, [monthly.envelope], frame=st, note=f"statement {label}")
+        note = f"statement {label}" + (f" · {month_problem}" if month_problem else "")
+        return panel_body(PAGE, "statement", table, [monthly.envelope], frame=st, note=note)
 
     builders = {"over_time": over_time, "budgets": budgets, "shares": shares_panel, "ptu": ptu, "statement": statement}
     return [safe(PAGE, k, builders[k]) for k in PANELS]
@@ -250,8 +263,12 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
     Input(f"{PAGE}-month", "value"),
     Input(f"{PAGE}-idle", "value"),
 )
-def fill(data: dict[str, Any] | None, by: str | None, month: str | None, idle: bool | None) -> list[Any]:
-    inputs = {"filters": data, "by": by, "month": month, "idle": bool(idle)}
+def fill(data: dict[str, Any] | None, by: object, month: object, idle: object) -> list[Any]:
+    """The inputs come from the browser: anything that is not one of the offered values falls back."""
+    group = by if isinstance(by, str) and by in BY else "team"
+    inputs = {"filters": data, "by": group, "month": month, "idle": idle is True}
     return page_answer(
-        PAGE, inputs, lambda ctx: render(Filters.from_store(data), by or "team", month, ctx, include_idle=bool(idle))
+        PAGE,
+        inputs,
+        lambda ctx: render(Filters.from_store(data), group, month, ctx, include_idle=idle is True),  # type: ignore[arg-type]
     )

@@ -15,6 +15,7 @@ from dashboard.data import Context, deployments_frame, fetch, page_answer, store
 from dashboard.filters import Filters
 from dashboard.kpis import Kpi, compute_kpis
 from dashboard.layout import filters_id, page_shell, row
+from dashboard.messages import shown
 from dashboard.panels import GRAPH_CONFIG, body_id, compact, frame_table, panel, panel_body, safe
 
 dash.register_page(__name__, path="/", name="Overview", order=0, title="Overview · aoai-lens")
@@ -57,7 +58,7 @@ def kpi_cards(kpis: list[Kpi]) -> Any:
             html.Div(k.sub, className="text-muted small text-truncate"),
         ]
         if k.problem:
-            body.append(html.Div(k.problem, className="small text-danger"))
+            body.append(html.Div(shown(k.problem), className="small text-danger"))
         if k.x:
             body.append(
                 dcc.Graph(

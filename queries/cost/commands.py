@@ -142,6 +142,7 @@ def cost_report(args: argparse.Namespace) -> int:
     from queries.cost.focus import focus_rows
     from queries.cost.report import By, allocate, month_period, render_table, statement
     from queries.lens import get_lens
+    from queries.safecsv import to_csv
 
     settings = load_settings()
     by: By = getattr(args, "by", None) or "team"
@@ -164,7 +165,7 @@ def cost_report(args: argparse.Namespace) -> int:
             if not deps.empty
             else {}
         )
-        text = focus_rows(result, ids).to_csv(index=False)
+        text = to_csv(focus_rows(result, ids))
     else:
         st = statement(result, by)
         text = _statement_csv(st) if fmt == "csv" else render_table(st, result, by)
@@ -182,11 +183,12 @@ def cost_report(args: argparse.Namespace) -> int:
 
 def _statement_csv(st: Any) -> str:
     """Counts as integers, money to the cent, shares to 4 places (what a finance team can put in a sheet)."""
+    from queries.safecsv import to_csv
+
     out = st.copy()
     out["Cost"] = out["Cost"].map(lambda v: "" if v != v else f"{v:.2f}")
     out["Share"] = out["Share"].map(lambda v: "" if v != v else f"{v:.4f}")
-    text: str = out.to_csv(index=False)
-    return text
+    return to_csv(out)
 
 
 # --- cost ledger --------------------------------------------------------------------------------------

@@ -162,3 +162,136 @@ def test_empty_frames_say_no_data(build) -> None:  # type: ignore[no-untyped-def
     fig = build(pd.DataFrame())
     assert not fig.data
     assert fig.layout.annotations and fig.layout.annotations[0].text
+
+
+# ---- names from the logs are text, never markup --------------------------------------------------------
+LINK = '<a href="https://evil.example/phish">open</a>'
+TAG = "<b onmouseover=alert(1)>R&D</b>"
+
+
+def _hostile_builds() -> dict[str, object]:
+    """Every public figure builder, fed frames whose names (deployments, teams, resources, rules,
+    reasons, labels) are markup."""
+    a, b = LINK, TAG
+    t = [_t(0), _t(0), _t(1)]
+    ts = [1.8e9, 1.8e9 + 60, 1.8e9 + 120]
+    probes = pd.DataFrame(
+        {"ts": ts, "deployment": [a, b, a], "class": ["ok", "timeout", a], "ttft_ms": [300.0, None, 310.0]}
+    )
+    return {
+        "status_over_time": figures.status_over_time(
+            pd.DataFrame({"TimeGenerated": t, "StatusClass": ["2xx", "429", "2xx"], "Requests": [1, 2, 3]})
+        ),
+        "error_rates_by_deployment": figures.error_rates_by_deployment(
+            pd.DataFrame({"Deployment": [a, b], "Requests": [10, 20], "Throttled": [1, 2], "ServerErrors": [0, 1]})
+        ),
+        "latency_over_time": figures.latency_over_time(
+            pd.DataFrame({"TimeGenerated": t, "Deployment": [a, b, a], "P95": [1.0, 2.0, 3.0]})
+        ),
+        "latency_percentiles": figures.latency_percentiles(
+            pd.DataFrame(
+                {"Deployment": [a, b], "StreamType": [b, "Streaming"], "P50": [1, 2], "P95": [2, 3], "P99": [3, 4]}
+            )
+        ),
+        "quota_headroom": figures.quota_headroom(
+            pd.DataFrame({"Deployment": [a, b], "TpmLimit": [1000, 2000]}),
+            pd.DataFrame({"Deployment": [a, b], "PeakTPM": [900, 100]}),
+        ),
+        "regional_quota": figures.regional_quota(
+            pd.DataFrame({"Location": [a], "Name": [b], "Current": [1], "Limit": [10]})
+        ),
+        "ttft_over_time": figures.ttft_over_time(probes),
+        "probe_failures": figures.probe_failures(probes),
+        "tokens_over_time": figures.tokens_over_time(
+            pd.DataFrame(
+                {"TimeGenerated": t, "Deployment": [a, b, a], "PromptTokens": [1, 2, 3], "CompletionTokens": [1, 1, 1]}
+            )
+        ),
+        "stacked_over_time": figures.stacked_over_time(
+            pd.DataFrame({"Day": t, "Team": [a, b, a], "Cost": [1.0, 2.0, -3.5]}), "Day", "Team", "Cost", b, unit="$"
+        ),
+        "budget_vs_actual": figures.budget_vs_actual(
+            pd.DataFrame({"Scope": [a], "Name": [b], "BudgetUSD": [10.0], "ActualUSD": [5.0], "ForecastUSD": [12.0]})
+        ),
+        "shares_bar": figures.shares_bar(pd.DataFrame({"Team": [a, b], "Cost": [1.0, 2.0]}), "Team", "Cost", x_title=b),
+        "ptu_vs_payg": figures.ptu_vs_payg(
+            pd.DataFrame({"Deployment": [a], "PtuCostUSD": [10.0], "IdleCostUSD": [2.0], "PaygEquivalentUSD": [7.0]})
+        ),
+        "sparkline": figures.sparkline(pd.Series(t), pd.Series([1.0, 2.0, 3.0])),
+        "activity_by_resource": figures.activity_by_resource(
+            pd.DataFrame({"TimeGenerated": t, "Resource": [a, b, a], "Requests": [1, 2, 3]})
+        ),
+        "ingestion_lag": figures.ingestion_lag(
+            pd.DataFrame({"Resource": [a], "Category": [b], "LagP50Sec": [1.0], "LagP95Sec": [2.0]})
+        ),
+        "transitions_timeline": figures.transitions_timeline(
+            pd.DataFrame(
+                {
+                    "ts": ts,
+                    "rule": [a, "r", "r"],
+                    "subject": [b, a, "s"],
+                    "new": ["firing", a, "ok"],
+                    "reason": [a, b, ""],
+                }
+            )
+        ),
+        "empty_figure": figures.empty_figure(LINK),
+    }
+
+
+def rendered_markup(figure_json: object, path: str = "") -> list[str]:
+    """Strings in a figure (as JSON) that Plotly would render with a tag in them; hover and text
+    templates are the builders' own markup and are skipped."""
+    import re
+
+    found: list[str] = []
+    if isinstance(figure_json, dict):
+        for k, v in figure_json.items():
+            if k not in ("hovertemplate", "texttemplate"):
+                found += rendered_markup(v, f"{path}.{k}")
+    elif isinstance(figure_json, list):
+        for i, v in enumerate(figure_json):
+            found += rendered_markup(v, f"{path}[{i}]")
+    elif isinstance(figure_json, str) and re.search(r"<\s*/?\s*[a-z]", figure_json, re.I):
+        found.append(f"{path}: {figure_json[:80]}")
+    return found
+
+
+def test_every_figure_builder_is_checked_with_hostile_names() -> None:
+    import inspect
+
+    import plotly.graph_objects as go
+
+    builders = {
+        name
+        for name, fn in inspect.getmembers(figures, inspect.isfunction)
+        if fn.__module__ == figures.__name__
+        and not name.startswith("_")
+        and inspect.signature(fn).return_annotation in (go.Figure, "go.Figure")
+    }
+    assert builders - {"as_text"} == set(_hostile_builds())
+
+
+@pytest.mark.parametrize("name", sorted(_hostile_builds()))
+def test_names_from_the_logs_are_escaped_wherever_plotly_renders_html(name: str) -> None:
+    import json
+
+    fig = _hostile_builds()[name]
+    assert isinstance(fig, __import__("plotly").graph_objects.Figure)
+    as_json = json.loads(fig.to_json())
+    assert rendered_markup(as_json) == []
+    text = json.dumps(as_json)
+    if name not in (
+        "sparkline",
+        "status_over_time",
+    ):  # (no names in these) the names are still there, as text Plotly shows with the characters
+        assert '&lt;a href=\\"https://evil.example/phish\\"&gt;' in text or "&lt;b onmouseover" in text
+
+
+def test_escaped_names_keep_their_colours_and_read_as_the_original() -> None:
+    import html
+
+    frame = pd.DataFrame({"TimeGenerated": [_t(0), _t(1)], "Deployment": [TAG, TAG], "P95": [1.0, 2.0]})
+    fig = figures.latency_over_time(frame, {TAG: "#123456"})
+    assert fig.data[0].line.color == "#123456"
+    assert html.unescape(fig.data[0].name) == TAG  # what Plotly shows: the name, character for character

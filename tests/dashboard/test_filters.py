@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs
 
 import pandas as pd
+import pytest
 
-from dashboard.filters import Filters, from_controls
+from dashboard.filters import Filters, filter_bar, from_controls
 
 DEPS = pd.DataFrame({"Resource": ["east", "east", "west"], "Deployment": ["chat", "embed", "rag"]})
 
@@ -76,3 +78,31 @@ def test_from_controls_builds_the_same_filters_as_the_url() -> None:
             "team": "support",
         }
     )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"range": "custom", "start": "9999-01-01"},
+        {"range": "custom", "start": "-5000-01-01"},
+        {"range": "custom", "start": "2026-01-01", "end": "9999-12-31"},
+        {"range": "custom", "start": "0001-01-01", "end": "0001-01-02"},
+        {"range": "custom", "start": "2026-01-01T00:00:00+99:00"},
+        {"range": ["custom", "7d"], "start": ["abc", "-1"]},
+    ],
+)
+def test_dates_outside_1970_to_today_fall_back_to_24h_with_a_notice(query: dict[str, Any]) -> None:
+    f = Filters.from_query(query)
+    assert f.problems
+    assert f.time_kwargs() == {"since": timedelta(hours=24)}
+    assert f.to_search() in ("?range=24h", "?range=custom")
+    assert filter_bar(f) is not None  # the bar renders with it
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["x", [1], 5, {"range": 5}, {"deployments": 5}, {"problems": {"a": 1}}, {"range": "custom", "start": "-5000"}],
+)
+def test_a_store_that_holds_no_filters_gives_the_defaults_and_says_so(data: Any) -> None:
+    f = Filters.from_store(data)
+    assert f.range == "24h" and f.deployments == () and f.problems

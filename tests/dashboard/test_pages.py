@@ -353,12 +353,21 @@ def test_an_unreadable_state_store_fails_its_panels_not_the_page(tmp_path) -> No
     from queries.config import load_settings
 
     settings = load_settings(environ={"AOAI_LENS_DATA_DIR": str(tmp_path)})
-    settings.state_path.write_bytes(b"this is not a SQLite database, just bytes" * 100)
+    settings.state_path.mkdir(parents=True)  # a path SQLite cannot open at all (as root, modes do not stop it)
     ctx = Context(settings, lens=None)
     store = ctx.store()
     assert store is not None
     r = store_result("probes", lambda: store.probes(since=0, until=1))
     assert r.status == "failed" and "state store cannot be read" in (r.notice or "")
+
+    # bytes that are no database are not "unreadable": the store moves them aside and starts afresh
+    settings.state_path.rmdir()
+    settings.state_path.write_bytes(b"this is not a SQLite database, just bytes" * 100)
+    store = Context(settings, lens=None).store()
+    assert store is not None
+    r = store_result("probes", lambda: store.probes(since=0, until=1))
+    assert r.status == "ok" and r.frame.empty
+    assert len(list(tmp_path.glob("state.sqlite.corrupt-*"))) == 1
 
 
 def test_the_team_filter_narrows_the_chargeback_statement(dash_app: dash.Dash, dash_settings: Settings) -> None:

@@ -30,7 +30,9 @@ def test_ok_panel_has_graph_kql_portal_and_csv() -> None:
     assert "AzureDiagnostics | take 1" in text
     assert "https://portal.example/q" in text
     store = next(c for c in body if getattr(c, "id", None) == {"type": "panel-data", "page": "pg", "key": "k"})
-    assert store.data == "csv:" + FRAME.to_csv(index=False)  # outside a request: the CSV itself
+    assert store.data == "csv:" + FRAME.to_csv(
+        index=False, lineterminator="\r\n"
+    )  # outside a request: the CSV itself (queries.safecsv: RFC 4180)
     assert "panel-kql" in _ids(body) and "panel-download" in _ids(body)
 
 

@@ -45,8 +45,9 @@ def run_cli(
 
 @contextmanager
 def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> Iterator[dict[str, Any]]:
-    """Start `aoai-lens serve ...`, wait for /healthz to answer, yield {"url", "proc"}; on exit stop it
-    (SIGTERM) and put its stderr in ["stderr"]."""
+    """Start `aoai-lens serve ...`, wait for /healthz to answer with its first checks done (not
+    "starting"), yield {"url", "proc", "first_healthz": (status, seconds, body) of the first answer};
+    on exit stop it (SIGTERM) and put its stderr in ["stderr"]."""
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), *args],
         env=clean_env(env),
@@ -64,12 +65,18 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> It
                 out, err = proc.communicate()
                 raise AssertionError(f"serve exited with {proc.returncode}:\n{err[-3000:]}")
             try:
-                requests.get(url + "/healthz", timeout=5)
-                break
+                started = time.monotonic()
+                answer = requests.get(url + "/healthz", timeout=5)
+                took = time.monotonic() - started
+                body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else None
+                info.setdefault("first_healthz", (answer.status_code, took, body))
+                if not _starting(answer):
+                    break
             except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still starting
-                if time.monotonic() > deadline:
-                    raise AssertionError("serve did not answer /healthz within 90 s") from None
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("serve did not answer /healthz within 90 s") from None
+            time.sleep(0.2)
         yield info
     finally:
         proc.terminate()
@@ -79,6 +86,13 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path, port: int) -> It
             proc.kill()
             out, err = proc.communicate()
         info["stderr"] = (out or "") + (err or "")
+
+
+def _starting(r: requests.Response) -> bool:
+    try:
+        return r.status_code in (429, 503) and r.json().get("status") in ("starting", None)
+    except ValueError:  # not JSON: a 429 page
+        return True
 
 
 def page_callbacks(session: requests.Session, url: str) -> list[dict[str, Any]]:
@@ -185,3 +199,75 @@ def everything_served(session: requests.Session, url: str) -> dict[str, str]:
                 seen[f"csv {pid['page']}/{pid['key']}"] = got.text
     assert any(k.startswith("csv ") for k in seen), "no panel offered a CSV download"
     return seen
+
+
+def route(session: requests.Session, url: str, path: str, search: str) -> requests.Response:
+    """Dash's page router, as the browser calls it for an address: the page's layout for `path` with
+    the query string `search` (what a link with hostile or odd values would make the server render)."""
+    deps = session.get(url + "/_dash-dependencies", timeout=30).json()
+    router = next(d for d in deps if d["output"].startswith(".._pages_content"))
+    body = {
+        "output": router["output"],
+        "outputs": _outputs(router["output"]),
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": path},
+            {"id": "_pages_location", "property": "search", "value": search},
+        ],
+        "changedPropIds": ["_pages_location.pathname"],
+        "state": [],
+    }
+    return session.post(
+        url + "/_dash-update-component",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
+def post_callback(
+    session: requests.Session, url: str, dep: dict[str, Any], values: Mapping[str, Any]
+) -> requests.Response:
+    """One page callback with chosen input values (`id.property` → value; the others None)."""
+    body = {
+        "output": dep["output"],
+        "outputs": _outputs(dep["output"]),
+        "inputs": [
+            {"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
+            for i in dep["inputs"]
+        ],
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in dep["inputs"]],
+        "state": [{"id": s["id"], "property": s["property"], "value": None} for s in dep.get("state", [])],
+    }
+    return session.post(
+        url + "/_dash-update-component",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+
+
+def components(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Dash component (a dict with "type" and "props") in a decoded callback answer or layout."""
+    if isinstance(node, dict):
+        if "type" in node and isinstance(node.get("props"), dict):
+            yield node
+        for v in node.values():
+            yield from components(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from components(v)
+
+
+def csv_downloads(answer: Any) -> list[str]:
+    """The CSV text behind each panel's CSV button in a decoded callback answer."""
+    out = []
+    for c in components(answer):
+        cid = c["props"].get("id")
+        if isinstance(cid, dict) and cid.get("type") == "panel-data" and c["props"].get("data"):
+            out.append(c["props"]["data"])
+    return out
+
+
+def figures(answer: Any) -> list[dict[str, Any]]:
+    """Every chart's figure in a decoded callback answer."""
+    return [c["props"]["figure"] for c in components(answer) if c["type"] == "Graph" and c["props"].get("figure")]

@@ -345,6 +345,77 @@ def test_writes_wait_for_a_locked_store_and_land(tmp_path: Path) -> None:
     assert store.states() == {("r", "d/chat"): "firing"}
 
 
+# ---- the state store deleted or damaged under a running process ---------------------------------------
+def _tables(path: Path) -> set[str]:
+    con = sqlite3.connect(path)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        con.close()
+
+
+def _delete(path: Path) -> None:
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+
+
+def test_a_deleted_or_corrupt_store_is_recreated_and_what_follows_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    store = Store(path)  # the scheduler's, open for the life of the process
+    store.apply(Transition("r", "a", "ok", "firing", 1.0, "before", 1.0))
+
+    _delete(path)  # someone deletes the file while the process runs
+    assert store.transitions() == []  # read: a new, empty store ...
+    assert {"probe_results", "alert_state", "transitions", "deliveries", "job_runs"} <= _tables(
+        path
+    )  # ... with its schema
+    t = store.apply(Transition("r", "b", "ok", "firing", 2.0, "after the delete", 1.0))
+    store.add_probe(ProbeResult(ts=2.0, deployment="d", kind="chat", auth="key", klass="ok"))
+    store.add_job_run("probe:d:chat", 2.0, True, 5.0, None)
+    other = Store(path)  # another process (the web tier) reads what was written
+    assert [x.reason for x in other.transitions()] == ["after the delete"] and t.id == 1
+    assert len(other.probes()) == 1 and other.job_counts() == {"probe:d:chat": {"ok": 1, "failed": 0}}
+
+    path.write_bytes(b"this is not a database" * 200)  # damaged: not a database any more
+    store.add_job_run("alerts:evaluate", 3.0, True, 5.0, None)  # the write lands in a new file
+    assert other.job_counts() == {"alerts:evaluate": {"ok": 1, "failed": 0}}
+    aside = list(tmp_path.glob("state.sqlite.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
+
+
+def test_a_served_app_keeps_working_when_its_store_is_deleted(tmp_path: Path, demo_settings: Settings) -> None:
+    from hardening_server import free_port, page_callbacks, post_callback, serving
+
+    data = tmp_path / "data"
+    path = data / "state.sqlite"
+    scheduler_store = Store(path)  # the scheduler's store, in a process of its own in production
+    scheduler_store.apply(Transition("throttling", "chat-gpt4o", "ok", "firing", 1.7e9, "first reason", 9.0))
+    env = {
+        "AOAI_LENS_DATA_DIR": str(data),
+        "AOAI_LENS_DEMO__PATH": str(demo_settings.demo_path),
+        "AOAI_LENS_SCHEDULER__ENABLED": "false",
+    }
+    with serving([], env, tmp_path, free_port()) as srv:
+        url = srv["url"]
+        import requests
+
+        s = requests.Session()
+        alerts = next(d for d in page_callbacks(s, url) if d["inputs"][0]["id"] == "alert-filters")
+        store_data = {"alert-filters.data": {"range": "30d"}}
+        first = post_callback(s, url, alerts, store_data)
+        assert first.status_code == 200 and "first reason" in first.text
+
+        _delete(path)
+        emptied = post_callback(s, url, alerts, store_data)
+        assert emptied.status_code == 200 and "panel-failed" not in emptied.text, emptied.text[:500]
+        assert "first reason" not in emptied.text
+        assert "transitions" in _tables(path)  # the app recreated the store with its schema
+
+        scheduler_store.apply(Transition("throttling", "rag-gpt41", "ok", "firing", 1.7e9 + 60, "second reason", 7.0))
+        later = post_callback(s, url, alerts, store_data)
+        assert later.status_code == 200 and "second reason" in later.text  # written after the delete: shown
+
+
 # ---- a notification endpoint down --------------------------------------------------------------------
 class Hook(BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, Any]]] = []

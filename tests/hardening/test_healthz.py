@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -124,3 +126,118 @@ def test_unreadable_probe_store_fails_the_store_check(settings: Settings) -> Non
     assert r.status_code == 503 and body["checks"]["store"]["status"] == "fail"
     assert body["checks"]["data"]["status"] == "ok" and body["checks"]["scheduler"]["status"] == "ok"
     assert str(settings.state_path) not in r.get_data(as_text=True)
+
+
+# ---- answered from cached checks, in bounded time, rate-limited, details for operators only ------------
+class Clock:
+    """Monotonic seconds the test moves by hand (the monitor's TTL and timeout read it)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def monitored(settings: Settings, the_lens: Any) -> tuple[Any, Clock]:
+    c = client(settings, the_lens)
+    clock = Clock()
+    c.application.config["aoai_lens_health"].clock = clock
+    return c, clock
+
+
+def call_from(c: Any, address: str) -> Any:
+    return c.get("/healthz", environ_base={"REMOTE_ADDR": address})
+
+
+def test_a_burst_of_calls_runs_the_data_query_once_per_ttl(settings: Settings) -> None:
+    the_lens = lens(OK)
+    c, clock = monitored(settings, the_lens)
+    answers = [call_from(c, f"10.0.{i // 250}.{i % 250}") for i in range(60)]  # 60 clients, one call each
+    assert {r.status_code for r in answers} == {200}
+    assert the_lens.logs.asked == [health.HEALTH_QUERY]  # one workspace query for the whole burst
+    clock.t += health.HEALTH_TTL_S - 0.1
+    call_from(c, "10.1.0.1")
+    assert len(the_lens.logs.asked) == 1  # still fresh
+    clock.t += 0.2
+    assert call_from(c, "10.1.0.2").status_code == 200
+    assert len(the_lens.logs.asked) == 2  # at most once per HEALTH_TTL_S
+
+
+class HungLogs(Logs):
+    """A logs source whose query does not come back until the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__(OK)
+        self.release = threading.Event()
+
+    def run(self, request: LogsRequest) -> LogsAnswer:
+        self.asked.append(request.kql)
+        self.release.wait(30)
+        return OK
+
+
+def test_a_hung_data_source_does_not_hold_the_probe(settings: Settings) -> None:
+    logs = HungLogs()
+    c, clock = monitored(settings, SimpleNamespace(logs=logs, cache=None))
+    try:
+        started = time.monotonic()
+        r = c.get("/healthz")
+        took = time.monotonic() - started
+        assert took < 1.5, took  # a guard on the behaviour (answered while the query hangs), not a benchmark
+        assert r.status_code == 503 and r.get_json()["status"] == "starting"
+        assert r.get_json()["checks"]["data"] == {"status": "pending"}
+        assert r.get_json()["checks"]["store"]["status"] == "ok"
+
+        clock.t += health.HEALTH_TIMEOUT_S  # still hanging after the timeout: failed
+        r = c.get("/healthz")
+        assert r.status_code == 503 and r.get_json()["checks"]["data"]["reason"] == "timeout"
+        assert logs.asked == [health.HEALTH_QUERY]  # and never a second query piled on the hung one
+    finally:
+        logs.release.set()
+    deadline = time.monotonic() + 10
+    while c.get("/healthz").get_json()["checks"]["data"]["status"] != "ok":  # the query came back
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_healthz_is_rate_limited_per_client(settings: Settings) -> None:
+    c, _clock = monitored(settings, lens(OK))
+    answers = [call_from(c, "192.0.2.7") for _ in range(40)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and all(r.status_code in (200, 429) for r in answers)
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    assert call_from(c, "192.0.2.8").status_code == 200  # another client is not affected
+
+
+def basic_settings(tmp_path: Path) -> Settings:
+    """Basic auth: ops sees every team, supp only support (its password is read from the environment
+    when someone signs in: the test sets HEALTHZ_SUPP_PW)."""
+    from queries.config import load_settings
+
+    toml = tmp_path / "aoai-lens.toml"
+    toml.write_text(
+        '[dashboard]\nauth = "basic"\nbasic_user = "ops"\n'
+        '[[dashboard.users]]\nname = "supp"\nteams = ["support"]\npassword_env = "HEALTHZ_SUPP_PW"\n'
+    )
+    env = {"AOAI_LENS_DATA_DIR": str(tmp_path), "AOAI_LENS_DASHBOARD__BASIC_PASSWORD": "ops-password-for-healthz"}
+    return load_settings(toml, environ=env)
+
+
+def test_details_only_for_an_operator_when_an_auth_mode_is_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    monkeypatch.setenv("HEALTHZ_SUPP_PW", "supp-password-for-healthz")
+    s = basic_settings(tmp_path)
+    c = client(s, lens(LogsAnswer(pd.DataFrame(), "failed", "boom")))
+
+    def auth(user: str, pw: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
+
+    for headers in ({}, auth("ops", "wrong"), auth("supp", "supp-password-for-healthz"), {"Authorization": "Basic ä"}):
+        r = c.get("/healthz", headers=headers)
+        assert r.status_code == 503 and r.get_json() == {"status": "fail"}  # what a load balancer needs
+    r = c.get("/healthz", headers=auth("ops", "ops-password-for-healthz"))
+    body = r.get_json()
+    assert r.status_code == 503 and body["checks"]["data"]["status"] == "fail"
+    assert body["checks"]["scheduler"]["status"] == "ok" and isinstance(body["worker"], int)
