@@ -241,9 +241,18 @@ def is_operator(settings: Settings, headers: Any) -> bool:
 
     if not (headers.get("Authorization") or headers.get(PRINCIPAL_HEADER)):
         return False
+    from flask import current_app, has_request_context, request
+
+    # the same failed-sign-in throttle as every other path: /healthz is no side door for guessing passwords
+    throttle = current_app.config.get("aoai_lens_login_throttle") if has_request_context() else None
+    client = (request.remote_addr or "?") if has_request_context() else "?"
+    if throttle is not None and throttle.retry_after(client) is not None:
+        return False
     try:
         return authenticate(settings, headers).is_admin
     except Exception:  # refused, or credentials too odd to read: the bare status
+        if throttle is not None and settings.dashboard.auth == "basic" and headers.get("Authorization"):
+            throttle.failed(client)
         return False
 
 

@@ -131,7 +131,9 @@ def cost_reconcile(args: argparse.Namespace) -> int:
     if getattr(args, "format", "table") == "csv":
         out = rec.copy()
         out["Day"] = out["Day"].dt.strftime("%Y-%m-%d")
-        sys.stdout.write(out.to_csv(index=False, float_format="%.6f"))
+        from queries.safecsv import to_csv
+
+        sys.stdout.write(to_csv(out, float_format="%.6f"))
     else:
         sys.stdout.write(render(rec))
     return EXIT_OK

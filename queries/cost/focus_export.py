@@ -261,8 +261,9 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     for c in focus_spec.COLUMNS:
         if c.kind == "DateTime":
             out[c.name] = pd.to_datetime(out[c.name], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    text: str = out.to_csv(index=False, float_format="%.10g")
-    return text.encode()
+    from queries.safecsv import to_csv
+
+    return to_csv(out, float_format="%.10g").encode()
 
 
 def read_export(data: bytes, fmt: str) -> pd.DataFrame:
