@@ -32,6 +32,8 @@ SECRET_PATHS = ("probes.api_key", "dashboard.basic_password")
 # A dashboard password shorter than this is refused (an empty one included): basic auth on a reachable
 # address is only as strong as its weakest password, and failed logins are throttled, not forbidden.
 MIN_PASSWORD_LENGTH = 12
+# Log Analytics queries at most 100 workspaces in one cross-workspace query.
+MAX_WORKSPACES = 100
 
 
 def password_problem(password: str | None) -> str | None:
@@ -54,6 +56,8 @@ class SourceSettings(Section):
 
     kind: Literal["demo", "azure"] = "demo"
     workspace_id: str | None = None
+    # more Log Analytics workspaces: every catalogue query runs across all of them (workspace_id first)
+    workspace_ids: list[str] = Field(default_factory=list)
     resource_ids: list[str] = Field(default_factory=list)
     subscription_id: str | None = None
     metrics_region: str | None = None
@@ -70,6 +74,25 @@ class SourceSettings(Section):
             raise ValueError(f"must be a GUID like 00000000-0000-0000-0000-000000000000, got {v!r}")
         return v
 
+    @field_validator("workspace_ids")
+    @classmethod
+    def _guids(cls, v: list[str]) -> list[str]:
+        for w in v:
+            if not GUID.match(w):
+                raise ValueError(f"workspace ids must be GUIDs like 00000000-0000-0000-0000-000000000000, got {w!r}")
+        if len(v) > MAX_WORKSPACES:
+            raise ValueError(f"at most {MAX_WORKSPACES} workspaces can be queried together (got {len(v)})")
+        return v
+
+    @property
+    def workspaces(self) -> list[str]:
+        """Every workspace to query, `workspace_id` first, each once (compared case-insensitively)."""
+        out: list[str] = []
+        for w in [self.workspace_id, *self.workspace_ids]:
+            if w and w.lower() not in {x.lower() for x in out}:
+                out.append(w)
+        return out[:MAX_WORKSPACES]
+
     @field_validator("resource_ids")
     @classmethod
     def _resource_ids(cls, v: list[str]) -> list[str]:
@@ -84,7 +107,9 @@ class SourceSettings(Section):
     @model_validator(mode="after")
     def _azure_needs(self) -> SourceSettings:
         if self.kind == "azure":
-            missing = [n for n in ("workspace_id", "subscription_id", "metrics_region") if not getattr(self, n)]
+            missing = [n for n in ("subscription_id", "metrics_region") if not getattr(self, n)]
+            if not self.workspaces:
+                missing.insert(0, "workspace_id (or workspace_ids)")
             if not self.resource_ids:
                 missing.append("resource_ids")
             if missing:
