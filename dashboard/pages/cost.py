@@ -213,6 +213,7 @@ def render(f: Filters, by: str, month: str | None, ctx: Context, include_idle: b
 
         st_by = by if by in ("team", "feature", "deployment", "cost-center") else "team"
         result = monthly.result
+        assert result is not None  # monthly.ok
         if f.team:  # the team filter narrows the statement like a team-scoped user's view
             result = narrow(result, Scope.of([f.team]))
         st = make_statement(result, st_by)  # type: ignore[arg-type]
