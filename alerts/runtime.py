@@ -86,7 +86,7 @@ class Runtime:
         else:
             key = key or secrets.token_urlsafe(24)
         options = {
-            "archive_path": self.archive_dir / "simulator-in-process.jsonl",
+            "archive_dir": self.archive_dir,  # the storage layout diagnostic settings write
             "api_key": key,
             **self.simulator_options,
         }
@@ -123,6 +123,25 @@ class Runtime:
         if not self.settings.is_demo:
             return IngestReport()
         return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock)
+
+    def import_archive(self) -> IngestReport:
+        """Load what is new in the configured storage account's archive into the embedded workspace."""
+        from datetime import timedelta
+
+        from queries.archive import blob_service, import_archive
+
+        a = self.settings.archive
+        if not a.configured:
+            return IngestReport()
+        secret = a.connection_string.get_secret_value() if a.connection_string else None
+        return import_archive(
+            blob_service(a.account_url, secret),
+            self.settings.demo_path,
+            self.settings.archive_checkpoint_path,
+            since=timedelta(days=a.since_days),
+            containers=a.containers,
+            clock=self.clock,
+        )
 
     def build_ledger(self) -> BuildReport:
         """Close the cost ledger's due hours (this process is its one writer while it holds the lock)."""

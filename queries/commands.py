@@ -201,3 +201,44 @@ def kql(args: argparse.Namespace) -> int:
 
 
 __all__ = ["check_config", "demo_seed", "kql", "query"]
+
+
+def import_archive(args: argparse.Namespace) -> int:
+    """`aoai-lens import archive --account-url URL [--since 7d]`: load what is new in a storage account's
+    diagnostic-settings archive into the embedded workspace (incremental; a re-run adds nothing)."""
+    from datetime import timedelta
+
+    from queries.archive import blob_service
+    from queries.archive import import_archive as run_import
+    from queries.filestore import WriterBusy
+    from queries.render import RenderError, parse_duration
+
+    settings = load_settings()
+    try:
+        since = parse_duration(args.since) if args.since else timedelta(days=settings.archive.since_days)
+    except RenderError as e:
+        print(f"import archive: --since: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    secret = settings.archive.connection_string
+    service = blob_service(
+        args.account_url or settings.archive.account_url, secret.get_secret_value() if secret else None
+    )
+    try:
+        report = run_import(
+            service,
+            settings.demo_path,
+            settings.archive_checkpoint_path,
+            since=since,
+            containers=settings.archive.containers,
+        )
+    except WriterBusy as e:
+        print(f"import archive: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as e:  # the storage account refused or could not be reached: say so, no traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"import archive failed: {type(e).__name__}: {first[:300]}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report)
+    for problem in report.problems[:5]:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_OK

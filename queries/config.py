@@ -28,7 +28,7 @@ DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Dotted paths of the secret settings: refused in the file, read from the environment or *_FILE.
-SECRET_PATHS = ("probes.api_key", "dashboard.basic_password")
+SECRET_PATHS = ("probes.api_key", "dashboard.basic_password", "archive.connection_string")
 # A dashboard password shorter than this is refused (an empty one included): basic auth on a reachable
 # address is only as strong as its weakest password, and failed logins are throttled, not forbidden.
 MIN_PASSWORD_LENGTH = 12
@@ -355,6 +355,24 @@ class LedgerSettings(Section):
     backfill_days: int = Field(35, ge=1, le=400)  # how far back the scheduler's first build reaches
 
 
+class ArchiveSettings(Section):
+    """Diagnostic-settings archives in a storage account, imported into the embedded workspace
+    (`aoai-lens import archive`, and the scheduler's archive job when an account is configured)."""
+
+    account_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # a secret: only from AOAI_LENS_ARCHIVE__CONNECTION_STRING or ..._FILE (otherwise DefaultAzureCredential)
+    connection_string: SecretStr | None = None
+    containers: list[str] = Field(
+        default_factory=lambda: ["insights-logs-requestresponse", "insights-logs-azureopenairequestusage"]
+    )
+    since_days: int = Field(7, ge=1, le=400)  # how far back the first import reaches
+    interval_s: int = Field(300, ge=60)  # the scheduler's archive job
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_url or self.connection_string)
+
+
 class SchedulerSettings(Section):
     enabled: bool = True  # run the scheduler inside `serve`
     jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
@@ -378,6 +396,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -403,6 +422,11 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self.ledger.path or self.data_dir / "ledger"
+
+    @property
+    def archive_checkpoint_path(self) -> Path:
+        """How far each archive blob has been imported (ETag and bytes)."""
+        return self.data_dir / "archive-checkpoint.json"
 
     @property
     def jobstore_url(self) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from queries.archive_layout import blob_name, container_for
 from queries.demo import world
 from queries.schemas import DOTNET_EPOCH_TICKS
 
@@ -171,6 +172,7 @@ class Simulator:
         self,
         *,
         archive_path: Path | None = None,
+        archive_dir: Path | None = None,
         api_key: str | None = None,
         tpm_override: int | dict[str, int] | None = None,
         rpm_override: int | dict[str, int] | None = None,
@@ -179,6 +181,7 @@ class Simulator:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.archive_path = archive_path
+        self.archive_dir = archive_dir
         self.api_key = api_key
         self.latency_scale = latency_scale
         self.clock = clock
@@ -267,8 +270,10 @@ class Simulator:
 
     # ---- archive -----------------------------------------------------------------------------
     def record(self, call: CallRecord) -> None:
-        """Append the call's diagnostic records (RequestResponse, and usage for 200s) to the archive."""
-        if self.archive_path is None:
+        """Append the call's diagnostic records (RequestResponse, and usage for 200s) to the archive: one
+        JSON-lines file (`archive_path`), or the storage layout diagnostic settings write (`archive_dir`:
+        a container directory per category, one PT1H.json per resource and hour)."""
+        if self.archive_path is None and self.archive_dir is None:
             return
         d = self.deployments[call.deployment]
         res = world.resource(d.resource)
@@ -322,6 +327,16 @@ class Simulator:
                     },
                 }
             )
+        if self.archive_dir is not None:
+            hour = datetime.fromtimestamp(end, UTC)
+            with self._archive_lock:
+                for r in records:
+                    path = self.archive_dir / container_for(str(r["category"])) / blob_name(res.resource_id, hour)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with path.open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(r, separators=(",", ":")) + "\n")
+            return
+        assert self.archive_path is not None
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
         with self._archive_lock, self.archive_path.open("a", encoding="utf-8") as f:
             f.write(text)
