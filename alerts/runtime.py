@@ -104,10 +104,25 @@ class Runtime:
 
     def probe(self, target: ProbeTarget) -> ProbeResult:
         result = probes_mod.run_probe(
-            self.client(), target, auth=self.settings.probes.auth, clock=self.clock, cost=self._cost
+            self.client(),
+            target,
+            auth=self.settings.probes.auth,
+            clock=self.clock,
+            cost=self._cost,
+            model=self.model_of(target.deployment),
         )
         self.store.add_probe(result)
         return result
+
+    def model_of(self, deployment: str) -> str | None:
+        """The deployment's model, from the management plane (None when it cannot be read)."""
+        try:
+            frame = self.lens().deployments().frame
+            rows = frame[frame["Deployment"] == deployment]
+            return str(rows["Model"].iloc[0]) if len(rows) else None
+        except Exception as e:  # a probe still runs; it then sends max_tokens
+            log.info("model of %s unknown: %s", deployment, e)
+            return None
 
     def probe_all(self) -> list[ProbeResult]:
         return [self.probe(t) for t in self.settings.probes.targets]

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from queries.archive_layout import blob_name, container_for
 from queries.demo import world
+from queries.models import is_reasoning_model
 from queries.schemas import DOTNET_EPOCH_TICKS
 
 log = logging.getLogger("aoai_lens.simulator")
@@ -163,6 +164,22 @@ def local_token(object_id: str = world.PROBE_OBJECT_ID) -> str:
 
     claims = {"aud": "https://cognitiveservices.azure.com", "oid": object_id, "iss": "aoai-lens-simulator"}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
+
+
+def unsupported_max_tokens() -> SimulatorError:
+    """What Azure OpenAI answers a reasoning model called with `max_tokens`."""
+    return SimulatorError(
+        400,
+        {
+            "error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
+        },
+    )
 
 
 class Simulator:
@@ -415,6 +432,8 @@ class Simulator:
                 },
             )
             return self._fail(call, err, base_headers)
+        if chat and is_reasoning_model(d.model) and payload.get("max_tokens") is not None:
+            return self._fail(call, unsupported_max_tokens(), base_headers)
         text = _prompt_text(payload, chat)
         prompt_tokens = estimate_prompt_tokens(text) + (3 if chat else 0)
         max_tokens = payload.get("max_completion_tokens") or payload.get("max_tokens") or 16
