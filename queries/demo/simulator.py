@@ -108,7 +108,8 @@ class CallRecord:
     response_length: int
     correlation_id: str
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # visible output tokens
+    reasoning_tokens: int = 0  # hidden reasoning tokens (reasoning models), billed as output
     cached_tokens: int = 0
 
 
@@ -164,6 +165,11 @@ def local_token(object_id: str = world.PROBE_OBJECT_ID) -> str:
 
     claims = {"aud": "https://cognitiveservices.azure.com", "oid": object_id, "iss": "aoai-lens-simulator"}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
+
+
+# hidden reasoning tokens a reasoning model spends on a call (inside max_completion_tokens on Azure;
+# a fixed count here, so tests can compute the bill by hand)
+REASONING_TOKENS = 24
 
 
 def unsupported_max_tokens() -> SimulatorError:
@@ -340,7 +346,8 @@ class Simulator:
                         "modelVersion": d.version,
                         "promptTokens": [call.prompt_tokens],
                         "cachedTokens": [call.cached_tokens],
-                        "generatedTokens": [call.completion_tokens],
+                        "generatedTokens": [call.completion_tokens + call.reasoning_tokens],
+                        **({"reasoningTokens": [call.reasoning_tokens]} if call.reasoning_tokens else {}),
                     },
                 }
             )
@@ -471,6 +478,7 @@ class Simulator:
             return self._fail(call, e, base_headers)
         call.prompt_tokens = prompt_tokens
         call.completion_tokens = completion_tokens
+        call.reasoning_tokens = REASONING_TOKENS if chat and is_reasoning_model(d.model) else 0
         headers = {**base_headers, **rl}
         model = f"{d.model}-{d.version}" if chat else d.model
         if not chat:
@@ -496,7 +504,7 @@ class Simulator:
             "object": "chat.completion",
             "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _safe_filters()}],
             "system_fingerprint": "fp_aoai_lens_sim",
-            "usage": _usage(prompt_tokens, completion_tokens),
+            "usage": _usage(prompt_tokens, completion_tokens, call.reasoning_tokens),
         }
         return self._finish(call, 200, {**headers, "content-type": "application/json"}, json.dumps(out).encode())
 
@@ -617,7 +625,7 @@ class Simulator:
                         "model": model,
                         "object": "chat.completion.chunk",
                         "system_fingerprint": "fp_aoai_lens_sim",
-                        "usage": _usage(call.prompt_tokens, call.completion_tokens),
+                        "usage": _usage(call.prompt_tokens, call.completion_tokens, call.reasoning_tokens),
                     }
                 )
             done = b"data: [DONE]\n\n"
@@ -634,7 +642,9 @@ def _pick(override: int | dict[str, int] | None, name: str, default: int) -> int
     return int(override) if override is not None else default
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
+def _usage(prompt: int, visible: int, reasoning: int = 0) -> dict[str, Any]:
+    """Usage as Azure reports it: completion_tokens counts the reasoning tokens too (billed as output)."""
+    completion = visible + reasoning
     return {
         "completion_tokens": completion,
         "prompt_tokens": prompt,
@@ -643,7 +653,7 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
         "completion_tokens_details": {
             "accepted_prediction_tokens": 0,
             "audio_tokens": 0,
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "rejected_prediction_tokens": 0,
         },
     }

@@ -232,3 +232,27 @@ def test_the_scheduler_declares_the_archive_job_once_an_account_is_configured(tm
     )
     [job] = [j for j in job_specs(configured) if j["id"] == "archive"]
     assert job["trigger"].interval.total_seconds() == 300
+
+
+def test_a_reasoning_model_reports_reasoning_tokens_in_usage_and_in_the_usage_record(tmp_path: Path) -> None:
+    """o4-mini: the answer's usage counts reasoning tokens inside completion_tokens (billed as output),
+    and the AzureOpenAIRequestUsage record carries `reasoningTokens` with generatedTokens including them."""
+    from queries.demo import simulator as sim
+
+    clock = FakeClock(NOW.timestamp())
+    s = sim.Simulator(archive_dir=tmp_path / "d", clock=clock, sleep=clock.sleep)
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 5}).encode()
+    status, _h, raw = s.handle(
+        "POST",
+        "/openai/deployments/agent-o4-mini/chat/completions?api-version=2024-10-21",
+        {"api-key": "k"},
+        body,
+        "10.0.0.9",
+    )
+    assert status == 200
+    usage = json.loads(raw)["usage"]  # type: ignore[arg-type]
+    reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert reasoning == sim.REASONING_TOKENS and usage["completion_tokens"] == 5 + reasoning
+    [f] = (tmp_path / "d" / "insights-logs-azureopenairequestusage").rglob("PT1H.json")
+    props = json.loads(f.read_text().splitlines()[0])["properties"]
+    assert props["reasoningTokens"] == [reasoning] and props["generatedTokens"] == [5 + reasoning]
