@@ -581,34 +581,6 @@ class Seeder:
             ]
             con.execute("INSERT INTO MgmtUsages VALUES (?, ?)", [loc, json.dumps({"value": items})])
 
-    def _retired_deployment_calls(self, con: duckdb.DuckDBPyConnection) -> None:
-        """A deployment retired ten days ago (`world.RETIRED_DEPLOYMENT`) is still called by a client
-        nobody updated: Azure answers 404 DeploymentNotFound and logs the call with the deployment name
-        from the path and no model. Derived from a slice of the replacement's calls (deterministic)."""
-        name, replacement = world.RETIRED_DEPLOYMENT
-        d = world.deployment(replacement)
-        since = self.end - timedelta(days=10)
-        old = f'"modelDeploymentName":"{d.name}","modelName":"{d.model}","modelVersion":"{d.version}"'
-        new = f'"modelDeploymentName":"{name}","modelName":"","modelVersion":""'
-        con.execute(
-            f"""
-            INSERT INTO AzureDiagnostics
-            SELECT * REPLACE (
-                '404' AS ResultSignature,
-                5 + DurationMs % 40 AS DurationMs,
-                replace(properties_s, '{old}', '{new}') AS properties_s,
-                substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-a'
-                    || substr(h, 18, 3) || '-' || substr(h, 21, 12) AS CorrelationId
-            )
-            FROM (SELECT *, md5(CorrelationId || ':404') AS h FROM AzureDiagnostics
-                  WHERE Category = 'RequestResponse' AND ResultSignature = '200'
-                    AND TimeGenerated >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'
-                    AND contains(properties_s, '{old}')
-                    AND NOT contains(properties_s, '{world.PROBE_OBJECT_ID}')
-                    AND hash(CorrelationId) % 40 = 0)
-            """.replace("SELECT * REPLACE", "SELECT * EXCLUDE (h) REPLACE", 1)
-        )
-
     def run(self, path: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".building")
@@ -633,7 +605,6 @@ class Seeder:
                     progress(day + 1, self.days + 1)
             self._metrics(con)
             self._management(con)
-            self._retired_deployment_calls(con)
             info = {
                 "seed": str(self.seed),
                 "days": str(self.days),

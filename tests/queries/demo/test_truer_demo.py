@@ -1,5 +1,5 @@
-"""A truer demo: besides the one incident, a background rate of 5xx, and a retired deployment still
-being called (404 DeploymentNotFound), in a 3-day demo, as the catalogue queries see them."""
+"""A truer demo: besides the one incident, a background rate of 5xx in a 3-day demo, as the catalogue
+queries see it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from queries.config import load_settings
-from queries.demo import world
 from queries.demo.seed import seed
 from queries.lens import Lens
 
@@ -22,15 +21,6 @@ def lens(tmp_path_factory: pytest.TempPathFactory) -> Lens:
     seed(path, days=3, requests_per_day=2000, seed=11, end=END.replace(tzinfo=None))
     settings = load_settings(environ={"AOAI_LENS_DATA_DIR": str(d / "data"), "AOAI_LENS_DEMO__PATH": str(path)})
     return Lens.from_settings(settings)
-
-
-def test_a_three_day_demo_has_404s_for_a_retired_deployment(lens: Lens) -> None:
-    frame = lens.run("summary_by_deployment", start=END - timedelta(days=3), end=END).frame.set_index("Deployment")
-    retired, _replacement = world.RETIRED_DEPLOYMENT
-    assert retired not in {d.name for d in world.DEPLOYMENTS}  # the management plane no longer has it
-    row = frame.loc[retired]
-    assert row["Requests"] > 0 and row["ClientErrors"] == row["Requests"] and row["Succeeded"] == 0
-    assert row["PromptTokens"] == 0 and row["CompletionTokens"] == 0  # nothing to bill
 
 
 def test_a_three_day_demo_has_5xx_besides_the_incident(lens: Lens) -> None:
