@@ -129,7 +129,7 @@ def alerts_test(args: argparse.Namespace) -> int:
 
 
 def scheduler(args: argparse.Namespace) -> int:
-    return _run_blocking(("probes", "alerts", "ingest", "ledger"))
+    return _run_blocking(("probes", "alerts", "ingest", "archive", "ledger"))
 
 
 def simulator(args: argparse.Namespace) -> int:
@@ -137,9 +137,9 @@ def simulator(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     key = settings.probes.api_key.get_secret_value() if settings.probes.api_key else None
-    archive = settings.data_dir / "diagnostics" / f"simulator-{args.port}.jsonl"
+    archive = settings.data_dir / "diagnostics"  # insights-logs-<category>/resourceId=.../PT1H.json
     try:
-        server = sim.SimulatorServer(sim.Simulator(archive_path=archive, api_key=key), args.host, args.port)
+        server = sim.SimulatorServer(sim.Simulator(archive_dir=archive, api_key=key), args.host, args.port)
     except OSError as e:
         print(f"simulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return EXIT_FAILED

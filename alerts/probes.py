@@ -17,6 +17,7 @@ import openai
 
 from alerts.store import ProbeResult
 from queries.config import ProbeSettings, ProbeTarget
+from queries.models import token_limit_parameter
 
 log = logging.getLogger("aoai_lens.probes")
 
@@ -116,11 +117,14 @@ def run_probe(
     perf: Clock | None = None,
     prompt: str = PROBE_PROMPT,
     cost: Callable[[str, int, int, int], float | None] | None = None,
+    model: str | None = None,
 ) -> ProbeResult:
-    """Call the target once and describe what happened. Never raises for a failed call."""
+    """Call the target once and describe what happened. Never raises for a failed call. `model` (from
+    the management plane) picks the output limit's name: reasoning models refuse `max_tokens`."""
     perf = perf or (clock if clock is not time.time else time.perf_counter)
     ts = clock()
     result = ProbeResult(ts=ts, deployment=target.deployment, kind=target.kind, auth=auth, klass="ok")
+    limit: dict[str, Any] = {token_limit_parameter(model or ""): 16}
     t0 = perf()
     try:
         if target.kind == "embedding":
@@ -136,7 +140,7 @@ def run_probe(
             raw_stream = client.chat.completions.with_raw_response.create(
                 model=target.deployment,
                 messages=[{"role": "user", "content": prompt}],
-                max_tokens=16,
+                **limit,
                 stream=True,
                 stream_options={"include_usage": True},
             )
@@ -154,7 +158,7 @@ def run_probe(
             raw = client.chat.completions.with_raw_response.create(
                 model=target.deployment,
                 messages=[{"role": "user", "content": prompt}],
-                max_tokens=16,
+                **limit,
             )
             result.request_id = raw.headers.get("apim-request-id")
             result.ratelimit = _ratelimit(raw.headers)

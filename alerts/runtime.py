@@ -86,7 +86,7 @@ class Runtime:
         else:
             key = key or secrets.token_urlsafe(24)
         options = {
-            "archive_path": self.archive_dir / "simulator-in-process.jsonl",
+            "archive_dir": self.archive_dir,  # the storage layout diagnostic settings write
             "api_key": key,
             **self.simulator_options,
         }
@@ -104,10 +104,25 @@ class Runtime:
 
     def probe(self, target: ProbeTarget) -> ProbeResult:
         result = probes_mod.run_probe(
-            self.client(), target, auth=self.settings.probes.auth, clock=self.clock, cost=self._cost
+            self.client(),
+            target,
+            auth=self.settings.probes.auth,
+            clock=self.clock,
+            cost=self._cost,
+            model=self.model_of(target.deployment),
         )
         self.store.add_probe(result)
         return result
+
+    def model_of(self, deployment: str) -> str | None:
+        """The deployment's model, from the management plane (None when it cannot be read)."""
+        try:
+            frame = self.lens().deployments().frame
+            rows = frame[frame["Deployment"] == deployment]
+            return str(rows["Model"].iloc[0]) if len(rows) else None
+        except Exception as e:  # a probe still runs; it then sends max_tokens
+            log.info("model of %s unknown: %s", deployment, e)
+            return None
 
     def probe_all(self) -> list[ProbeResult]:
         return [self.probe(t) for t in self.settings.probes.targets]
@@ -123,6 +138,25 @@ class Runtime:
         if not self.settings.is_demo:
             return IngestReport()
         return ingest(self.archive_dir, self.settings.demo_path, self.offsets_path, clock=self.clock)
+
+    def import_archive(self) -> IngestReport:
+        """Load what is new in the configured storage account's archive into the embedded workspace."""
+        from datetime import timedelta
+
+        from queries.archive import blob_service, import_archive
+
+        a = self.settings.archive
+        if not a.configured:
+            return IngestReport()
+        secret = a.connection_string.get_secret_value() if a.connection_string else None
+        return import_archive(
+            blob_service(a.account_url, secret),
+            self.settings.demo_path,
+            self.settings.archive_checkpoint_path,
+            since=timedelta(days=a.since_days),
+            containers=a.containers,
+            clock=self.clock,
+        )
 
     def build_ledger(self) -> BuildReport:
         """Close the cost ledger's due hours (this process is its one writer while it holds the lock)."""

@@ -26,7 +26,7 @@ from queries.config import Settings
 log = logging.getLogger("aoai_lens.scheduler")
 
 INGEST_INTERVAL_S = 60
-JOB_GROUPS = ("probes", "alerts", "ingest", "ledger")
+JOB_GROUPS = ("probes", "alerts", "ingest", "archive", "ledger")
 
 
 def run_job(name: str, fn: Callable[[], Any], runtime: rt.Runtime | None = None) -> bool:
@@ -82,6 +82,21 @@ def ingest_job() -> bool:
     return run_job("ingest", body, r)
 
 
+def archive_job() -> bool:
+    """Import what is new in the storage account's archive; a CLI import at work is not a failure."""
+    r = rt.current()
+
+    def body() -> None:
+        from queries.filestore import WriterBusy
+
+        try:
+            r.import_archive()
+        except WriterBusy as e:
+            log.info("archive job skipped: %s", e)
+
+    return run_job("archive", body, r)
+
+
 def ledger_job() -> bool:
     """Close the cost ledger's hours that are due; a writer already at work (a CLI build) is not a failure."""
     r = rt.current()
@@ -125,6 +140,15 @@ def job_specs(settings: Settings, groups: tuple[str, ...] = JOB_GROUPS) -> list[
     if "ingest" in groups and settings.is_demo:
         specs.append(
             {"id": "ingest", "func": ingest_job, "args": [], "trigger": IntervalTrigger(seconds=INGEST_INTERVAL_S)}
+        )
+    if "archive" in groups and settings.archive.configured:
+        specs.append(
+            {
+                "id": "archive",
+                "func": archive_job,
+                "args": [],
+                "trigger": IntervalTrigger(seconds=settings.archive.interval_s),
+            }
         )
     if "ledger" in groups:
         specs.append(

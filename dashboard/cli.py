@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--region", default="eastus")
 
+    imp = sub.add_parser("import", help="load records from elsewhere", description="load records from elsewhere")
+    imp_sub = imp.add_subparsers(dest="import_command", metavar="SUBCOMMAND", required=True)
+    p = _add(imp_sub, "archive", query_commands.import_archive, "load diagnostic-settings archives from Blob Storage")
+    p.add_argument("--account-url", help="https://<account>.blob.core.windows.net (default: archive.account_url)")
+    p.add_argument("--since", help="how far back the first import reaches, e.g. 7d (default: archive.since_days)")
+
     probe = sub.add_parser("probe", help="synthetic probes", description="synthetic probes")
     probe_sub = probe.add_subparsers(dest="probe_command", metavar="SUBCOMMAND", required=True)
     p = _add(probe_sub, "run", alert_commands.probe_run, "run the probes")

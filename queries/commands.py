@@ -248,4 +248,53 @@ def _duration(flag: str, text: str) -> Any:
         raise _Usage(f"{flag}: {e}") from None
 
 
-__all__ = ["check_config", "demo_seed", "explain_429", "kql", "query"]
+WRITER_WAIT_S = 60.0  # how long `import archive` waits for another writer of the workspace to finish
+
+
+def import_archive(args: argparse.Namespace) -> int:
+    """`aoai-lens import archive --account-url URL [--since 7d]`: load what is new in a storage account's
+    diagnostic-settings archive into the embedded workspace (incremental; a re-run adds nothing)."""
+    from datetime import timedelta
+
+    from queries.archive import blob_service
+    from queries.archive import import_archive as run_import
+    from queries.filestore import WriterBusy
+    from queries.render import RenderError, parse_duration
+
+    settings = load_settings()
+    try:
+        since = parse_duration(args.since) if args.since else timedelta(days=settings.archive.since_days)
+    except RenderError as e:
+        print(f"import archive: --since: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    secret = settings.archive.connection_string
+    service = blob_service(
+        args.account_url or settings.archive.account_url, secret.get_secret_value() if secret else None
+    )
+    # the scheduler's ingestion or archive job may hold the workspace's writer lock for a few seconds
+    deadline = time.monotonic() + WRITER_WAIT_S
+    while True:
+        try:
+            report = run_import(
+                service,
+                settings.demo_path,
+                settings.archive_checkpoint_path,
+                since=since,
+                containers=settings.archive.containers,
+            )
+            break
+        except WriterBusy as e:
+            if time.monotonic() >= deadline:
+                print(f"import archive: {e}", file=sys.stderr)
+                return EXIT_FAILED
+            time.sleep(1.0)
+        except Exception as e:  # the storage account refused or could not be reached: say so, no traceback
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"import archive failed: {type(e).__name__}: {first[:300]}", file=sys.stderr)
+            return EXIT_FAILED
+    print(report)
+    for problem in report.problems[:5]:
+        print(f"  {problem}", file=sys.stderr)
+
+
+__all__ = ["check_config", "demo_seed", "explain_429", "import_archive", "kql", "query"]

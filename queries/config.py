@@ -28,10 +28,17 @@ DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Dotted paths of the secret settings: refused in the file, read from the environment or *_FILE.
-SECRET_PATHS = ("probes.api_key", "dashboard.basic_password", "billing.storage_connection_string")
+SECRET_PATHS = (
+    "probes.api_key",
+    "dashboard.basic_password",
+    "billing.storage_connection_string",
+    "archive.connection_string",
+)
 # A dashboard password shorter than this is refused (an empty one included): basic auth on a reachable
 # address is only as strong as its weakest password, and failed logins are throttled, not forbidden.
 MIN_PASSWORD_LENGTH = 12
+# Log Analytics queries at most 100 workspaces in one cross-workspace query.
+MAX_WORKSPACES = 100
 
 
 def password_problem(password: str | None) -> str | None:
@@ -54,6 +61,8 @@ class SourceSettings(Section):
 
     kind: Literal["demo", "azure"] = "demo"
     workspace_id: str | None = None
+    # more Log Analytics workspaces: every catalogue query runs across all of them (workspace_id first)
+    workspace_ids: list[str] = Field(default_factory=list)
     resource_ids: list[str] = Field(default_factory=list)
     subscription_id: str | None = None
     metrics_region: str | None = None
@@ -70,6 +79,25 @@ class SourceSettings(Section):
             raise ValueError(f"must be a GUID like 00000000-0000-0000-0000-000000000000, got {v!r}")
         return v
 
+    @field_validator("workspace_ids")
+    @classmethod
+    def _guids(cls, v: list[str]) -> list[str]:
+        for w in v:
+            if not GUID.match(w):
+                raise ValueError(f"workspace ids must be GUIDs like 00000000-0000-0000-0000-000000000000, got {w!r}")
+        if len(v) > MAX_WORKSPACES:
+            raise ValueError(f"at most {MAX_WORKSPACES} workspaces can be queried together (got {len(v)})")
+        return v
+
+    @property
+    def workspaces(self) -> list[str]:
+        """Every workspace to query, `workspace_id` first, each once (compared case-insensitively)."""
+        out: list[str] = []
+        for w in [self.workspace_id, *self.workspace_ids]:
+            if w and w.lower() not in {x.lower() for x in out}:
+                out.append(w)
+        return out[:MAX_WORKSPACES]
+
     @field_validator("resource_ids")
     @classmethod
     def _resource_ids(cls, v: list[str]) -> list[str]:
@@ -84,7 +112,9 @@ class SourceSettings(Section):
     @model_validator(mode="after")
     def _azure_needs(self) -> SourceSettings:
         if self.kind == "azure":
-            missing = [n for n in ("workspace_id", "subscription_id", "metrics_region") if not getattr(self, n)]
+            missing = [n for n in ("subscription_id", "metrics_region") if not getattr(self, n)]
+            if not self.workspaces:
+                missing.insert(0, "workspace_id (or workspace_ids)")
             if not self.resource_ids:
                 missing.append("resource_ids")
             if missing:
@@ -361,6 +391,24 @@ class BillingSettings(Section):
     reservations: list[PtuReservation] = Field(default_factory=list)
 
 
+class ArchiveSettings(Section):
+    """Diagnostic-settings archives in a storage account, imported into the embedded workspace
+    (`aoai-lens import archive`, and the scheduler's archive job when an account is configured)."""
+
+    account_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # a secret: only from AOAI_LENS_ARCHIVE__CONNECTION_STRING or ..._FILE (otherwise DefaultAzureCredential)
+    connection_string: SecretStr | None = None
+    containers: list[str] = Field(
+        default_factory=lambda: ["insights-logs-requestresponse", "insights-logs-azureopenairequestusage"]
+    )
+    since_days: int = Field(7, ge=1, le=400)  # how far back the first import reaches
+    interval_s: int = Field(300, ge=60)  # the scheduler's archive job
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_url or self.connection_string)
+
+
 class SchedulerSettings(Section):
     enabled: bool = True  # run the scheduler inside `serve`
     jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
@@ -385,6 +433,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -410,6 +459,11 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self.ledger.path or self.data_dir / "ledger"
+
+    @property
+    def archive_checkpoint_path(self) -> Path:
+        """How far each archive blob has been imported (ETag and bytes)."""
+        return self.data_dir / "archive-checkpoint.json"
 
     @property
     def jobstore_url(self) -> str:

@@ -188,6 +188,38 @@ class Offsets:
         tmp.replace(self.path)
 
 
+def parse_lines(
+    chunk: bytes, source: str, start: int, report: IngestReport, received: datetime, tenant_id: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows of the complete lines in `chunk` (read from byte `start` of `source`) and how many bytes
+    they span; a half-written last line is left for the next run. Bad lines are counted by reason."""
+    rows: list[dict[str, Any]] = []
+    complete = chunk.rfind(b"\n") + 1
+    pos = start
+    for line in chunk[:complete].splitlines(keepends=True):
+        pos += len(line)
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                raise BadRecord("not JSON", "not valid JSON") from None
+            if not isinstance(record, dict):
+                raise BadRecord("not JSON", "not a JSON object")
+            row = to_row(record, received=received, tenant_id=tenant_id, size=len(text))
+            rows.append(row)
+            for flag in flags(record, row):
+                report.flagged[flag] += 1
+        except (ValueError, TypeError) as e:
+            report.bad += 1
+            report.skipped[e.reason if isinstance(e, BadRecord) else "unreadable"] += 1
+            if len(report.problems) < 20:
+                report.problems.append(f"{source}: line after byte {pos - len(line)}: {str(e)[:120]}")
+    return rows, complete
+
+
 def read_new(
     files: Iterable[Path], offsets: Offsets, report: IngestReport, received: datetime, tenant_id: str
 ) -> tuple[list[dict[str, Any]], dict[Path, int]]:
@@ -204,29 +236,8 @@ def read_new(
         with f.open("rb") as fh:
             fh.seek(start)
             chunk = fh.read(size - start)
-        complete = chunk.rfind(b"\n") + 1  # a half-written last line waits for the next run
-        pos = start
-        for line in chunk[:complete].splitlines(keepends=True):
-            pos += len(line)
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                try:
-                    record = json.loads(text)
-                except ValueError:
-                    raise BadRecord("not JSON", "not valid JSON") from None
-                if not isinstance(record, dict):
-                    raise BadRecord("not JSON", "not a JSON object")
-                row = to_row(record, received=received, tenant_id=tenant_id, size=len(text))
-                rows.append(row)
-                for flag in flags(record, row):
-                    report.flagged[flag] += 1
-            except (ValueError, TypeError) as e:
-                report.bad += 1
-                report.skipped[e.reason if isinstance(e, BadRecord) else "unreadable"] += 1
-                if len(report.problems) < 20:
-                    report.problems.append(f"{f.name}: line after byte {pos - len(line)}: {str(e)[:120]}")
+        new, complete = parse_lines(chunk, f.name, start, report, received, tenant_id)
+        rows.extend(new)
         ends[f] = start + complete
     return rows, ends
 

@@ -89,9 +89,9 @@ def layout(**query: Any) -> Any:
 
 
 def categories_frame(health: pd.DataFrame, deployments: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
-    """data_health rows with the age of the last record, plus a 'no records' row for every resource the
-    management plane knows that sent nothing."""
-    cols = ["Resource", "Category", "Records", "LastRecord", "AgeMin", "LagP50Sec", "LagP95Sec"]
+    """data_health rows (one per workspace, resource and category) with the age of the last record, plus
+    a 'no records' row for every resource the management plane knows that sent nothing."""
+    cols = ["Resource", "Category", "WorkspaceId", "Records", "LastRecord", "AgeMin", "LagP50Sec", "LagP95Sec"]
     f = health.copy()
     if not f.empty:
         f["AgeMin"] = (now - pd.to_datetime(f["LastRecord"], utc=True)).dt.total_seconds() / 60.0

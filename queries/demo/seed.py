@@ -27,6 +27,7 @@ from queries.demo import world
 from queries.sources.embedded import append_log
 
 STATUS_OK, STATUS_FILTER, STATUS_THROTTLED = 200, 400, 429
+BACKGROUND_5XX = 0.0005  # share of calls the service fails outside any incident
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class Seeder:
         df = df.sort_values(["t", "caller"], kind="stable").reset_index(drop=True)
         self._limits(df)
         self._incident(rng, df)
+        self._background_errors(day, df)
         self._finish(rng, df)
         return df
 
@@ -331,6 +333,16 @@ class Seeder:
         status = df.status.to_numpy().copy()
         status[hit & (r < 0.35)] = 500
         status[hit & (r >= 0.35) & (r < 0.42)] = 503
+        df["status"] = status
+
+    def _background_errors(self, day: int, df: pd.DataFrame) -> None:
+        """Besides the incident, the service fails a few calls every day: about 1 in 2,000 answers 500
+        or 503 (its own random stream, so the rest of the day's data does not move)."""
+        rng = np.random.default_rng([self.seed, day, 5])
+        r = rng.random(len(df))
+        status = df.status.to_numpy().copy()
+        hit = (status == STATUS_OK) & (r < BACKGROUND_5XX)
+        status[hit] = np.where(r[hit] < BACKGROUND_5XX * 0.7, 500, 503)
         df["status"] = status
 
     def _finish(self, rng: np.random.Generator, df: pd.DataFrame) -> None:

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from queries.archive_layout import blob_name, container_for
 from queries.demo import world
+from queries.models import is_reasoning_model
 from queries.schemas import DOTNET_EPOCH_TICKS
 
 log = logging.getLogger("aoai_lens.simulator")
@@ -106,7 +108,8 @@ class CallRecord:
     response_length: int
     correlation_id: str
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # visible output tokens
+    reasoning_tokens: int = 0  # hidden reasoning tokens (reasoning models), billed as output
     cached_tokens: int = 0
 
 
@@ -164,6 +167,27 @@ def local_token(object_id: str = world.PROBE_OBJECT_ID) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
 
 
+# hidden reasoning tokens a reasoning model spends on a call (inside max_completion_tokens on Azure;
+# a fixed count here, so tests can compute the bill by hand)
+REASONING_TOKENS = 24
+
+
+def unsupported_max_tokens() -> SimulatorError:
+    """What Azure OpenAI answers a reasoning model called with `max_tokens`."""
+    return SimulatorError(
+        400,
+        {
+            "error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
+        },
+    )
+
+
 class Simulator:
     """The request-handling core, independent of HTTP so it can be driven directly."""
 
@@ -171,6 +195,7 @@ class Simulator:
         self,
         *,
         archive_path: Path | None = None,
+        archive_dir: Path | None = None,
         api_key: str | None = None,
         tpm_override: int | dict[str, int] | None = None,
         rpm_override: int | dict[str, int] | None = None,
@@ -179,6 +204,7 @@ class Simulator:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.archive_path = archive_path
+        self.archive_dir = archive_dir
         self.api_key = api_key
         self.latency_scale = latency_scale
         self.clock = clock
@@ -267,8 +293,10 @@ class Simulator:
 
     # ---- archive -----------------------------------------------------------------------------
     def record(self, call: CallRecord) -> None:
-        """Append the call's diagnostic records (RequestResponse, and usage for 200s) to the archive."""
-        if self.archive_path is None:
+        """Append the call's diagnostic records (RequestResponse, and usage for 200s) to the archive: one
+        JSON-lines file (`archive_path`), or the storage layout diagnostic settings write (`archive_dir`:
+        a container directory per category, one PT1H.json per resource and hour)."""
+        if self.archive_path is None and self.archive_dir is None:
             return
         d = self.deployments[call.deployment]
         res = world.resource(d.resource)
@@ -318,10 +346,21 @@ class Simulator:
                         "modelVersion": d.version,
                         "promptTokens": [call.prompt_tokens],
                         "cachedTokens": [call.cached_tokens],
-                        "generatedTokens": [call.completion_tokens],
+                        "generatedTokens": [call.completion_tokens + call.reasoning_tokens],
+                        **({"reasoningTokens": [call.reasoning_tokens]} if call.reasoning_tokens else {}),
                     },
                 }
             )
+        if self.archive_dir is not None:
+            hour = datetime.fromtimestamp(end, UTC)
+            with self._archive_lock:
+                for r in records:
+                    path = self.archive_dir / container_for(str(r["category"])) / blob_name(res.resource_id, hour)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with path.open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(r, separators=(",", ":")) + "\n")
+            return
+        assert self.archive_path is not None
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
         with self._archive_lock, self.archive_path.open("a", encoding="utf-8") as f:
             f.write(text)
@@ -400,6 +439,8 @@ class Simulator:
                 },
             )
             return self._fail(call, err, base_headers)
+        if chat and is_reasoning_model(d.model) and payload.get("max_tokens") is not None:
+            return self._fail(call, unsupported_max_tokens(), base_headers)
         text = _prompt_text(payload, chat)
         prompt_tokens = estimate_prompt_tokens(text) + (3 if chat else 0)
         max_tokens = payload.get("max_completion_tokens") or payload.get("max_tokens") or 16
@@ -437,6 +478,7 @@ class Simulator:
             return self._fail(call, e, base_headers)
         call.prompt_tokens = prompt_tokens
         call.completion_tokens = completion_tokens
+        call.reasoning_tokens = REASONING_TOKENS if chat and is_reasoning_model(d.model) else 0
         headers = {**base_headers, **rl}
         model = f"{d.model}-{d.version}" if chat else d.model
         if not chat:
@@ -462,7 +504,7 @@ class Simulator:
             "object": "chat.completion",
             "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _safe_filters()}],
             "system_fingerprint": "fp_aoai_lens_sim",
-            "usage": _usage(prompt_tokens, completion_tokens),
+            "usage": _usage(prompt_tokens, completion_tokens, call.reasoning_tokens),
         }
         return self._finish(call, 200, {**headers, "content-type": "application/json"}, json.dumps(out).encode())
 
@@ -583,7 +625,7 @@ class Simulator:
                         "model": model,
                         "object": "chat.completion.chunk",
                         "system_fingerprint": "fp_aoai_lens_sim",
-                        "usage": _usage(call.prompt_tokens, call.completion_tokens),
+                        "usage": _usage(call.prompt_tokens, call.completion_tokens, call.reasoning_tokens),
                     }
                 )
             done = b"data: [DONE]\n\n"
@@ -600,7 +642,9 @@ def _pick(override: int | dict[str, int] | None, name: str, default: int) -> int
     return int(override) if override is not None else default
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
+def _usage(prompt: int, visible: int, reasoning: int = 0) -> dict[str, Any]:
+    """Usage as Azure reports it: completion_tokens counts the reasoning tokens too (billed as output)."""
+    completion = visible + reasoning
     return {
         "completion_tokens": completion,
         "prompt_tokens": prompt,
@@ -609,7 +653,7 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
         "completion_tokens_details": {
             "accepted_prediction_tokens": 0,
             "audio_tokens": 0,
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "rejected_prediction_tokens": 0,
         },
     }

@@ -31,7 +31,8 @@ def azure_sources(
     credential = credential if credential is not None else default_credential()
     src = settings.source
     logs = LogAnalyticsLogs(
-        workspace_id=src.workspace_id or "",
+        workspace_id=src.workspaces[0] if src.workspaces else "",
+        additional_workspaces=src.workspaces[1:],
         credential=credential,
         endpoint=src.logs_endpoint,
         server_timeout_s=src.server_timeout_s,

@@ -117,3 +117,49 @@ def test_probe_cost_from_the_price_book(tmp_path: Path, demo_workspace: Path, cl
     # gpt-4o Global list prices: $2.50 in, $10 out per 1M tokens
     assert payg.cost_usd == pytest.approx((payg.prompt_tokens * 2.5 + payg.completion_tokens * 10) / 1e6, rel=0.05)
     assert ptu.klass == "ok" and ptu.cost_usd is None  # provisioned: no per-token price
+
+
+def test_a_reasoning_model_refuses_max_tokens_and_the_probe_sends_max_completion_tokens(
+    running: sim.RunningSimulator, clock: FakeClock
+) -> None:
+    """o4-mini (agent-o4-mini) answers `max_tokens` with Azure's 400 unsupported_parameter; a probe told
+    the deployment's model sends `max_completion_tokens` and succeeds."""
+    import openai
+
+    c = client(running)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="agent-o4-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=8)
+    body = e.value.body if isinstance(e.value.body, dict) else {}
+    err = body.get("error", body)
+    assert err["code"] == "unsupported_parameter" and err["param"] == "max_tokens"
+    assert "max_completion_tokens" in err["message"]
+    target = ProbeTarget(deployment="agent-o4-mini", kind="chat", stream=False)
+    refused = run_probe(c, target, clock=clock)  # without the model: max_tokens, refused like a user's call
+    assert refused.klass != "ok" and refused.status_code == 400
+    ok = run_probe(c, target, clock=clock, model="o4-mini")
+    assert ok.klass == "ok" and ok.status_code == 200
+    streamed = run_probe(c, ProbeTarget(deployment="agent-o4-mini", kind="chat"), clock=clock, model="o4-mini")
+    assert streamed.klass == "ok"
+    # a non-reasoning model still gets max_tokens and answers
+    assert run_probe(c, ProbeTarget(deployment="chat-gpt4o", kind="chat"), clock=clock, model="gpt-4o").klass == "ok"
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning"),
+    [
+        ("o1", True),
+        ("o3-mini", True),
+        ("o4-mini", True),
+        ("gpt-5", True),
+        ("gpt-5-mini", True),
+        ("gpt-4o", False),
+        ("gpt-4o-mini", False),
+        ("gpt-4.1", False),
+        ("text-embedding-3-small", False),
+    ],
+)
+def test_reasoning_models(model: str, reasoning: bool) -> None:
+    from queries.models import is_reasoning_model, token_limit_parameter
+
+    assert is_reasoning_model(model) is reasoning
+    assert token_limit_parameter(model) == ("max_completion_tokens" if reasoning else "max_tokens")

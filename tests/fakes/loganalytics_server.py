@@ -148,6 +148,9 @@ class LogAnalyticsServer(FakeAzureServer):
 
     `workspace`: path of the DuckDB file (for instance the `demo_workspace` session fixture).
     `workspace_id`: when given, other workspace ids get 404 PathNotFoundError; otherwise any id is accepted.
+    `workspaces`: more workspaces this server holds, id -> DuckDB file. A query naming several (the path's
+    workspace plus the body's `workspaces`, as `additional_workspaces` sends them) runs over the union of
+    their tables, as a cross-workspace query does in Log Analytics; an unknown id is a 404.
     `now`: pins `now()`/`ago()` and duration timespans (default: the wall clock at each request).
     `require_auth`: answer 401 to requests without a bearer token (default True).
     """
@@ -159,10 +162,16 @@ class LogAnalyticsServer(FakeAzureServer):
         workspace_id: str | None = None,
         now: datetime | None = None,
         require_auth: bool = True,
+        workspaces: dict[str, Path | str] | None = None,
     ) -> None:
         super().__init__(require_auth=require_auth, now=now)
         self.workspace = Path(workspace)
         self.workspace_id = workspace_id
+        self.extra_workspaces = {k.lower(): Path(v) for k, v in (workspaces or {}).items()}
+        if self.extra_workspaces and workspace_id is None:
+            raise ValueError("several workspaces need the first one's workspace_id")
+        self._catalogs: dict[str, str] = {}  # workspace id (lower case) -> attached catalog
+        self._tables: dict[str, list[str]] = {}  # catalog -> its tables
         self._con: duckdb.DuckDBPyConnection | None = None
         self._catalog = ""
         self._timed_tables: list[str] = []
@@ -182,6 +191,24 @@ class LogAnalyticsServer(FakeAzureServer):
         ).fetchall()
         self._timed_tables = sorted({t for t, c in cols if c == "TimeGenerated"})
         self._resource_tables = sorted({t for t, c in cols if c == "_ResourceId"})
+        if self.workspace_id is not None:
+            self._catalogs[self.workspace_id.lower()] = self._catalog
+        for i, (ws, path) in enumerate(sorted(self.extra_workspaces.items())):
+            name = f"ws{i}"
+            con.execute(f"ATTACH {_sql_literal(str(path))} AS {name} (READ_ONLY)")
+            self._catalogs[ws] = name
+            more = con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = ?", [name]
+            ).fetchall()
+            self._timed_tables = sorted(set(self._timed_tables) | {t for t, c in more if c == "TimeGenerated"})
+            self._resource_tables = sorted(set(self._resource_tables) | {t for t, c in more if c == "_ResourceId"})
+        for catalog in {self._catalog, *self._catalogs.values()}:
+            self._tables[catalog] = [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT table_name FROM information_schema.tables WHERE table_catalog = ?", [catalog]
+                ).fetchall()
+            ]
         self._con = con
 
     def close(self) -> None:
@@ -325,10 +352,18 @@ class LogAnalyticsServer(FakeAzureServer):
     def _run(self, body: dict[str, Any], request: RecordedRequest) -> Reply:
         scope = str(body.get("_scope", ""))
         resource_id: str | None = None
+        catalogs = [self._catalog]
         if scope.startswith("/workspaces/"):
             ws = scope[len("/workspaces/") :]
-            if self.workspace_id is not None and ws != self.workspace_id:
-                return Reply(404, error_body("PathNotFoundError", f"Workspace {ws} was not found."))
+            asked = [ws, *[str(w) for w in body.get("workspaces") or []]]
+            if self.extra_workspaces:
+                unknown = [w for w in asked if w.lower() not in self._catalogs]
+                if unknown:
+                    return Reply(404, error_body("PathNotFoundError", f"Workspace {unknown[0]} was not found."))
+                catalogs = list(dict.fromkeys(self._catalogs[w.lower()] for w in asked))
+            elif self.workspace_id is not None and any(w != self.workspace_id for w in asked):
+                wrong = next(w for w in asked if w != self.workspace_id)
+                return Reply(404, error_body("PathNotFoundError", f"Workspace {wrong} was not found."))
         elif scope.startswith("/subscriptions/"):
             resource_id = scope
         else:
@@ -363,7 +398,7 @@ class LogAnalyticsServer(FakeAzureServer):
         started = time.perf_counter()
         cur = self._con.cursor()
         try:
-            self._scope_views(cur, window, resource_id)
+            self._scope_views(cur, window, resource_id, catalogs)
             result = duckdb_kql.execute(cur, text, query_now=now)
             description = result.description or []
             rows = result.fetchall()
@@ -390,11 +425,22 @@ class LogAnalyticsServer(FakeAzureServer):
         return Reply(200, answer)
 
     def _scope_views(
-        self, cur: duckdb.DuckDBPyConnection, window: tuple[datetime, datetime] | None, resource_id: str | None
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        window: tuple[datetime, datetime] | None,
+        resource_id: str | None,
+        catalogs: list[str] | None = None,
     ) -> None:
-        """Shadow the tables with temporary views holding only the rows the request may see."""
+        """Shadow the tables with temporary views holding only the rows the request may see (over every
+        workspace the request names)."""
+        catalogs = catalogs or [self._catalog]
         tables = set(self._timed_tables if window else []) | set(self._resource_tables if resource_id else [])
+        if catalogs != [self._catalog]:
+            tables |= {t for c in catalogs for t in self._tables.get(c, [])}
         for table in sorted(tables):
+            if catalogs != [self._catalog]:
+                self._union_view(cur, table, window, resource_id, catalogs)
+                continue
             # a view cannot take parameters: the values are written as typed, quoted SQL literals
             conds = []
             if window and table in self._timed_tables:
@@ -404,6 +450,27 @@ class LogAnalyticsServer(FakeAzureServer):
                 conds.append(f'lower("_ResourceId") = {_sql_literal(resource_id.lower())}')
             source = f'"{self._catalog}".main."{table}"'
             cur.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM {source} WHERE {" AND ".join(conds)}')
+
+    def _union_view(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        table: str,
+        window: tuple[datetime, datetime] | None,
+        resource_id: str | None,
+        catalogs: list[str],
+    ) -> None:
+        selects = []
+        for catalog in catalogs:
+            if table not in self._tables.get(catalog, []):
+                continue
+            conds = ["TRUE"]
+            if window and table in self._timed_tables:
+                lo, hi = (_sql_literal(_naive(t)) for t in window)
+                conds.append(f'"TimeGenerated" >= {lo} AND "TimeGenerated" < {hi}')
+            if resource_id and table in self._resource_tables:
+                conds.append(f'lower("_ResourceId") = {_sql_literal(resource_id.lower())}')
+            selects.append(f'SELECT * FROM "{catalog}".main."{table}" WHERE {" AND ".join(conds)}')
+        cur.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS {" UNION ALL BY NAME ".join(selects)}')
 
 
 class _QueryRoute:

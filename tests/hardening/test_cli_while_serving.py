@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from fakes.azurite_archive import Azurite
 from fakes.retail_server import RetailServer
 from hardening_server import CLI, clean_env, free_port, run_cli, serving
 
@@ -41,6 +42,7 @@ ARGS: dict[str, list[str]] = {
     "alerts test": ["ops"],
     "check-config": [],
     "explain-429": ["--since", "24h"],
+    "import archive": ["--account-url", "{azurite}", "--since", "2d"],
 }
 LOCK_WORDS = re.compile(r"Conflicting lock|could not set lock|database is locked|IO Error", re.I)
 
@@ -77,15 +79,25 @@ def test_every_documented_command_works_while_serve_runs(tmp_path: Path, demo_se
     )
     env = {"AOAI_LENS_DATA_DIR": str(tmp_path / "data"), "AOAI_LENS_DEMO__PATH": str(workspace)}
     month = datetime.now(UTC).strftime("%Y-%m")
-    with RetailServer() as retail, serving([], env, tmp_path, free_port()) as srv:
+    with (
+        RetailServer() as retail,
+        Azurite(tmp_path / "azurite") as azurite,
+        serving([], env, tmp_path, free_port()) as srv,
+    ):
+        archived_blob(azurite)
+        (tmp_path / "cs.txt").write_text(azurite.connection_string)
+        cli_env = {**env, "AOAI_LENS_ARCHIVE__CONNECTION_STRING_FILE": str(tmp_path / "cs.txt")}
         # the scheduler has started its jobs (ingestion, ledger, probes) in the served process
         deadline = time.monotonic() + 60
         while not (tmp_path / "data" / "state.sqlite").exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         failures = []
         for command, args in ARGS.items():
-            argv = [*command.split(), *(a.format(tmp=tmp_path, month=month, retail=retail.url) for a in args)]
-            r = run_cli(argv, env, tmp_path, timeout=300)
+            argv = [
+                *command.split(),
+                *(a.format(tmp=tmp_path, month=month, retail=retail.url, azurite=azurite.account_url) for a in args),
+            ]
+            r = run_cli(argv, cli_env if command == "import archive" else env, tmp_path, timeout=300)
             text = r.stdout + r.stderr
             ok_codes = {0, 1} if command == "alerts test" else {0}  # the refused channel is a delivery failure
             if r.returncode not in ok_codes or LOCK_WORDS.search(text) or "Traceback" in text:
@@ -93,6 +105,35 @@ def test_every_documented_command_works_while_serve_runs(tmp_path: Path, demo_se
         assert not failures, "\n\n".join(failures)
         assert requests.get(srv["url"] + "/healthz", timeout=30).status_code in (200, 503)
     assert "Traceback" not in srv["stderr"], srv["stderr"][-3000:]
+
+
+def archived_blob(azurite: Azurite) -> None:
+    """One hour of one account's RequestResponse archive, as a diagnostic setting writes it."""
+    import json
+
+    from azure.storage.blob import BlobServiceClient
+
+    from queries.archive_layout import blob_name, container_for
+    from queries.demo import world
+
+    now = datetime.now(UTC)
+    res = world.RESOURCES[0]
+    record = {
+        "time": now.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+        "resourceId": res.resource_id.upper(),
+        "category": "RequestResponse",
+        "operationName": "ChatCompletions_Create",
+        "resultSignature": "200",
+        "durationMs": 100,
+        "properties": {"modelDeploymentName": "chat-gpt4o"},
+    }
+    cc = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(
+        container_for("RequestResponse")
+    )
+    cc.create_container()
+    blob = cc.get_blob_client(blob_name(res.resource_id, now))
+    blob.create_append_blob()
+    blob.append_block(json.dumps(record).encode() + b"\n")
 
 
 def _report_total(env: dict[str, str], cwd: Path) -> float:
