@@ -295,6 +295,7 @@ def import_archive(args: argparse.Namespace) -> int:
     print(report)
     for problem in report.problems[:5]:
         print(f"  {problem}", file=sys.stderr)
+    return EXIT_OK
 
 
 __all__ = ["check_config", "demo_seed", "explain_429", "import_archive", "kql", "query"]
