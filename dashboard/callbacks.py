@@ -57,14 +57,27 @@ def _dependency_problem(where: str, items: Any, declared: list[dict[str, Any]], 
     return None
 
 
+def _spec(output: str, callback_map: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The callback behind `output`. A new worker's first requests may arrive together: Dash copies the
+    pages' callbacks into the app's map on the first one, and the others must not be refused meanwhile."""
+    spec = callback_map.get(output)
+    if spec is None:
+        from dash import _callback
+
+        spec = _callback.GLOBAL_CALLBACK_MAP.get(output)
+    return spec
+
+
 def problem(body: Any, callback_map: dict[str, dict[str, Any]], prefix: str = "/") -> str | None:
     """Why Dash could not dispatch `body` (None: it can)."""
     if not isinstance(body, dict):
         return "the body is not a JSON object"
     output = body.get("output")
-    if not isinstance(output, str) or output not in callback_map:
+    if not isinstance(output, str):
         return "no such callback"
-    spec = callback_map[output]
+    spec = _spec(output, callback_map)
+    if spec is None:
+        return "no such callback"
     if not callable(spec.get("callback")):  # a clientside callback: it runs in the browser only
         return "no such callback on the server"
     outputs = body.get("outputs")

@@ -201,6 +201,16 @@ def _hostile_builds() -> dict[str, object]:
             pd.DataFrame({"Location": [a], "Name": [b], "Current": [1], "Limit": [10]})
         ),
         "ttft_over_time": figures.ttft_over_time(probes),
+        "metric_tokens": figures.metric_tokens(
+            pd.DataFrame(
+                {
+                    "Deployment": [a, b],
+                    "PromptTokens": [1.0, 2.0],
+                    "GeneratedTokens": [1.0, 1.0],
+                    "TotalTokens": [2.0, 3.0],
+                }
+            )
+        ),
         "probe_failures": figures.probe_failures(probes),
         "tokens_over_time": figures.tokens_over_time(
             pd.DataFrame(
