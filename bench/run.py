@@ -488,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(Path(args.out).read_text())
         merged = {**old.get("sizes", {}), **results["sizes"]}
         results["sizes"] = {k: merged[k] for k in sorted(merged, key=int)}
-        if "servers" not in results and old.get("servers"):
-            results["servers"] = old["servers"]
+        servers = {s["size"]: s for s in old.get("servers", [])}
+        servers.update({s["size"]: s for s in results.get("servers", [])})
+        if servers:
+            results["servers"] = [servers[k] for k in sorted(servers)]
         results["earlier_runs"] = sorted(
             {f"{old.get('date', '')} {old.get('commit', '')}".strip(), *old.get("earlier_runs", [])} - {""}
         )
