@@ -234,6 +234,7 @@ class AlertRule(Section):
         "spend_anomaly",
         "caller_spend",
         "no_data",
+        "model_retirement",
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
@@ -242,6 +243,14 @@ class AlertRule(Section):
     team: str | None = None
     feature: str | None = None
     channels: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retirement_default(cls, data: object) -> object:
+        """A model_retirement rule's threshold is days before retirement; 90 when not given."""
+        if isinstance(data, dict) and data.get("kind") == "model_retirement" and "threshold" not in data:
+            return {**data, "threshold": 90}
+        return data
 
 
 class AlertChannel(Section):
@@ -409,6 +418,39 @@ class ArchiveSettings(Section):
         return bool(self.account_url or self.connection_string)
 
 
+class InventorySettings(Section):
+    """The estate inventory (`aoai-lens inventory`, the Inventory page): every Azure OpenAI and AI Services
+    account in these subscriptions, read through Azure Resource Graph."""
+
+    # empty: source.subscription_id and the subscriptions of source.resource_ids
+    subscriptions: list[str] = Field(default_factory=list)
+    # ARM ids of the Log Analytics workspaces and storage accounts a diagnostic setting must send to;
+    # empty: any workspace or storage account counts
+    destinations: list[str] = Field(default_factory=list)
+    retirement_days: int = Field(90, ge=1, le=3650)  # flag a model version retiring within this many days
+    ttl_s: int = Field(1800, ge=0)  # how long one reading of the estate is reused
+
+    @field_validator("subscriptions")
+    @classmethod
+    def _guids(cls, v: list[str]) -> list[str]:
+        for sub in v:
+            if not GUID.match(sub):
+                raise ValueError(f"subscriptions must be GUIDs like 00000000-0000-0000-0000-000000000000, got {sub!r}")
+        return v
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations(cls, v: list[str]) -> list[str]:
+        pattern = (
+            r"(?i)^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/"
+            r"(microsoft\.operationalinsights/workspaces|microsoft\.storage/storageaccounts)/[^/]+$"
+        )
+        for d in v:
+            if not re.match(pattern, d):
+                raise ValueError(f"{d!r} is not the resource id of a Log Analytics workspace or a storage account")
+        return v
+
+
 class SchedulerSettings(Section):
     enabled: bool = True  # run the scheduler inside `serve`
     jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
@@ -434,6 +476,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    inventory: InventorySettings = Field(default_factory=InventorySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -468,6 +511,20 @@ class Settings(BaseSettings):
     @property
     def jobstore_url(self) -> str:
         return self.scheduler.jobstore_url or f"sqlite:///{self.data_dir / 'scheduler.sqlite'}"
+
+    @property
+    def inventory_subscriptions(self) -> list[str]:
+        """The subscriptions the inventory reads: `inventory.subscriptions`, or else the source's."""
+        if self.inventory.subscriptions:
+            return list(self.inventory.subscriptions)
+        candidates = [self.source.subscription_id or ""] + [
+            r.strip("/").split("/")[1] for r in self.source.resource_ids
+        ]
+        out: list[str] = []
+        for sub in candidates:
+            if sub and sub.lower() not in {x.lower() for x in out}:
+                out.append(sub)
+        return out
 
     @property
     def is_demo(self) -> bool:

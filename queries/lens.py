@@ -26,6 +26,7 @@ import pandas as pd
 from queries import catalogue
 from queries.cache import Cache, MemoryCache, cache_from_settings
 from queries.config import Settings, get_settings
+from queries.inventory import EstateSource, Inventory, collect
 from queries.render import RenderError, auto_bin, render
 from queries.results import QueryResult, TimeRange, portal_link
 from queries.scope import Scope
@@ -50,6 +51,7 @@ class Lens:
     cache: Cache = field(default_factory=MemoryCache)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     scope_resource_id: str = ""
+    estate: EstateSource | None = None  # the inventory's source (Resource Graph, or the demo's estate)
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _flights: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
@@ -62,7 +64,13 @@ class Lens:
     def from_settings(cls, settings: Settings) -> Lens:
         if settings.is_demo:
             from queries.demo import world
-            from queries.sources.embedded import EmbeddedLogs, EmbeddedManagement, EmbeddedMetrics, EmbeddedWorkspace
+            from queries.sources.embedded import (
+                EmbeddedEstate,
+                EmbeddedLogs,
+                EmbeddedManagement,
+                EmbeddedMetrics,
+                EmbeddedWorkspace,
+            )
 
             ws = EmbeddedWorkspace(settings.demo_path)
             return cls(
@@ -72,8 +80,9 @@ class Lens:
                 EmbeddedManagement(ws),
                 cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
+                estate=EmbeddedEstate(ws),
             )
-        from queries.sources.azure import azure_sources
+        from queries.sources.azure import azure_estate, azure_sources
 
         logs, metrics, mgmt = azure_sources(settings)
         return cls(
@@ -83,6 +92,7 @@ class Lens:
             mgmt,
             cache=cache_from_settings(settings),
             scope_resource_id=settings.source.resource_ids[0],
+            estate=azure_estate(settings),
         )
 
     def with_fresh_cache(self) -> Lens:
@@ -291,6 +301,22 @@ class Lens:
     def usages(self, ttl: timedelta = timedelta(minutes=10)) -> QueryResult:
         return self._cached("usages", "mgmt:usages", ttl, self.management.usages, self.management.name)
 
+    def inventory(self) -> Inventory:
+        """The estate inventory (`queries.inventory`): accounts, deployments with retirement dates,
+        diagnostic settings and flags, read once per `inventory.ttl_s` and shared by every caller. An
+        answer with a part that could not be read is not kept: the next call reads again."""
+        inv = self.settings.inventory
+        if self.estate is None:
+            empty = collect(_NoEstate(), now=self.now())
+            return dataclasses.replace(empty, notice="no inventory source: the estate cannot be read here")
+        estate = self.estate
+        return self.memo(
+            f"inventory:{estate.name}:{inv.retirement_days}:{sorted(inv.destinations)}",
+            timedelta(seconds=inv.ttl_s),
+            lambda: collect(estate, now=self.now(), destinations=inv.destinations, retirement_days=inv.retirement_days),
+            keep=lambda answer: answer.status == "ok",
+        )
+
     # ---- computed values (the cost model's allocation) ---------------------------------------------
     def memo(self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None) -> T:
         """A value computed once per key and lifetime and shared by every caller, through the same cache
@@ -350,6 +376,22 @@ class Lens:
                 duration_s=time.perf_counter() - started,
                 source=source,
             )
+
+
+class _NoEstate:
+    name = "none"
+
+    def accounts(self) -> list[dict]:
+        raise RuntimeError("no inventory source is configured")
+
+    def deployments(self, account_id: str) -> list[dict]:
+        return []
+
+    def diagnostic_settings(self, account_id: str) -> list[dict]:
+        return []
+
+    def models(self, subscription: str, location: str) -> list[dict]:
+        return []
 
 
 def _describe(e: Exception) -> str:

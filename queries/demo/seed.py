@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from queries import schemas
-from queries.demo import world
+from queries.demo import estate, world
 from queries.sources.embedded import append_log
 
 STATUS_OK, STATUS_FILTER, STATUS_THROTTLED = 200, 400, 429
@@ -613,6 +613,8 @@ class Seeder:
                     "raiPolicyName": "Microsoft.DefaultV2",
                 },
             }
+            if d.name in world.SPILLOVER:
+                body["properties"] = {**body["properties"], "spilloverDeploymentName": world.SPILLOVER[d.name]}  # type: ignore[dict-item]
             con.execute("INSERT INTO MgmtDeployments VALUES (?, ?)", [res.arm_id, json.dumps(body)])
         limits = {
             ("GlobalStandard", "gpt-4o"): 450,
@@ -672,6 +674,7 @@ class Seeder:
             self._metrics(con)
             gap = self._planted_usage_gap(con)
             self._management(con)
+            estate.write(con, self.end)
             info = {
                 "seed": str(self.seed),
                 "days": str(self.days),

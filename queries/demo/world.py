@@ -292,3 +292,77 @@ def deployment(name: str) -> Deployment:
 
 def feature(name: str) -> Feature:
     return next(f for f in FEATURES if f.name == name)
+
+
+# ---- the estate: what Resource Graph, diagnostic settings and the models list report ------------------
+# Every Azure OpenAI / AI Services account the inventory finds, with the posture it shows: the sweden
+# account is reachable from the internet, the batch account does not export AzureOpenAIRequestUsage,
+# the Foundry (AIServices) account is not one aoai-lens reads logs from, and gpt-4o-mini 2024-07-18
+# retires 45 days after the demo's end.
+LOG_WORKSPACE_ARM_ID = (
+    f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-contoso-monitor"
+    "/providers/Microsoft.OperationalInsights/workspaces/law-contoso-ai"
+)
+ARCHIVE_STORAGE_ARM_ID = (
+    f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-contoso-monitor"
+    "/providers/Microsoft.Storage/storageAccounts/stcontosoailogs"
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    kind: str  # OpenAI or AIServices
+    location: str
+    public_network_access: str = "Disabled"
+    key_auth: bool = False  # disableLocalAuth false: API keys work
+    private_endpoints: int = 1
+    # enabled log categories of its diagnostic setting ("allLogs" is the category group)
+    diagnostic_logs: tuple[str, ...] = ("allLogs",)
+    archive_too: bool = False  # a second setting archives RequestResponse to storage
+
+    @property
+    def arm_id(self) -> str:
+        return (
+            f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{self.name}"
+        )
+
+
+ACCOUNTS = (
+    Account("contoso-oai-eastus", "OpenAI", "eastus", key_auth=True, archive_too=True),
+    Account(
+        "contoso-oai-swedencentral",
+        "OpenAI",
+        "swedencentral",
+        public_network_access="Enabled",
+        key_auth=True,
+        private_endpoints=0,
+        diagnostic_logs=("Audit", "RequestResponse", "AzureOpenAIRequestUsage"),
+    ),
+    Account("contoso-oai-batch", "OpenAI", "eastus", diagnostic_logs=("Audit", "RequestResponse")),
+    Account("contoso-ai-foundry", "AIServices", "westus3"),
+)
+
+# deployments of accounts aoai-lens does not read logs from (the inventory still lists them)
+ESTATE_DEPLOYMENTS = (
+    Deployment("foundry-gpt41-mini", "contoso-ai-foundry", "gpt-4.1-mini", "2025-04-14", "GlobalStandard", 50),
+    Deployment("foundry-embed", "contoso-ai-foundry", "text-embedding-3-small", "1", "GlobalStandard", 30),
+)
+
+SPILLOVER = {"support-gpt4o-ptu": "chat-gpt4o"}  # a provisioned deployment's standard spillover target
+
+# days after the demo's end each (model, version) retires (the models list's deprecation.inference)
+RETIRES_IN_DAYS = {
+    ("gpt-4o", "2024-11-20"): 200,
+    ("gpt-4o-mini", "2024-07-18"): 45,
+    ("gpt-4.1", "2025-04-14"): 320,
+    ("gpt-4.1-mini", "2025-04-14"): 320,
+    ("o4-mini", "2025-04-16"): 250,
+    ("text-embedding-3-small", "1"): 540,
+    ("text-embedding-3-large", "1"): 540,
+}
+
+
+def account_location(name: str) -> str:
+    return next(a.location for a in ACCOUNTS if a.name == name)

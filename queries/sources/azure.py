@@ -15,6 +15,7 @@ from typing import Any
 
 from queries.config import Settings
 from queries.sources.azure_http import default_credential
+from queries.sources.estate import AzureEstate
 from queries.sources.loganalytics import LogAnalyticsLogs
 from queries.sources.management import ArmManagement
 from queries.sources.metrics_api import MonitorMetrics
@@ -58,3 +59,20 @@ def azure_sources(
         sleep=sleep,
     )
     return logs, metrics, mgmt
+
+
+def azure_estate(
+    settings: Settings,
+    *,
+    credential: Any = None,
+    transport: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AzureEstate:
+    """The inventory's source: Resource Graph, ARM and Azure Monitor across `inventory_subscriptions`."""
+    return AzureEstate(
+        endpoint=settings.source.management_endpoint,
+        credential=credential if credential is not None else default_credential(),
+        subscriptions=settings.inventory_subscriptions,
+        transport=transport,
+        sleep=sleep,
+    )

@@ -25,7 +25,19 @@ from queries.filestore import AppendLog
 from queries.sources.arm_shapes import deployments_frame, usages_frame
 from queries.sources.base import LogsAnswer, LogsRequest
 
-BASE_TABLES = ("AzureDiagnostics", "AzureMetrics", "MetricsApi", "MgmtDeployments", "MgmtUsages", "WorkspaceInfo")
+BASE_TABLES = (
+    "AzureDiagnostics",
+    "AzureMetrics",
+    "MetricsApi",
+    "MgmtDeployments",
+    "MgmtUsages",
+    "WorkspaceInfo",
+    # the estate the inventory reads (queries.demo.estate)
+    "MgmtAccounts",
+    "MgmtEstateDeployments",
+    "MgmtDiagnosticSettings",
+    "MgmtModels",
+)
 APPENDABLE = ("AzureDiagnostics",)
 
 
@@ -253,6 +265,44 @@ class EmbeddedManagement:
         return usages_frame(
             [(loc, json.loads(body)) for loc, body in self._rows("SELECT Location, Body FROM MgmtUsages")]
         )
+
+
+class EmbeddedEstate:
+    """Inventory source (`queries.inventory.EstateSource`): the demo estate's Resource Graph rows,
+    deployments, diagnostic settings and models lists, stored as the management plane answers them."""
+
+    name = "embedded"
+
+    def __init__(self, workspace: EmbeddedWorkspace) -> None:
+        self.workspace = workspace
+
+    def _bodies(self, table: str, key: str | None = None) -> list[dict]:
+        column = "Location" if table == "MgmtModels" else "ResourceId"
+        with self.workspace.reading() as con:
+            present = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+            if table not in present:
+                raise WorkspaceError(
+                    f"the demo workspace {self.workspace.path.name} has no {table}: it was seeded by an older "
+                    "version; run `aoai-lens demo seed` again"
+                )
+            sql = f'SELECT Body FROM "{table}"'
+            args: list[object] = []
+            if key is not None:
+                sql += f" WHERE lower({column}) = lower(?)"
+                args.append(key)
+            return [json.loads(str(b)) for (b,) in con.execute(sql, args).fetchall()]
+
+    def accounts(self) -> list[dict]:
+        return self._bodies("MgmtAccounts")
+
+    def deployments(self, account_id: str) -> list[dict]:
+        return self._bodies("MgmtDeployments", account_id) + self._bodies("MgmtEstateDeployments", account_id)
+
+    def diagnostic_settings(self, account_id: str) -> list[dict]:
+        return [s for body in self._bodies("MgmtDiagnosticSettings", account_id) for s in body.get("value", [])]
+
+    def models(self, subscription: str, location: str) -> list[dict]:
+        return [m for body in self._bodies("MgmtModels", location) for m in body.get("value", [])]
 
 
 def _naive(t: datetime) -> datetime:

@@ -102,6 +102,10 @@ class ArmManagement:
                 raise ManagementError(f"refusing to follow a nextLink to another host: {url.split('?')[0]}")
         return items
 
+    def list_items(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a paged ARM list at `path` (an ARM path, api-version 2024-10-01)."""
+        return self._list(path)
+
     def location(self, resource_id: str) -> str:
         with self._lock:
             if resource_id.lower() not in self._locations:
