@@ -5,7 +5,8 @@
 - `MetricsServer`: the Azure Monitor metrics batch API (`metrics:getBatch`), computed from the
   workspace's `MetricsApi` table.
 - `ManagementServer`: the ARM calls for Azure OpenAI deployments and regional quota usages, from the
-  `MgmtDeployments` / `MgmtUsages` tables.
+  `MgmtDeployments` / `MgmtUsages` tables; and for the inventory, Resource Graph, diagnostic settings and
+  the models list from the demo estate's tables (`queries.demo.estate`).
 - `FakeCredential`: a token credential the Azure SDK clients accept.
 
 Every server binds 127.0.0.1 on a free port, records each request (`.requests`), answers queued
