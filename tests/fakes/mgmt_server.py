@@ -76,8 +76,12 @@ class ManagementServer(FakeAzureServer):
             }
             tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if "MgmtAccounts" in tables:
-                self.accounts = [json.loads(b) for (b,) in con.execute("SELECT Body FROM MgmtAccounts ORDER BY rowid").fetchall()]
-                for rid, body in con.execute("SELECT ResourceId, Body FROM MgmtEstateDeployments ORDER BY rowid").fetchall():
+                self.accounts = [
+                    json.loads(b) for (b,) in con.execute("SELECT Body FROM MgmtAccounts ORDER BY rowid").fetchall()
+                ]
+                for rid, body in con.execute(
+                    "SELECT ResourceId, Body FROM MgmtEstateDeployments ORDER BY rowid"
+                ).fetchall():
                     self.deployments.setdefault(rid.lower(), []).append(json.loads(body))
                 self.diagnostics = {
                     rid.lower(): json.loads(body)
