@@ -34,6 +34,7 @@ class RuleData(Protocol):
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]: ...
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+    def retirements(self) -> pd.DataFrame: ...
 
 
 class LensData:
@@ -109,6 +110,19 @@ class LensData:
         ]
         out = per.groupby(["Hour", "Caller", "Team", "Feature"], sort=True, dropna=False)["Cost"].sum().reset_index()
         return out.rename(columns={"Hour": "TimeGenerated", "Cost": "CostUsd"})[cols]
+
+    def retirements(self) -> pd.DataFrame:
+        """Account, Deployment, Model, Version, RetirementDate, DaysToRetirement of every deployment in the estate."""
+        return _retirements(self.lens)
+
+
+def _retirements(lens: Any) -> pd.DataFrame:
+    """The inventory's deployments with their retirement dates (`queries.inventory`); unreadable -> unavailable.
+    A partial inventory still judges the deployments it could read."""
+    inv = lens.inventory()
+    if inv.status == "failed":
+        raise DataUnavailable(inv.notice or "the inventory cannot be read")
+    return inv.deployments
 
 
 def lookback(rule_window_minutes: int, threshold: float | None = None) -> timedelta:

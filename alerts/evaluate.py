@@ -22,6 +22,8 @@ from queries.cost.forecast import history_start
 
 log = logging.getLogger("aoai_lens.alerts")
 COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly", "caller_spend"})
+# judged at most every `cost_every_s` too: a retirement date moves in days, and reading the estate is many ARM calls
+SLOW_KINDS = COST_KINDS | {"model_retirement"}
 
 
 @dataclass
@@ -84,16 +86,19 @@ class Evaluator:
             return rules.spend_anomaly(rule, self.data.cost(now - window * 8, now), now)
         if kind == "caller_spend":
             return rules.caller_spend(rule, self.data.caller_cost(start, now), now)
+        if kind == "model_retirement":
+            return rules.model_retirement(rule, self.data.retirements())
         raise ValueError(f"unknown rule kind {kind!r}")
 
     def evaluate(self) -> EvaluationReport:
         report = EvaluationReport()
         now = datetime.fromtimestamp(self.clock(), UTC)
         for rule in self.settings.alerts.rules:
-            if rule.kind in COST_KINDS and self.cost_every_s > 0:
+            if rule.kind in SLOW_KINDS and self.cost_every_s > 0:
                 last = self.last_judged.get(rule.name)
                 if last is not None and self.clock() - last < self.cost_every_s:
-                    report.skipped[rule.name] = f"cost rules are judged every {self.cost_every_s:.0f} s"
+                    what = "cost rules are" if rule.kind in COST_KINDS else f"{rule.kind} rules are"
+                    report.skipped[rule.name] = f"{what} judged every {self.cost_every_s:.0f} s"
                     continue
                 self.last_judged[rule.name] = self.clock()
             try:

@@ -29,6 +29,7 @@ THRESHOLDS = {
     "spend_anomaly": "spend in the latest window as a multiple of the mean of up to 7 windows before it that the data fully covers, at least 3 (fires above)",
     "caller_spend": "dollars one caller (a managed identity, app or API-key IP, allocated or not) spent in the hours starting in the window (fires above)",
     "no_data": "minutes since a resource's last diagnostic record (fires above)",
+    "model_retirement": "days until a deployment's model version retires, from the models list (fires at or below; default 90)",
 }
 
 
@@ -340,6 +341,28 @@ def no_data(rule: AlertRule, last_seen: Mapping[str, datetime | None], now: date
                 minutes > rule.threshold,
                 round(minutes, 1),
                 f"{res}: last diagnostic record {_fmt(minutes)} min ago; threshold {_fmt(rule.threshold)} min",
+            )
+        )
+    return out
+
+
+def model_retirement(rule: AlertRule, deployments: pd.DataFrame) -> list[Finding]:
+    """deployments: the inventory's Account, Deployment, Model, Version, RetirementDate, DaysToRetirement.
+    Subject "account/deployment" (deployment names repeat across accounts); a deployment whose model the
+    models list does not date is not judged."""
+    out = []
+    for _, row in deployments.sort_values(["Account", "Deployment"]).iterrows():
+        dep, days = str(row["Deployment"]), row["DaysToRetirement"]
+        if (rule.deployment and dep != rule.deployment) or pd.isna(days):
+            continue
+        when = pd.Timestamp(row["RetirementDate"]).strftime("%Y-%m-%d")
+        state = f"retired on {when}" if float(days) <= 0 else f"retires on {when}, in {float(days):.0f} days"
+        out.append(
+            Finding(
+                f"{row['Account']}/{dep}",
+                float(days) <= rule.threshold,
+                round(float(days), 1),
+                f"{row['Account']}/{dep}: {row['Model']} {row['Version']} {state}; threshold {_fmt(rule.threshold)} days",
             )
         )
     return out

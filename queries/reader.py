@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 from queries.cache import Cache
 from queries.catalogue import QuerySpec
 from queries.config import Settings
+from queries.inventory import Inventory
 from queries.results import QueryResult, TimeRange
 from queries.scope import Scope
 
@@ -83,3 +84,5 @@ class WholeLens(LensLike, Protocol):
     def memo(
         self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None
     ) -> T: ...
+
+    def inventory(self) -> Inventory: ...

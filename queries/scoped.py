@@ -27,7 +27,9 @@ class ScopedLens:
     - SCOPED: answers narrowed to the scope (catalogue rows; settings with the scope's budgets and rules);
     - SHARED: deployment-level infrastructure every signed-in user sees (the module docstring says why),
       or no data at all (the KQL text, the time range);
-    - REFUSED: the sources, the cache and the unscoped computations behind the view.
+    - REFUSED: the sources, the cache and the unscoped computations behind the view; and the estate
+      inventory (every account across the subscriptions, with its network exposure, key auth and where
+      its logs go: an estate owner's view, not a team's).
     The cost model reaches the whole data only through `whole(lens)`, and scopes its answer."""
 
     SCOPED = frozenset({"run", "run_many", "settings"})
@@ -44,6 +46,8 @@ class ScopedLens:
             "management",
             "with_fresh_cache",
             "from_settings",
+            "inventory",
+            "estate",
         }
     )
 

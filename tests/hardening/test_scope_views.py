@@ -196,3 +196,11 @@ def test_subjects_are_parsed_not_matched_as_strings() -> None:
     assert parse_subject("feature:copy:v2") == ("feature", "copy:v2")
     assert parse_subject("deployment-with:colon") == ("infra", "deployment-with:colon")
     assert parse_subject("growth") == ("infra", "growth")
+
+
+def test_the_estate_inventory_is_refused_to_a_team(scoped: ScopedLens, lens: Lens) -> None:
+    """Every account across the subscriptions, its network exposure and key auth: an estate owner's view."""
+    for name in ("inventory", "estate"):
+        with pytest.raises(ScopeError, match=name):
+            getattr(scoped, name)
+    assert whole(scoped).inventory().status == "ok"  # the whole Lens behind the view still has it
