@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-429", type=int, default=10, help="429s a minute needs to count as a burst (default 10)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
+    p = _add(
+        sub,
+        "inventory",
+        query_commands.inventory,
+        "every Azure OpenAI and AI Services account, its deployments and logs, and what to fix",
+    )
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
     cost = sub.add_parser("cost", help="costs and allocation", description="costs and allocation")
     cost_sub = cost.add_subparsers(dest="cost_command", metavar="SUBCOMMAND", required=True)
     p = _add(cost_sub, "report", cost_commands.cost_report, "monthly chargeback statement")

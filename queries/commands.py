@@ -299,3 +299,50 @@ def import_archive(args: argparse.Namespace) -> int:
 
 
 __all__ = ["check_config", "demo_seed", "explain_429", "import_archive", "kql", "query"]
+
+
+def inventory(args: argparse.Namespace) -> int:
+    """`aoai-lens inventory`: every Azure OpenAI and AI Services account across the configured
+    subscriptions, its deployments and diagnostic settings, and what to fix (`queries.inventory`)."""
+    from queries import inventory as inv
+    from queries.sources.embedded import WorkspaceError
+
+    try:
+        result = _lens().inventory()
+    except WorkspaceError as e:
+        print(f"inventory: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.status == "failed":
+        print(f"inventory: the estate cannot be read: {result.notice}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.notice:
+        print(f"inventory: {result.notice}", file=sys.stderr)
+    if args.format == "csv":
+        _write(inv.flat(result), "csv")
+    elif args.format == "json":
+
+        def records(frame: Any) -> Any:
+            return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))
+
+        doc = {
+            "taken_at": result.taken_at.isoformat(),
+            "source": result.source,
+            "status": result.status,
+            "problems": result.problems,
+            "flags": records(result.flags),
+            "accounts": records(result.accounts),
+            "deployments": records(result.deployments),
+            "diagnostic_settings": records(result.diagnostics),
+        }
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    else:
+        sections = [
+            (f"Flags ({len(result.flags)})", result.flags.drop(columns=["ResourceId", "Action"])),
+            (f"Accounts ({len(result.accounts)})", result.accounts.drop(columns=["ResourceId"])),
+            (f"Deployments ({len(result.deployments)})", result.deployments.drop(columns=["ResourceId"])),
+            (f"Diagnostic settings ({len(result.diagnostics)})", result.diagnostics.drop(columns=["ResourceId"])),
+        ]
+        for i, (title, frame) in enumerate(sections):
+            print(("\n" if i else "") + title)
+            _write(frame, "table")
+    return EXIT_OK

@@ -412,3 +412,20 @@ def collect(
         notice=f"{len(problems)} part(s) could not be read: " + "; ".join(problems) if problems else None,
         problems=problems,
     )
+
+
+def flat(result: Inventory) -> pd.DataFrame:
+    """One row per account and deployment (an account without deployments once), with the account's
+    posture and a `Flags` column naming every flag of the account or the deployment: the CSV a person
+    opens in a spreadsheet."""
+    acc = result.accounts.drop(columns=["Subscription", "ResourceGroup"])
+    deps = result.deployments.drop(columns=["Account"])
+    rows = acc.merge(deps, on="ResourceId", how="left").fillna({"Deployment": ""})
+    per_account = result.flags[result.flags["Deployment"] == ""].groupby("ResourceId")["Flag"].agg(list)
+    per_dep = result.flags[result.flags["Deployment"] != ""].groupby(["ResourceId", "Deployment"])["Flag"].agg(list)
+    rows["Flags"] = [
+        " ".join(per_account.get(rid, []) + per_dep.get((rid, dep), []))
+        for rid, dep in zip(rows["ResourceId"], rows["Deployment"], strict=True)
+    ]
+    cols = [c for c in rows.columns if c != "ResourceId"] + ["ResourceId"]
+    return rows[cols]

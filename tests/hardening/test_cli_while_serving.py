@@ -42,6 +42,7 @@ ARGS: dict[str, list[str]] = {
     "alerts test": ["ops"],
     "check-config": [],
     "explain-429": ["--since", "24h"],
+    "inventory": ["--format", "json"],
     "import archive": ["--account-url", "{azurite}", "--since", "2d"],
 }
 LOCK_WORDS = re.compile(r"Conflicting lock|could not set lock|database is locked|IO Error", re.I)
