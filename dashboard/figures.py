@@ -697,3 +697,38 @@ def transitions_timeline(frame: pd.DataFrame) -> go.Figure:
     fig = _layout(fig, y="", height=max(260, 40 + 28 * f["label"].nunique()))
     fig.update_layout(hovermode="closest")
     return fig
+
+
+# ---- inventory ----------------------------------------------------------------------------------
+def days_to_retirement(deployments: pd.DataFrame, threshold: float) -> go.Figure:
+    """Horizontal bars: days until each deployment's model version retires (the inventory's
+    DaysToRetirement), red within `threshold` days, with the threshold as a dashed line."""
+    if _is_empty(deployments, "Account", "Deployment", "DaysToRetirement"):
+        return empty_figure("No deployment with a known retirement date")
+    f = deployments.dropna(subset=["DaysToRetirement"]).sort_values("DaysToRetirement", ascending=False)
+    if f.empty:
+        return empty_figure("No deployment with a known retirement date")
+    labels = f["Account"].astype(str) + " / " + f["Deployment"].astype(str)
+    days = f["DaysToRetirement"].astype(float)
+    fig = go.Figure(
+        go.Bar(
+            y=labels,
+            x=days,
+            orientation="h",
+            marker_color=["#C62828" if d <= threshold else "#1E88E5" for d in days],
+            text=[f"{d:,.0f} d" for d in days],
+            textposition="auto",
+            customdata=f[["Model", "Version"]].astype(str).to_numpy(),
+            hovertemplate="%{y}: %{customdata[0]} %{customdata[1]} retires in %{x:,.0f} days<extra></extra>",
+        )
+    )
+    fig.add_vline(
+        x=threshold,
+        line_dash="dash",
+        line_color="#C62828",
+        annotation_text=f"{threshold:g} days",
+        annotation_position="top",
+    )
+    return _layout(
+        fig, y="", x="Days until the model version retires", legend=False, time=False, height=max(320, 28 * len(f))
+    )

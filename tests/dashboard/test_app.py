@@ -24,7 +24,16 @@ def test_index_loads_nothing_from_another_host(dash_app: dash.Dash) -> None:
 
 def test_every_page_is_in_the_nav_in_order(dash_app: dash.Dash) -> None:
     names = [p["name"] for p in sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)]
-    assert names == ["Overview", "Cost", "Features & teams", "Reliability", "Probes", "Alerts", "Data health"]
+    assert names == [
+        "Overview",
+        "Cost",
+        "Features & teams",
+        "Reliability",
+        "Probes",
+        "Alerts",
+        "Data health",
+        "Inventory",
+    ]
     layout = dash_app.server.test_client().get("/_dash-layout").get_json()
     links = {}
 
@@ -48,6 +57,7 @@ def test_every_page_is_in_the_nav_in_order(dash_app: dash.Dash) -> None:
         "Probes": "/probes",
         "Alerts": "/alerts",
         "Data health": "/data-health",
+        "Inventory": "/inventory",
     }
 
 

@@ -81,6 +81,7 @@ def test_every_page_renders_with_charts_and_no_errors(browser_page: tuple[Any, l
         "Probes",
         "Alerts",
         "Data health",
+        "Inventory",
     }
     for info in pages:
         problems.clear()

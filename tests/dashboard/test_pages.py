@@ -383,3 +383,33 @@ def test_the_team_filter_narrows_the_chargeback_statement(dash_app: dash.Dash, d
     assert "search" in mine["statement"] and "team search" in mine["statement"]
     assert "growth" not in mine["statement"] and "support" not in mine["statement"]
     assert "7 complete days" in mine["budgets"]  # the forecast method is named where the forecast is shown
+
+
+def test_the_inventory_page_names_each_finding_and_what_to_do(dash_app: dash.Dash, dash_settings: Settings) -> None:
+    from queries.lens import Lens
+
+    page = page_module(dash_app, "/inventory")
+    ctx = Context(dash_settings, Lens.from_settings(dash_settings))
+    bodies = dict(zip(page.PANELS, map(_text, page.render(ctx)), strict=True))
+    assert all("panel-failed" not in t and "panel-error" not in t for t in bodies.values()), bodies
+    flags = bodies["flags"]
+    for words in ("Logs not exported", "Public network access", "API keys enabled", "Model retiring"):
+        assert words in flags
+    assert "contoso-oai-batch" in flags and "AzureOpenAIRequestUsage" in flags and "What to do" in flags
+    assert '"type": "bar"' in bodies["retirement"] and "legacy-gpt4o-mini" in bodies["retirement"]
+    assert "AIServices" in bodies["accounts"] and "foundry-gpt41-mini" in bodies["deployments"]
+    assert "stcontosoailogs" in bodies["diagnostics"]
+
+
+def test_the_inventory_page_is_not_shown_to_a_team(dash_app: dash.Dash, dash_settings: Settings) -> None:
+    from queries.lens import Lens
+    from queries.scope import Scope
+    from queries.scoped import ScopedLens
+
+    page = page_module(dash_app, "/inventory")
+    scope = Scope.of(["support"])
+    lens = ScopedLens(Lens.from_settings(dash_settings), scope, dash_settings.attribution)
+    ctx = Context(scope.settings(dash_settings), lens, scope=scope)
+    bodies = list(map(_text, page.render(ctx)))
+    assert all("shown to users who see every team" in t for t in bodies)
+    assert not any("contoso-oai" in t for t in bodies)
