@@ -156,3 +156,23 @@ def test_serve_refuses_a_public_address_without_auth(tmp_path: Path) -> None:
     r = run_cli("serve", "--host", "0.0.0.0", env=_env(), cwd=tmp_path)
     assert r.returncode == 2
     assert "refusing to bind 0.0.0.0" in r.stderr
+
+
+def test_inventory_settings_are_checked_with_their_line(clean_env: Path) -> None:
+    write(
+        clean_env,
+        '[inventory]\nsubscriptions = ["not-a-guid"]\n'
+        'destinations = ["/subscriptions/s/resourceGroups/r/providers/Microsoft.Web/sites/app"]\n'
+        "retirement_days = 0\n",
+    )
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={})
+    lines = e.value.problems
+    assert any(x.startswith("aoai-lens.toml:2 inventory.subscriptions: subscriptions must be GUIDs") for x in lines)
+    assert any(
+        x.startswith("aoai-lens.toml:3 inventory.destinations:") and "not the resource id of a Log Analytics" in x
+        for x in lines
+    )
+    assert any(x.startswith("aoai-lens.toml:4 inventory.retirement_days:") for x in lines)
+    write(clean_env, '[[alerts.rules]]\nname = "retiring"\nkind = "model_retirement"\n')
+    assert load_settings(environ={}).alerts.rules[0].threshold == 90
