@@ -729,6 +729,8 @@ def days_to_retirement(deployments: pd.DataFrame, threshold: float) -> go.Figure
         annotation_text=f"{threshold:g} days",
         annotation_position="top",
     )
-    return _layout(
+    fig = _layout(
         fig, y="", x="Days until the model version retires", legend=False, time=False, height=max(320, 28 * len(f))
     )
+    fig.update_layout(margin={"t": 28})  # room for the threshold's label above the bars
+    return fig

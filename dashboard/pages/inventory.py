@@ -144,7 +144,8 @@ def render(ctx: Context) -> list[Any]:
         return panel_body(PAGE, "deployments", content, [_envelope(inv, inv.deployments)])
 
     def diagnostics() -> list[Any]:
-        content = frame_table(_shown(inv.diagnostics), empty="No diagnostic setting on any account")
+        shown = _shown(inv.diagnostics).rename(columns={"EventHub": "Event Hub"})
+        content = frame_table(shown, empty="No diagnostic setting on any account")
         return panel_body(PAGE, "diagnostics", content, [_envelope(inv, inv.diagnostics)])
 
     builders = {

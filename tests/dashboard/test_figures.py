@@ -305,3 +305,21 @@ def test_escaped_names_keep_their_colours_and_read_as_the_original() -> None:
     fig = figures.latency_over_time(frame, {TAG: "#123456"})
     assert fig.data[0].line.color == "#123456"
     assert html.unescape(fig.data[0].name) == TAG  # what Plotly shows: the name, character for character
+
+
+def test_days_to_retirement_marks_the_ones_within_the_threshold() -> None:
+    frame = pd.DataFrame(
+        {
+            "Account": ["a", "a", "b"],
+            "Deployment": ["soon", "later", "unknown"],
+            "Model": ["m", "m", "m"],
+            "Version": ["1", "2", "3"],
+            "DaysToRetirement": [45.0, 200.0, float("nan")],
+        }
+    )
+    fig = figures.days_to_retirement(frame, 90)
+    (bar,) = fig.data
+    assert list(bar.y) == ["a / later", "a / soon"]  # an undated model is left out; the nearest at the bottom
+    assert list(bar.marker.color) == ["#1E88E5", "#C62828"]
+    assert fig.layout.shapes[0].x0 == 90
+    assert "No deployment" in figures.days_to_retirement(frame.iloc[2:], 90).layout.annotations[0].text
