@@ -18,7 +18,7 @@ import duckdb
 from queries.demo import world
 
 TABLES = ("MgmtAccounts", "MgmtEstateDeployments", "MgmtDiagnosticSettings", "MgmtModels")
-TENANT = "72f988bf-0000-4000-8000-00000000c0a1"
+TENANT = "5e2d8c41-7a3b-4f90-b6d1-2c8e9f0a7b35"  # the demo organisation's Entra tenant
 
 
 def account_row(a: world.Account) -> dict[str, Any]:
