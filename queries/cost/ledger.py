@@ -210,6 +210,44 @@ def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
     return rows
 
 
+def _price_ptu(part: pd.DataFrame, dep: Any, factor: float, share: float, res_price: float) -> list[pd.DataFrame]:
+    """Price a deployment's PTU-hour rows hour by hour: the list price in force that hour; the share of
+    its PTUs a reservation covers at the reservation's amortised price, on rows of their own that say so
+    (`PriceSource` "reservation"), the rest at list."""
+    lists = ptu.list_prices(dep, part["Hour"])
+    list_text = pd.Series(lists, index=part.index).map(lambda v: f"{v:g}")
+    source = getattr(dep, "PriceSource", "") or ""
+    out = []
+    if share < 1.0:
+        at_list = part.assign(
+            Quantity=part["Quantity"] * (1.0 - share),
+            UnitPrice=lists,
+            ListUnitPrice=lists / factor,
+            Priced=np.isfinite(lists),
+            PriceSource=source,
+            PriceKey=f"{dep.Sku} · list " + list_text + "/PTU-hour",
+        )
+        out.append(at_list[at_list["Quantity"] > 0])
+    if share > 0.0:
+        term = {"P1M": "monthly", "P1Y": "yearly"}.get(str(dep.ReservationTerm), str(dep.ReservationTerm))
+        if np.isfinite(res_price):
+            price = np.full(len(part), res_price)
+            key = pd.Series(f"reservation {dep.ReservationId} ({term}) · {res_price:g}/PTU-hour amortised", index=part.index)
+        else:
+            price = lists
+            key = f"reservation {dep.ReservationId} ({term}) · no price configured: list " + list_text + "/PTU-hour"
+        reserved = part.assign(
+            Quantity=part["Quantity"] * share,
+            UnitPrice=price,
+            ListUnitPrice=lists / factor,
+            Priced=np.isfinite(price),
+            PriceSource="reservation",
+            PriceKey=key,
+        )
+        out.append(reserved[reserved["Quantity"] > 0])
+    return out
+
+
 def _ptu_rows(
     rows: pd.DataFrame, ptu_deps: pd.DataFrame, start: datetime, end: datetime, factor: float, health: BuildHealth
 ) -> pd.DataFrame:
@@ -218,11 +256,15 @@ def _ptu_rows(
     twice and never a negative idle line."""
     parts = []
     for dep in ptu_deps.itertuples(index=False):
-        price = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
         since = ptu.active_from(dep, start)
-        if not np.isfinite(price) or pd.Timestamp(since) >= pd.Timestamp(end):
+        if pd.Timestamp(since) >= pd.Timestamp(end):
             continue
         grid = ptu.hour_grid(since, end)
+        lists = ptu.list_prices(dep, grid["TimeGenerated"])
+        res_share, res_price = ptu.reserved_share(dep)
+        if not np.isfinite(lists).any() and not (res_share >= 1.0 and np.isfinite(res_price)):
+            continue
+        dep_parts = []
         mine = rows[(rows["Resource"] == dep.Resource) & (rows["Deployment"] == dep.Deployment)].copy()
         mine["Consumed"] = ptu.consumed(mine) if not mine.empty else pd.Series(dtype="float64")
         per_hour = mine.groupby("Hour")["Consumed"].sum()
@@ -246,11 +288,6 @@ def _ptu_rows(
             "Region": dep.Region,
             "Meter": METER_PTU,
             "Unit": "PTU-hours",
-            "UnitPrice": price,
-            "ListUnitPrice": price / factor,
-            "Priced": True,
-            "PriceSource": getattr(dep, "PriceSource", "") or "",
-            "PriceKey": f"{dep.Sku} · {price:g}/PTU-hour",
             "Requests": 0.0,
             "ReasoningTokens": 0.0,
         }
@@ -261,10 +298,10 @@ def _ptu_rows(
             used_hours = users["Hour"].map(g["PtuHours"] * g["Util"]).fillna(0.0)
             used = users.assign(**{k: v for k, v in common.items() if k not in ("Model", "Version")})
             used["Quantity"] = used_hours.to_numpy() * share.to_numpy()
-            parts.append(used[used["Quantity"] > 0])
+            dep_parts.append(used[used["Quantity"] > 0])
         idle = g[g["Util"] < 1.0].reset_index()
         if not idle.empty:
-            parts.append(
+            dep_parts.append(
                 pd.DataFrame(
                     {
                         "Hour": idle["Hour"],
@@ -281,10 +318,12 @@ def _ptu_rows(
                     }
                 )
             )
+        if dep_parts:
+            parts.extend(_price_ptu(pd.concat(dep_parts, ignore_index=True), dep, factor, res_share, res_price))
     if not parts:
         return pd.DataFrame()
     out = pd.concat(parts, ignore_index=True)
-    out["EffectiveCost"] = out["Quantity"] * out["UnitPrice"]
+    out["EffectiveCost"] = np.where(out["Priced"], out["Quantity"] * out["UnitPrice"], np.nan)
     out["ListCost"] = out["Quantity"] * out["ListUnitPrice"]
     return out
 

@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 from azure_genai_prices import parse_meter_name
 
-from queries.config import Settings
+from queries.config import PtuReservation, Settings
 from queries.cost.overrides import Override, load_overrides
 from queries.cost.retail import all_snapshots
 from queries.cost.skus import BATCH_SHARE, SKUS, VERSION_TAG, Sku, version_tag
@@ -432,17 +432,24 @@ def _fmt_tag(tag: str | None) -> str:
 
 
 class PriceBook:
-    def __init__(self, catalogue: Catalogue, overrides: Iterable[Override] = (), discount_pct: float = 0.0):
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        overrides: Iterable[Override] = (),
+        discount_pct: float = 0.0,
+        reservations: Iterable[PtuReservation] = (),
+    ):
         self.catalogue = catalogue
         self.overrides = list(overrides)
         self.discount_pct = float(discount_pct)
         self._factor = 1.0 - self.discount_pct / 100.0
+        self.reservations = list(reservations)  # billing.reservations: PTU bought for a term
 
     @classmethod
     def load(cls, settings: Settings) -> PriceBook:
         cat = load_catalogue(settings.data_dir)
         overrides = load_overrides(settings.prices.overrides_file) if settings.prices.overrides_file else []
-        return cls(cat, overrides, settings.prices.discount_pct)
+        return cls(cat, overrides, settings.prices.discount_pct, settings.billing.reservations)
 
     def fingerprint(self) -> str:
         """What decides this book's prices, for the ledger's build version: the snapshot it came from,
@@ -450,7 +457,8 @@ class PriceBook:
         overrides = sorted(
             f"{o.model}|{o.version}|{o.sku}|{o.region}|{sorted(o.prices.items())}|{o.net}" for o in self.overrides
         )
-        return f"{self.catalogue.source}:{self.catalogue.label}|{self.discount_pct:g}|{overrides}"
+        reservations = [r.model_dump(mode="json") for r in self.reservations]
+        return f"{self.catalogue.source}:{self.catalogue.label}|{self.discount_pct:g}|{overrides}|{reservations}"
 
     # -- what the book knows ------------------------------------------------------------------------
     def models(self) -> list[str]:
