@@ -133,8 +133,13 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
     per = np.where(ptu, 1.0, 1e6)
     list_price = rows["ListUnitPrice"].astype("float64") * per
     contracted_price = rows["UnitPrice"].astype("float64") * per
-    reserved = rows["Deployment"].map(lambda d: ctx.reservations.get(str(d))).where(ptu, None)
-    has_res = reserved.notna()
+    # the ledger row says whether a reservation priced it (PriceSource "reservation"); the name comes from
+    # billing.reservations, the id from it or, failing that, from the row's price key
+    on_res = ptu & (rows["PriceSource"].astype(str) == "reservation")
+    reserved = rows["Deployment"].map(lambda d: ctx.reservations.get(str(d))).where(on_res, None)
+    from_key = rows["PriceKey"].astype(str).str.extract(r"^reservation (\S+)", expand=False)
+    reserved = reserved.where(reserved.notna() | ~on_res, from_key.map(lambda i: Reservation(str(i), "")))
+    has_res = reserved.notna() & on_res
     res_id = reserved.map(lambda r: r.reservation_id if r is not None else None)
     res_name = reserved.map(lambda r: (r.name or r.reservation_id) if r is not None else None)
     region = rows["Region"].astype(str)

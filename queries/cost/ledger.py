@@ -144,41 +144,61 @@ def is_embedding(model: str) -> bool:
     return "embedding" in str(model).lower()
 
 
-def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
-    """Explode priced caller rows into input / cached_input / output (or embeddings) meter rows."""
-    keys = tok[["Model", "Version", "Sku", "Region"]].drop_duplicates()
-    factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+PRICE_COLUMNS = ["Known", "Provisioned", "In", "Ca", "Out", "PriceSource", "PriceKey"]
+
+
+def _segments(book: Any, model: str, version: str, sku: str, region: str) -> list[tuple[Any, Any, str]]:
+    """[(from day or None, price, why)]: the book's timeline when it has one, else one price for all time."""
+    timeline = getattr(book, "timeline", None)
+    if callable(timeline):
+        return list(timeline(model, version or None, sku, region))
+    price, why = book.explain(model, version or None, sku, region)
+    return [(None, price, why)]
+
+
+def _price_table(keys: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """One row per (model, version, sku, region) and price change (`From`): the rates in USD per token."""
     info = []
     for model, version, sku, region in keys.itertuples(index=False):
-        price, why = book.explain(model, version or None, sku, region)
-        if price is None:
-            info.append((model, version, sku, region, False, False, np.nan, np.nan, np.nan, "", f"unpriced: {why}"))
-            continue
-        provisioned = price.ptu_per_hour is not None
-        if provisioned:
-            rates = (0.0, 0.0, 0.0)
-        else:
-            cached = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
-            rates = (price.input_per_1m, cached, price.output_per_1m if price.output_per_1m is not None else np.nan)
-        key = f"provisioned: billed per PTU-hour ({price.key})" if provisioned else price.key
-        info.append((model, version, sku, region, True, provisioned, *[r / 1e6 for r in rates], price.source, key))
-    prices = pd.DataFrame(
-        info,
-        columns=[
-            "Model",
-            "Version",
-            "Sku",
-            "Region",
-            "Known",
-            "Provisioned",
-            "In",
-            "Ca",
-            "Out",
-            "PriceSource",
-            "PriceKey",
-        ],
-    )
-    t = tok.merge(prices, on=["Model", "Version", "Sku", "Region"], how="left")
+        for day, price, why in _segments(book, model, version, sku, region):
+            since = EPOCH if day is None else pd.Timestamp(day, tz="UTC")
+            if price is None:
+                info.append((model, version, sku, region, since, False, False, np.nan, np.nan, np.nan, "", f"unpriced: {why}"))
+                continue
+            provisioned = price.ptu_per_hour is not None
+            if provisioned:
+                rates = (0.0, 0.0, 0.0)
+            else:
+                cached = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
+                rates = (price.input_per_1m, cached, price.output_per_1m if price.output_per_1m is not None else np.nan)
+            key = f"provisioned: billed per PTU-hour ({price.key})" if provisioned else price.key
+            effective = getattr(price, "effective", "") or ""
+            if effective and not provisioned:
+                key = f"{key} · from {effective}"
+            info.append(
+                (model, version, sku, region, since, True, provisioned, *[r / 1e6 for r in rates], price.source, key)
+            )
+    table = pd.DataFrame(info, columns=["Model", "Version", "Sku", "Region", "From", *PRICE_COLUMNS])
+    table["From"] = pd.to_datetime(table["From"], utc=True).astype("datetime64[ns, UTC]")
+    return table
+
+
+def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """Explode priced caller rows into input / cached_input / output (or embeddings) meter rows, each
+    hour at the prices in force then (the book's timeline: a price change mid-month prices the hours
+    before and after it differently)."""
+    by = ["Model", "Version", "Sku", "Region"]
+    keys = tok[by].drop_duplicates()
+    factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0
+    prices = _price_table(keys, book)
+    if prices.groupby(by, sort=False).size().max() == 1:  # no price changes: a plain join
+        t = tok.merge(prices.drop(columns="From"), on=by, how="left")
+    else:
+        left = tok.assign(_At=pd.to_datetime(tok["Hour"], utc=True).astype("datetime64[ns, UTC]"))
+        left = left.sort_values("_At", kind="stable")
+        t = pd.merge_asof(left, prices.sort_values("From"), left_on="_At", right_on="From", by=by)
+        t = t.drop(columns=["_At", "From"])
     prompt = t["PromptTokens"].clip(lower=0)
     cached = np.minimum(t["CachedTokens"].clip(lower=0), prompt)
     embed = t["Model"].map(is_embedding).astype(bool)
