@@ -125,6 +125,7 @@ class Rate:
     # without its trailing " Tokens"/" Unit", which is how Azure names them)
     unit: str = ""  # unitOfMeasure as the API gave it
     product: str = ""
+    origin: str = ""  # which snapshot listed it: "bundled 2026-08-11", "refresh 2026-11-30"
 
 
 Timeline = dict[str, list[Rate]]  # region -> rates sorted by effective date
@@ -220,7 +221,9 @@ def _ft_hosting(meter: str) -> tuple[str, str] | None:
     return model, _SCOPE[key.deployment.value]
 
 
-def normalise(items: Iterable[dict[str, Any]], source: str, label: str, as_of: str | None = None) -> Catalogue:
+def normalise(
+    items: Iterable[dict[str, Any]], source: str, label: str, as_of: str | None = None, origin: str | None = None
+) -> Catalogue:
     """Turn Retail Prices rows (grouped with `regions`, or raw with `armRegionName`) into a Catalogue.
 
     Every effective date is kept (`pick` chooses the rate in force at a time); announced rates whose
@@ -240,7 +243,13 @@ def normalise(items: Iterable[dict[str, Any]], source: str, label: str, as_of: s
         regions = [str(r).lower() for r in (item.get("regions") or [item.get("armRegionName") or ""])]
         effective = str(item.get("effectiveStartDate") or "")[:10]
         what, per = unit
-        common = {"meter": meter, "sku_name": _sku_name(item, meter), "unit": raw_unit, "product": product}
+        common = {
+            "meter": meter,
+            "sku_name": _sku_name(item, meter),
+            "unit": raw_unit,
+            "product": product,
+            "origin": origin or source,
+        }
         if what == "hours":
             if not product.startswith("Azure OpenAI"):
                 continue
@@ -300,14 +309,15 @@ def _load_bundled(today: str) -> Catalogue:
     label = (
         f"bundled snapshot of azure-genai-prices {_package_version()} (fetched {payload.get('fetched_at', '?')[:10]})"
     )
-    return normalise(payload["items"], "bundled", label, today)
+    return normalise(payload["items"], "bundled", label, today, f"bundled {str(payload.get('fetched_at', '?'))[:10]}")
 
 
 @lru_cache(maxsize=8)
 def _load_refreshed(path: str, mtime_ns: int, today: str) -> Catalogue:
     payload = json.loads(Path(path).read_text(encoding="utf-8"))
     label = f"refreshed snapshot {path} (fetched {str(payload.get('fetched_at', '?'))[:19]})"
-    return normalise(payload.get("items", []), "refreshed", label, today)
+    origin = f"refresh {str(payload.get('fetched_at', '?'))[:10]}"
+    return normalise(payload.get("items", []), "refreshed", label, today, origin)
 
 
 def _merge(older: Catalogue, newer: Catalogue) -> Catalogue:
@@ -398,6 +408,19 @@ def _at(rates: Timeline | None, region: str, day: str, as_of: str) -> tuple[Rate
     if found and len({r.value for r in found}) == 1:
         return found[0], "all regions"
     return None, ""
+
+
+# Priority processing serves a request estimated above this many prompt tokens at the standard tier, and
+# bills it at the standard price (Microsoft's priority-processing page: "long context requests").
+PRIORITY_LONG_PROMPT = 128_000
+
+
+def billed_tier(requested: str | None, prompt_tokens: float) -> str:
+    """The tier a request is billed at: "priority" when it asked for priority and its prompt is not long
+    context, else "standard"."""
+    if (requested or "").strip().lower() == "priority" and prompt_tokens <= PRIORITY_LONG_PROMPT:
+        return "priority"
+    return "standard"
 
 
 _FINE_TUNED = re.compile(r"^(?P<base>.+?)(?:-(?P<date>\d{4}-\d{2}-\d{2}))?\.ft-[0-9a-z]+$", re.I)
@@ -662,6 +685,76 @@ class PriceBook:
             if out and _same(out[-1][1], price):
                 continue
             out.append((day, price, why))
+        return out
+
+    def meters(self, model: str, region: str) -> list[dict[str, Any]]:
+        """Every price-list row behind a model's prices in a region (all start dates, oldest first), the
+        PTU-hour rows of the region, the fine-tuned hosting rows, and the override rows for the model:
+        what `prices show` lists."""
+        name = model.strip().lower()
+        reg = region.strip().lower()
+        cat = self.catalogue
+        out: list[dict[str, Any]] = []
+
+        def line_for(timeline: Timeline) -> tuple[list[Rate], str]:
+            if reg in timeline:
+                return timeline[reg], reg
+            lines = list(timeline.values())
+            values = {tuple((r.effective, r.value) for r in line) for line in lines}
+            return (lines[0], "all regions") if len(values) == 1 else ([], "")
+
+        def add(what: dict[str, Any], timeline: Timeline) -> None:
+            line, where = line_for(timeline)
+            for r in line:
+                per = "1M tokens" if what["kind"] not in ("ptu", "hosting") else "hour"
+                out.append(
+                    {
+                        **what,
+                        "region": where,
+                        "sku_name": r.sku_name,
+                        "meter": r.meter,
+                        "unit": r.unit,
+                        "per": per,
+                        "price": r.value,
+                        "effective": r.effective,
+                        "source": r.origin or cat.source,
+                    }
+                )
+
+        order = {"standard": 0, "priority": 1, "batch": 2, "fine_tuned": 3, "developer": 4}
+        kinds = {"input": 0, "cached": 1, "cache_write": 2, "output": 3}
+        scopes = {"global": 0, "data_zone": 1, "regional": 2}
+        slots = sorted(
+            (k for k in cat.tokens if k[0] == name),
+            key=lambda k: (k[1] or "", scopes.get(k[2], 9), order.get(k[3], 9), kinds.get(k[4], 9)),
+        )
+        for m, tag, scope, mode, kind in slots:
+            add({"version": tag or "any", "scope": scope, "mode": mode, "kind": kind}, cat.tokens[(m, tag, scope, mode, kind)])
+        for (m, scope), timeline in sorted(cat.hosting.items()):
+            if m == name:
+                add({"version": "any", "scope": scope, "mode": "fine_tuned", "kind": "hosting"}, timeline)
+        for scope, timeline in sorted(cat.ptu.items(), key=lambda kv: scopes.get(kv[0], 9)):
+            add({"version": "any", "scope": scope, "mode": "provisioned", "kind": "ptu"}, timeline)
+        for o in self.overrides:
+            if o.model != name or (o.region and o.region != reg):
+                continue
+            for col, value in sorted(o.prices.items()):
+                out.append(
+                    {
+                        "version": o.version or "any",
+                        "scope": SKUS[o.sku.lower()].scope,
+                        "mode": SKUS[o.sku.lower()].mode,
+                        "kind": col.removesuffix("_per_1m").removesuffix("_per_hour").replace("cached_input", "cached"),
+                        "region": o.region or "any",
+                        "sku_name": o.sku,
+                        "meter": "(override)",
+                        "unit": "1M" if col.endswith("_1m") else "1 Hour",
+                        "per": "1M tokens" if col.endswith("_1m") else "hour",
+                        "price": value,
+                        "effective": "",
+                        "source": f"override {o.where}" + (" (net)" if o.net else ""),
+                    }
+                )
         return out
 
     # -- pricing a frame ----------------------------------------------------------------------------
