@@ -164,7 +164,9 @@ def _price_table(keys: pd.DataFrame, book: Any) -> pd.DataFrame:
         for day, price, why in _segments(book, model, version, sku, region):
             since = EPOCH if day is None else pd.Timestamp(day, tz="UTC")
             if price is None:
-                info.append((model, version, sku, region, since, False, False, np.nan, np.nan, np.nan, "", f"unpriced: {why}"))
+                info.append(
+                    (model, version, sku, region, since, False, False, np.nan, np.nan, np.nan, "", f"unpriced: {why}")
+                )
                 continue
             provisioned = price.ptu_per_hour is not None
             if provisioned:
@@ -252,7 +254,9 @@ def _price_ptu(part: pd.DataFrame, dep: Any, factor: float, share: float, res_pr
         term = {"P1M": "monthly", "P1Y": "yearly"}.get(str(dep.ReservationTerm), str(dep.ReservationTerm))
         if np.isfinite(res_price):
             price = np.full(len(part), res_price)
-            key = pd.Series(f"reservation {dep.ReservationId} ({term}) · {res_price:g}/PTU-hour amortised", index=part.index)
+            key = pd.Series(
+                f"reservation {dep.ReservationId} ({term}) · {res_price:g}/PTU-hour amortised", index=part.index
+            )
         else:
             price = lists
             key = f"reservation {dep.ReservationId} ({term}) · no price configured: list " + list_text + "/PTU-hour"

@@ -548,7 +548,12 @@ class PriceBook:
                 "",
                 f"no {label} price for {model}{_fmt_tag(tag)} in {region or '(no region)'}; priced in {shown}",
             )
-        where = _at(cat.tokens.get((model, tag, sku.scope, mode if share == 1.0 else "standard", "input")), region, day, cat.as_of)[1]
+        where = _at(
+            cat.tokens.get((model, tag, sku.scope, mode if share == 1.0 else "standard", "input")),
+            region,
+            day,
+            cat.as_of,
+        )[1]
         return found, share, f"{model}{_fmt_tag(tag)} · {note} · {where}", ""
 
     def _book_ptu(self, sku: Sku, region: str, day: str) -> tuple[Rate | None, str, str]:
@@ -729,7 +734,10 @@ class PriceBook:
             key=lambda k: (k[1] or "", scopes.get(k[2], 9), order.get(k[3], 9), kinds.get(k[4], 9)),
         )
         for m, tag, scope, mode, kind in slots:
-            add({"version": tag or "any", "scope": scope, "mode": mode, "kind": kind}, cat.tokens[(m, tag, scope, mode, kind)])
+            add(
+                {"version": tag or "any", "scope": scope, "mode": mode, "kind": kind},
+                cat.tokens[(m, tag, scope, mode, kind)],
+            )
         for (m, scope), timeline in sorted(cat.hosting.items()):
             if m == name:
                 add({"version": "any", "scope": scope, "mode": "fine_tuned", "kind": "hosting"}, timeline)

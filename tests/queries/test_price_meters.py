@@ -283,7 +283,9 @@ def test_a_ptu_price_change_prices_each_hour_at_the_price_then() -> None:
 def test_dated_refreshes_keep_the_history(tmp_path: Path) -> None:
     prices = tmp_path / "prices"
     old_rows = retail.group_items(items())
-    retail.write_snapshot(prices, old_rows, endpoint="x", currency="USD", raw_items=1, now=datetime(2026, 10, 2, tzinfo=UTC))
+    retail.write_snapshot(
+        prices, old_rows, endpoint="x", currency="USD", raw_items=1, now=datetime(2026, 10, 2, tzinfo=UTC)
+    )
     new_items = [
         {**i, "retailPrice": 0.0024, "effectiveStartDate": f"{CHANGE}T00:00:00Z"}
         for i in items()
