@@ -47,6 +47,7 @@ METER_WORDS = {
     "output": "output tokens",
     "embeddings": "embedding tokens",
     "ptu_hour": "provisioned throughput unit hours",
+    "router_fee": "model router fee on input tokens",
 }
 
 REGION_NAMES = {

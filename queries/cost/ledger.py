@@ -31,14 +31,16 @@ from queries.config import AttributionRule
 from queries.cost import attribution, ptu
 from queries.cost.attribution import PROBES, PTU_IDLE, TokenHealth
 
-METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU = (
+METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU, METER_ROUTER = (
     "input",
     "cached_input",
     "output",
     "embeddings",
     "ptu_hour",
+    "router_fee",
 )
-TOKEN_METERS = (METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS)
+TOKEN_METERS = (METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_ROUTER)
+ROUTER_MODEL = "model-router"  # a deployment of this model routes each prompt to another model
 LEDGER_VERSION = "1"  # bump when the build itself changes what it writes
 
 TEXT_COLUMNS = [
@@ -186,21 +188,48 @@ def _price_table(keys: pd.DataFrame, book: Any) -> pd.DataFrame:
     return table
 
 
+def _join_prices(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """`tok` with the rates (PRICE_COLUMNS) in force at each row's hour for its (model, version, sku,
+    region): a plain join where no price changed, else an as-of join on the change times."""
+    by = ["Model", "Version", "Sku", "Region"]
+    prices = _price_table(tok[by].drop_duplicates(), book)
+    if prices.empty or prices.groupby(by, sort=False).size().max() == 1:
+        return tok.merge(prices.drop(columns="From"), on=by, how="left")
+    left = tok.assign(_At=pd.to_datetime(tok["Hour"], utc=True).astype("datetime64[ns, UTC]"))
+    left = left.sort_values("_At", kind="stable")
+    t = pd.merge_asof(left, prices.sort_values("From"), left_on="_At", right_on="From", by=by)
+    return t.drop(columns=["_At", "From"])
+
+
+def _router_rows(t: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """The model router's fee: a deployment of `model-router` bills its input tokens (cached included)
+    at the router's price per 1M input tokens, besides the routed model's own tokens. The price is the
+    input price of the model `model-router` in the book (an override row, or a meter once Azure lists
+    one); with none, the rows are unpriced, never $0."""
+    if "RouterVersion" not in t.columns:
+        return t.iloc[0:0]
+    mine = t[(t["RouterVersion"].astype(str) != "") & (t["PromptTokens"] > 0)]
+    if mine.empty:
+        return t.iloc[0:0]
+    base = mine.drop(columns=[c for c in PRICE_COLUMNS if c in mine.columns]).assign(
+        Model=ROUTER_MODEL, Version=mine["RouterVersion"].astype(str)
+    )
+    r = _join_prices(base, book)
+    return r.assign(
+        Meter=METER_ROUTER,
+        Quantity=r["PromptTokens"].clip(lower=0).astype("float64"),
+        ReasoningTokens=0.0,
+        Requests=0.0,
+        UnitPrice=np.where(r["Provisioned"].fillna(False).astype(bool), np.nan, r["In"]).astype("float64"),
+    )
+
+
 def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
     """Explode priced caller rows into input / cached_input / output (or embeddings) meter rows, each
     hour at the prices in force then (the book's timeline: a price change mid-month prices the hours
     before and after it differently)."""
-    by = ["Model", "Version", "Sku", "Region"]
-    keys = tok[by].drop_duplicates()
     factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0
-    prices = _price_table(keys, book)
-    if prices.groupby(by, sort=False).size().max() == 1:  # no price changes: a plain join
-        t = tok.merge(prices.drop(columns="From"), on=by, how="left")
-    else:
-        left = tok.assign(_At=pd.to_datetime(tok["Hour"], utc=True).astype("datetime64[ns, UTC]"))
-        left = left.sort_values("_At", kind="stable")
-        t = pd.merge_asof(left, prices.sort_values("From"), left_on="_At", right_on="From", by=by)
-        t = t.drop(columns=["_At", "From"])
+    t = _join_prices(tok, book)
     prompt = t["PromptTokens"].clip(lower=0)
     cached = np.minimum(t["CachedTokens"].clip(lower=0), prompt)
     embed = t["Model"].map(is_embedding).astype(bool)
@@ -219,6 +248,7 @@ def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
         )
         keep = (part["Quantity"] > 0) | (part["Requests"] > 0) if meter == METER_INPUT else part["Quantity"] > 0
         out.append(part[keep])
+    out.append(_router_rows(t, book))
     rows = pd.concat(out, ignore_index=True) if out else t.iloc[0:0]
     rows["Priced"] = rows["Known"].fillna(False).astype(bool) & rows["UnitPrice"].notna()
     no_output = rows["Known"].fillna(False).astype(bool) & rows["UnitPrice"].isna()
@@ -378,6 +408,9 @@ def build_rows(
     rows["Version"] = (
         rows["Version"].where(rows["Version"].astype(str) != "", rows["DepVersion"]).fillna("").astype(str)
     )
+    router = rows["DepModel"].fillna("").astype(str).str.lower().str.startswith(ROUTER_MODEL)
+    router_version = rows["DepVersion"].fillna("").astype(str).replace("", "any")
+    rows["RouterVersion"] = np.where(router, router_version, "")
     rows = rows.drop(columns=["DepModel", "DepVersion"])
     rows["Hour"] = pd.to_datetime(rows["TimeGenerated"], utc=True).dt.floor("h")
     factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from queries.config import AttributionRule, PtuReservation
 from queries.cost import retail
-from queries.cost.ledger import METER_CACHED, METER_INPUT, METER_OUTPUT, METER_PTU, build_rows
+from queries.cost.ledger import METER_CACHED, METER_INPUT, METER_OUTPUT, METER_PTU, METER_ROUTER, build_rows
 from queries.cost.prices import (
     PRIORITY_LONG_PROMPT,
     Catalogue,
@@ -376,3 +376,41 @@ def test_reservations_change_the_book_fingerprint_and_the_ptu_frame() -> None:
     frame = ptu_deployments_frame(deps, PriceBook(cat, reservations=[res]))
     assert frame.iloc[0]["ReservedPtus"] == 20  # a quantity above the capacity covers the capacity
     assert frame.iloc[0]["ReservedPerHour"] == 0.5 and frame.iloc[0]["ReservationId"] == "ro-1"
+
+
+# --- the model router's fee --------------------------------------------------------------------------
+
+
+def _router_world(overrides: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    b = PriceBook(normalise(items(), "refreshed", "meters.json", as_of=AS_OF), overrides)
+    deps = deployments(("router", "model-router", "GlobalStandard", 100, 100_000))
+    # the logs name the routed model; the deployment is the router
+    u = usage(("2026-11-14T22:10Z", "router", "gpt-4.1", A, "10.0.1.***", 2, 2, 1_000_000, 200_000, 10_000, 1, 1))
+    u["ReasoningTokens"] = 0.0
+    rows, _ = build_rows(u, pd.DataFrame(), deps, RULES, b, T0, T0 + timedelta(hours=1))
+    return rows, rows[rows["Meter"] == METER_ROUTER]
+
+
+def test_the_router_fee_is_charged_per_input_token_on_top_of_the_routed_model(tmp_path: Path) -> None:
+    from queries.cost.overrides import load_overrides
+
+    csv = tmp_path / "prices.csv"
+    csv.write_text("model,sku,input_per_1m\nmodel-router,GlobalStandard,0.14\n")
+    rows, fee = _router_world(load_overrides(csv))
+    assert len(fee) == 1 and fee["Quantity"].iloc[0] == 1_000_000  # cached input included
+    assert fee["EffectiveCost"].iloc[0] == pytest.approx(0.14)
+    assert fee["Model"].iloc[0] == "model-router" and fee["PriceSource"].iloc[0] == "override"
+    # the routed model's own tokens at gpt-4.1's prices, independently
+    want = (800_000 * 2.0 + 200_000 * 0.5 + 10_000 * 8.0) / 1e6 + 0.14
+    assert rows["EffectiveCost"].sum() == pytest.approx(want)
+    # the fee's tokens are not counted again as prompt tokens
+    assert rows.loc[rows["Meter"].isin([METER_INPUT, METER_CACHED]), "Quantity"].sum() == 1_000_000
+
+
+def test_an_unlisted_router_fee_is_unpriced_not_free() -> None:
+    rows, fee = _router_world([])
+    assert len(fee) == 1 and not fee["Priced"].iloc[0] and fee["EffectiveCost"].isna().all()
+    assert "model-router" in fee["PriceKey"].iloc[0]
+    assert rows.loc[rows["Priced"], "EffectiveCost"].sum() == pytest.approx(
+        (800_000 * 2.0 + 200_000 * 0.5 + 10_000 * 8.0) / 1e6
+    )
