@@ -190,15 +190,28 @@ def _price_table(keys: pd.DataFrame, book: Any) -> pd.DataFrame:
 
 def _join_prices(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
     """`tok` with the rates (PRICE_COLUMNS) in force at each row's hour for its (model, version, sku,
-    region): a plain join where no price changed, else an as-of join on the change times."""
+    region): one join on the key, then, where a price changed, a binary search of the row's hour among
+    the key's change times (every key's first segment starts at EPOCH, so a search never leaves it)."""
     by = ["Model", "Version", "Sku", "Region"]
     prices = _price_table(tok[by].drop_duplicates(), book)
-    if prices.empty or prices.groupby(by, sort=False).size().max() == 1:
+    if prices.empty or not prices.duplicated(by).any():
         return tok.merge(prices.drop(columns="From"), on=by, how="left")
-    left = tok.assign(_At=pd.to_datetime(tok["Hour"], utc=True).astype("datetime64[ns, UTC]"))
-    left = left.sort_values("_At", kind="stable")
-    t = pd.merge_asof(left, prices.sort_values("From"), left_on="_At", right_on="From", by=by)
-    return t.drop(columns=["_At", "From"])
+    prices = prices.sort_values([*by, "From"], kind="stable").reset_index(drop=True)
+    prices["_Code"] = prices.groupby(by, sort=False).ngroup().astype("int64")
+    t = tok.merge(prices.drop_duplicates(by)[[*by, "_Code"]], on=by, how="left")
+    hour = np.int64(3_600_000_000_000)
+    span = np.int64(1 << 40)  # hours since 1970 stay far below this
+    p_at = (prices["From"].astype("int64").to_numpy() - EPOCH.value) // hour
+    t_at = (
+        pd.to_datetime(t["Hour"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy() - EPOCH.value
+    ) // hour
+    combined = prices["_Code"].to_numpy() * span + p_at  # sorted: by code, then by start
+    idx = np.searchsorted(combined, t["_Code"].to_numpy() * span + t_at, side="right") - 1
+    picked = prices.iloc[idx][PRICE_COLUMNS].reset_index(drop=True)
+    t = t.drop(columns="_Code").reset_index(drop=True)
+    for c in PRICE_COLUMNS:
+        t[c] = picked[c].to_numpy()
+    return t
 
 
 def _router_rows(t: pd.DataFrame, book: Any) -> pd.DataFrame:
