@@ -3,7 +3,8 @@
 Where prices come from, in order of precedence:
 
 1. the user's override file (`prices.overrides_file`, CSV; see `load_overrides`), field by field;
-2. the newest snapshot written by `aoai-lens prices refresh` (`<data_dir>/prices/retail-YYYY-MM-DD.json`);
+2. the snapshots written by `aoai-lens prices refresh` (`<data_dir>/prices/retail-YYYY-MM-DD.json`), the
+   newest winning and the older ones adding history;
 3. the Azure Retail Prices snapshot bundled in the `azure-genai-prices` package.
 
 `prices.discount_pct` then scales every price (override rows marked `net = true` excepted).
@@ -16,8 +17,9 @@ region-dependent price without a region, and prices one call at a time. We keep 
 (`azure_genai_prices.parse_meter_name`, which untangles the dozen spellings of "input", "Data Zone" and
 so on) and its bundled snapshot, and normalise them ourselves: the version comes from the meter name's
 MMDD tag ("gpt 4o 1120 Inp glbl" → gpt-4o, 1120), the unit from each row's `unitOfMeasure`
-("1K" or "1M" tokens, "1 Hour" or "1/Hour"), the price per region from the row with the latest
-effective date that has started. tests/queries/test_prices.py shows each shortcoming on the demo models.
+("1K" or "1M" tokens, "1 Hour" or "1/Hour"), and every effective start date per region kept as a
+timeline, so an hour is priced at the rate in force then (`pick`). tests/queries/test_prices.py shows
+each shortcoming on the demo models; tests/queries/test_price_meters.py prices every meter kind and unit.
 
 The API the cost code uses::
 
@@ -29,6 +31,11 @@ The API the cost code uses::
     price.key                                   # what matched, e.g. "gpt-4o 1120 · Global · eastus"
     priced = book.price_usage(frame)            # frame: model, version, sku, region,
                                                 #        prompt_tokens, cached_tokens, completion_tokens
+    book.lookup(..., at=hour)                   # the prices in force at that time (default: the snapshot's day)
+    book.lookup(..., tier="priority")           # Priority processing meters of a standard deployment
+    book.timeline(model, version, sku, region)  # [(from day or None, Price, why)]: every price change
+    book.meters(model, region)                  # every price-list row behind them (`prices show`)
+    price.cache_write_per_1m, price.hosting_per_hour, price.effective, price.meters
 
 `lookup` returns None when nothing covers the combination (unknown model, SKU or version, a region the
 regional price list does not name). `price_usage` adds input_cost, cached_cost, output_cost, cost (USD),
