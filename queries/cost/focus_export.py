@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 
 from queries.cost import focus_spec
 from queries.cost.attribution import PTU_IDLE
-from queries.cost.ledger import METER_PTU
+from queries.cost.ledger import METER_HOSTING, METER_PTU
 
 PROVIDER = "Microsoft"
 SERVICE_NAME = "Azure OpenAI"
 SERVICE_SUBCATEGORY = "Generative AI"
 RESOURCE_TYPE = "Azure OpenAI deployment"
-TOKENS, MTOKENS, PTU_HOURS = "Tokens", "1M Tokens", "PTU-Hours"
+TOKENS, MTOKENS, PTU_HOURS, HOURS = "Tokens", "1M Tokens", "PTU-Hours", "Hours"
 FORMATS = ("focus-csv", "focus-parquet")
 
 METER_WORDS = {
@@ -48,6 +48,7 @@ METER_WORDS = {
     "embeddings": "embedding tokens",
     "ptu_hour": "provisioned throughput unit hours",
     "router_fee": "model router fee on input tokens",
+    "hosting_hour": "fine-tuned model hosting hours",
 }
 
 REGION_NAMES = {
@@ -130,8 +131,10 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
     if billing_ids.isna().any():  # no account configured and no subscription known: still not null
         billing_ids = billing_ids.fillna("unknown")
     quantity = rows["Quantity"].astype("float64")
-    pricing_qty = np.where(ptu, quantity, quantity / 1e6)
-    per = np.where(ptu, 1.0, 1e6)
+    hosting = rows["Meter"] == METER_HOSTING
+    hourly = ptu | hosting
+    pricing_qty = np.where(hourly, quantity, quantity / 1e6)
+    per = np.where(hourly, 1.0, 1e6)
     list_price = rows["ListUnitPrice"].astype("float64") * per
     contracted_price = rows["UnitPrice"].astype("float64") * per
     # the ledger row says whether a reservation priced it (PriceSource "reservation"); the name comes from
@@ -186,9 +189,9 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
             "ContractedUnitPrice": contracted_price,
             "PricingCategory": np.where(has_res, "Committed", "Standard"),
             "PricingQuantity": pricing_qty,
-            "PricingUnit": np.where(ptu, PTU_HOURS, MTOKENS),
+            "PricingUnit": np.where(ptu, PTU_HOURS, np.where(hosting, HOURS, MTOKENS)),
             "ConsumedQuantity": quantity,
-            "ConsumedUnit": np.where(ptu, PTU_HOURS, TOKENS),
+            "ConsumedUnit": np.where(ptu, PTU_HOURS, np.where(hosting, HOURS, TOKENS)),
             "ServiceName": SERVICE_NAME,
             "ServiceCategory": focus_spec.SERVICE_CATEGORY,
             "ServiceSubcategory": SERVICE_SUBCATEGORY,

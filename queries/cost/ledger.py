@@ -30,14 +30,17 @@ import pandas as pd
 from queries.config import AttributionRule
 from queries.cost import attribution, ptu
 from queries.cost.attribution import PROBES, PTU_IDLE, TokenHealth
+from queries.cost.prices import fine_tuned_base
+from queries.cost.skus import SKUS
 
-METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU, METER_ROUTER = (
+METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU, METER_ROUTER, METER_HOSTING = (
     "input",
     "cached_input",
     "output",
     "embeddings",
     "ptu_hour",
     "router_fee",
+    "hosting_hour",
 )
 TOKEN_METERS = (METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_ROUTER)
 ROUTER_MODEL = "model-router"  # a deployment of this model routes each prompt to another model
@@ -395,6 +398,102 @@ def _ptu_rows(
     return out
 
 
+def _hosting_rows(
+    rows: pd.DataFrame,
+    deployments: pd.DataFrame,
+    rules: list[AttributionRule],
+    probe_object_id: str | None,
+    book: Any,
+    start: datetime,
+    end: datetime,
+    factor: float,
+) -> pd.DataFrame:
+    """A fine-tuned model's hosting hours on a standard deployment (billed per hour deployed, used or
+    not; the Developer tier has none): each hour at the hosting price in force then, shared by the
+    hour's callers by their tokens; an hour nobody called goes to the rule that names the deployment
+    (a deployment pattern), else unallocated. No hosting price listed: the hours are unpriced."""
+    timeline = getattr(book, "timeline", None)
+    if not callable(timeline) or deployments.empty:
+        return pd.DataFrame()
+    parts = []
+    for dep in deployments.itertuples(index=False):
+        sku = SKUS.get(str(dep.Sku).lower())
+        if sku is None or sku.mode != "standard" or fine_tuned_base(str(dep.Model)) is None:
+            continue
+        region = str(getattr(dep, "Location", "") or "")
+        since = ptu.active_from(dep, start)
+        if pd.Timestamp(since) >= pd.Timestamp(end):
+            continue
+        grid = ptu.hour_grid(since, end).rename(columns={"TimeGenerated": "Hour"})
+        line = [
+            (ptu.EPOCH if day is None else pd.Timestamp(day, tz="UTC"), getattr(p, "hosting_per_hour", None))
+            for day, p, _ in timeline(dep.Model, dep.Version, dep.Sku, region)
+        ]
+        holder = type("H", (), {"PtuTimeline": line, "PtuPerHour": None})()
+        grid["Price"] = ptu.list_prices(holder, grid["Hour"])
+        resource = str(dep.Resource).lower()
+        mine = rows[(rows["Resource"] == resource) & (rows["Deployment"] == dep.Deployment)]
+        weight = (mine["PromptTokens"].clip(lower=0) + mine["CompletionTokens"].clip(lower=0)).astype("float64")
+        users = mine.assign(_W=weight)
+        users = users[users["_W"] > 0]
+        g = grid.set_index("Hour")
+        common = {
+            "Resource": resource,
+            "Deployment": dep.Deployment,
+            "Model": dep.Model,
+            "Version": dep.Version,
+            "Sku": dep.Sku,
+            "Region": region,
+            "Meter": METER_HOSTING,
+            "Unit": "hours",
+            "Requests": 0.0,
+            "ReasoningTokens": 0.0,
+        }
+        if not users.empty:
+            share = users["_W"] / users.groupby("Hour")["_W"].transform("sum")
+            used = users.assign(**{k: v for k, v in common.items() if k not in ("Model", "Version")})
+            used["Quantity"] = users["Hour"].map(g["Fraction"]).fillna(0.0).to_numpy() * share.to_numpy()
+            used["UnitPrice"] = users["Hour"].map(g["Price"]).to_numpy()
+            parts.append(used[used["Quantity"] > 0].drop(columns="_W"))
+        idle = g[~g.index.isin(users["Hour"])].reset_index()
+        if not idle.empty:
+            who = attribution.attribute(
+                pd.DataFrame(
+                    {"ObjectId": [""], "CallerIP": [""], "Deployment": [dep.Deployment], "Method": ["hosting"]}
+                ),
+                rules,
+                probe_object_id,
+            ).iloc[0]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "Hour": idle["Hour"],
+                        **common,
+                        **{c: who[c] for c in ("Feature", "Team", "CostCenter", "Rule", "Category", "Method")},
+                        "ObjectId": "",
+                        "CallerIP": "",
+                        "Quantity": idle["Fraction"],
+                        "UnitPrice": idle["Price"],
+                    }
+                )
+            )
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    price = out["UnitPrice"].astype("float64")
+    out["Priced"] = np.isfinite(price)
+    out["ListUnitPrice"] = price / factor
+    out["EffectiveCost"] = np.where(out["Priced"], out["Quantity"] * price, np.nan)
+    out["ListCost"] = out["EffectiveCost"] / factor
+    out["PriceSource"] = np.where(out["Priced"], getattr(getattr(book, "catalogue", None), "source", ""), "")
+    out["PriceKey"] = np.where(
+        out["Priced"],
+        out["Model"].astype(str) + " hosting · " + price.map(lambda v: f"{v:g}") + "/hour",
+        "unpriced: no hosting price listed for " + out["Model"].astype(str),
+    )
+    return out
+
+
 def build_rows(
     usage: pd.DataFrame,
     metrics: pd.DataFrame,
@@ -431,7 +530,8 @@ def build_rows(
     token_meters = _token_meter_rows(rows, book) if not rows.empty else pd.DataFrame()
     ptu_deps = ptu.ptu_deployments_frame(deployments, book)
     ptu_part = _ptu_rows(rows, ptu_deps, start, end, factor, health)
-    parts = [p for p in (token_meters, ptu_part) if not p.empty]
+    hosting = _hosting_rows(rows, deployments, rules, probe_object_id, book, start, end, factor)
+    parts = [p for p in (token_meters, ptu_part, hosting) if not p.empty]
     if not parts:
         return empty_ledger(), health
     out = pd.concat(parts, ignore_index=True)

@@ -16,7 +16,15 @@ from pydantic import ValidationError
 
 from queries.config import AttributionRule, PtuReservation
 from queries.cost import retail
-from queries.cost.ledger import METER_CACHED, METER_INPUT, METER_OUTPUT, METER_PTU, METER_ROUTER, build_rows
+from queries.cost.ledger import (
+    METER_CACHED,
+    METER_HOSTING,
+    METER_INPUT,
+    METER_OUTPUT,
+    METER_PTU,
+    METER_ROUTER,
+    build_rows,
+)
 from queries.cost.prices import (
     PRIORITY_LONG_PROMPT,
     Catalogue,
@@ -414,3 +422,49 @@ def test_an_unlisted_router_fee_is_unpriced_not_free() -> None:
     assert rows.loc[rows["Priced"], "EffectiveCost"].sum() == pytest.approx(
         (800_000 * 2.0 + 200_000 * 0.5 + 10_000 * 8.0) / 1e6
     )
+
+
+# --- fine-tuned hosting hours ------------------------------------------------------------------------
+
+TUNED = "gpt-4.1-2025-04-14.ft-0e208cf33a6a466994aff31a08aba678"
+
+
+def _hosting_world(sku: str, rules: list[AttributionRule]) -> pd.DataFrame:
+    b = PriceBook(normalise(items(), "refreshed", "meters.json", as_of=AS_OF))
+    deps = deployments(("tuned", TUNED, sku, 10, 10_000))
+    u = usage(
+        # hour 22: A 30k tokens, the stranger 10k; hour 23: nobody
+        ("2026-11-14T22:05Z", "tuned", TUNED, A, "10.0.1.***", 1, 1, 20_000, 0, 10_000, 1, 1),
+        ("2026-11-14T22:06Z", "tuned", TUNED, "", "10.7.0.***", 1, 1, 10_000, 0, 0, 1, 1),
+    )
+    u["ReasoningTokens"] = 0.0
+    rows, _ = build_rows(u, pd.DataFrame(), deps, rules, b, T0, T0 + timedelta(hours=2))
+    return rows
+
+
+def test_fine_tuned_hosting_hours_are_billed_every_hour_and_shared_by_tokens() -> None:
+    rows = _hosting_world("GlobalStandard", RULES)
+    host = rows[rows["Meter"] == METER_HOSTING]
+    # independently: 2 hours x $1.70, whoever called
+    assert host["EffectiveCost"].sum() == pytest.approx(2 * 1.7)
+    hour22 = host[host["Hour"] == pd.Timestamp(T0)].set_index("Category")["Quantity"]
+    assert hour22["allocated"] == pytest.approx(0.75) and hour22["unallocated"] == pytest.approx(0.25)
+    idle = host[host["Hour"] == pd.Timestamp(T0 + timedelta(hours=1))]
+    assert list(idle["Category"]) == ["unallocated"] and list(idle["Method"]) == ["hosting"]
+    # the tokens are priced at the fine-tuned meters: 30k input x $2 + 10k output x $8, per 1M
+    tokens = rows[rows["Meter"].isin([METER_INPUT, METER_OUTPUT])]
+    assert tokens["EffectiveCost"].sum() == pytest.approx((30_000 * 2.0 + 10_000 * 8.0) / 1e6)
+
+
+def test_an_idle_hosting_hour_goes_to_the_rule_naming_the_deployment() -> None:
+    rules = [*RULES, AttributionRule(deployment_pattern="tuned", feature="ft-eval", team="team-ml")]
+    rows = _hosting_world("GlobalStandard", rules)
+    idle = rows[(rows["Meter"] == METER_HOSTING) & (rows["Hour"] == pd.Timestamp(T0 + timedelta(hours=1)))]
+    assert list(idle["Team"]) == ["team-ml"] and list(idle["Category"]) == ["allocated"]
+
+
+def test_the_developer_tier_has_no_hosting_fee() -> None:
+    rows = _hosting_world("DeveloperTier", RULES)
+    assert not (rows["Meter"] == METER_HOSTING).any()
+    dev = rows[rows["Meter"] == METER_INPUT]
+    assert dev["Priced"].all() and "Developer" in dev["PriceKey"].iloc[0]
