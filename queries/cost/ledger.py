@@ -44,7 +44,7 @@ METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU, METER_ROUT
 )
 TOKEN_METERS = (METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_ROUTER)
 ROUTER_MODEL = "model-router"  # a deployment of this model routes each prompt to another model
-LEDGER_VERSION = "1"  # bump when the build itself changes what it writes
+LEDGER_VERSION = "2"  # bump when the build itself changes what it writes (2: effective-dated prices, reservations)
 
 TEXT_COLUMNS = [
     "Resource",
