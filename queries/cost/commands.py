@@ -163,6 +163,17 @@ def prices_show(args: argparse.Namespace) -> int:
     _table(header, table, {3, 4, 5, 6, 7})
     if footnote:
         print("* no batch meter in the price list: 50% of the standard price, as Microsoft documents for Batch")
+    for r in book.reservations:
+        price = r.amortised_per_hour
+        print(
+            f"reservation {r.reservation_id} ({r.term}) on {r.deployment}: "
+            f"{r.quantity if r.quantity else 'all'} PTUs at "
+            + (
+                f"{_money(price)} per PTU-hour amortised"
+                if price is not None
+                else "the list price (no price configured)"
+            )
+        )
     meters = book.meters(model, region)
     print()
     print(f"meters ({len(meters)}): every price-list row behind these prices, each start date, before any discount")

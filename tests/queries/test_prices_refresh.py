@@ -155,3 +155,14 @@ def test_show_region_and_unknown_model(clean_env: Path, capsys: pytest.CaptureFi
     assert main(["prices", "show", "gpt-4o-mni"]) == 1
     err = capsys.readouterr().err
     assert "unknown model 'gpt-4o-mni'" in err and "Close matches: gpt-4o-mini" in err
+
+
+def test_show_names_the_configured_reservations(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (clean_env / "aoai-lens.toml").write_text(
+        "[[billing.reservations]]\n"
+        'deployment = "support-gpt4o-ptu"\nreservation_id = "ro-123"\nterm = "yearly"\n'
+        "quantity = 15\nterm_price = 2628.0\n"
+    )
+    assert main(["prices", "show", "gpt-4o"]) == 0
+    out = capsys.readouterr().out
+    assert "reservation ro-123 (yearly) on support-gpt4o-ptu: 15 PTUs at 0.30 per PTU-hour amortised" in out
