@@ -164,13 +164,13 @@ def prices_show(args: argparse.Namespace) -> int:
     if footnote:
         print("* no batch meter in the price list: 50% of the standard price, as Microsoft documents for Batch")
     for r in book.reservations:
-        price = r.amortised_per_hour
+        amortised = r.amortised_per_hour
         print(
             f"reservation {r.reservation_id} ({r.term}) on {r.deployment}: "
             f"{r.quantity if r.quantity else 'all'} PTUs at "
             + (
-                f"{_money(price)} per PTU-hour amortised"
-                if price is not None
+                f"{_money(amortised)} per PTU-hour amortised"
+                if amortised is not None
                 else "the list price (no price configured)"
             )
         )
