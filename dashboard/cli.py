@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pull the Azure Retail Prices API into a dated local snapshot",
     )
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
-    p = _add(prices_sub, "show", cost_commands.prices_show, "prices per 1M tokens by deployment type")
+    p = _add(prices_sub, "show", cost_commands.prices_show, "prices by deployment type and every meter behind them")
     p.add_argument("model")
     p.add_argument("--region", default="eastus")
 

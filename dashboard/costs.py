@@ -201,6 +201,8 @@ def ptu_frame(result: AllocationResult) -> pd.DataFrame:
             "PtuCostUSD",
             "IdleCostUSD",
             "PaygEquivalentUSD",
+            "PaygSku",
+            "ReservedPtus",
             "Utilisation",
             "EffectivePer1M",
             "PaygPer1M",

@@ -376,13 +376,38 @@ class LedgerSettings(Section):
 
 
 class PtuReservation(Section):
-    """A reservation (monthly or yearly) that covers a provisioned deployment's PTUs: the FOCUS export
-    names the commitment discount on the deployment's PTU-hour rows."""
+    """A reservation (monthly or yearly) that covers a provisioned deployment's PTUs. The ledger prices the
+    covered PTU-hours at the amortised reservation price (the rest at the hourly list price) and says so
+    on the row; the FOCUS export names the commitment discount on those rows."""
 
     deployment: str = Field(min_length=1)
     reservation_id: str = Field(min_length=1)  # the reservation order id, as Cost Management names it
     name: str = ""
-    term: Literal["monthly", "yearly"] = "monthly"
+    term: Literal["monthly", "yearly", "P1M", "P1Y"] = "monthly"
+    resource: str | None = None  # the account, when the deployment name is not unique
+    quantity: int | None = Field(None, ge=1)  # PTUs covered; default: the deployment's whole capacity
+    hourly_price: float | None = Field(None, ge=0)  # amortised USD per PTU-hour
+    term_price: float | None = Field(None, ge=0)  # USD per PTU for the whole term (amortised over its hours)
+
+    @model_validator(mode="after")
+    def _one_price(self) -> PtuReservation:
+        if self.hourly_price is not None and self.term_price is not None:
+            raise ValueError("give hourly_price or term_price, not both")
+        return self
+
+    @property
+    def term_hours(self) -> float:
+        """Hours a term is amortised over: 730 for a month (Azure's 8,760 hours a year / 12), 8,760 a year."""
+        return 730.0 if self.term in ("monthly", "P1M") else 8760.0
+
+    @property
+    def amortised_per_hour(self) -> float | None:
+        """USD per PTU-hour: `hourly_price`, or `term_price` / the term's hours; None when neither is given."""
+        if self.hourly_price is not None:
+            return self.hourly_price
+        if self.term_price is not None:
+            return self.term_price / self.term_hours
+        return None
 
 
 class BillingSettings(Section):

@@ -68,8 +68,19 @@ def _money(value: float | None) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells).rstrip())
+
+
+_SCOPE_WORDS = {"global": "Global", "data_zone": "Data Zone", "regional": "Regional"}
+
+
 def prices_show(args: argparse.Namespace) -> int:
-    """Prices per 1M tokens (and per PTU-hour) for one model in one region, by deployment type."""
+    """Prices per 1M tokens (and per PTU-hour) for one model in one region, by deployment type, then
+    every price-list row behind them."""
     from queries.config import load_settings
     from queries.cost.prices import PriceBook
     from queries.cost.skus import SKUS
@@ -89,45 +100,108 @@ def prices_show(args: argparse.Namespace) -> int:
     for sku in SKUS.values():
         if sku.mode == "provisioned":
             continue
-        for tag in versions:
-            price = book.lookup(model, tag, sku.name, region)
-            if price is None:
-                continue
-            derived = "50% of" in price.key
-            footnote = footnote or derived
-            table.append(
-                [
-                    sku.label + (" *" if derived else ""),
-                    sku.name,
-                    tag or "any",
-                    _money(price.input_per_1m),
-                    _money(price.cached_input_per_1m),
-                    _money(price.output_per_1m),
-                    "-",
-                    price.source,
-                ]
-            )
+        for tier in (None, "priority") if sku.mode == "standard" else (None,):
+            for tag in versions:
+                price = book.lookup(model, tag, sku.name, region, tier=tier)
+                if price is None:
+                    continue
+                derived = "50% of" in price.key
+                footnote = footnote or derived
+                label = sku.label + (" Priority" if tier else "")
+                table.append(
+                    [
+                        label + (" *" if derived else ""),
+                        sku.name,
+                        tag or "any",
+                        _money(price.input_per_1m),
+                        _money(price.cached_input_per_1m),
+                        _money(price.cache_write_per_1m),
+                        _money(price.output_per_1m),
+                        "-",
+                        price.effective or "-",
+                        price.source,
+                    ]
+                )
     token_rows = len(table)
     for sku in SKUS.values():
         if sku.mode != "provisioned":
             continue
         price = book.lookup(model, None, sku.name, region)
         if price is not None:
-            table.append([sku.label, sku.name, "any", "-", "-", "-", _money(price.ptu_per_hour), price.source])
+            table.append(
+                [
+                    sku.label,
+                    sku.name,
+                    "any",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    _money(price.ptu_per_hour),
+                    price.effective or "-",
+                    price.source,
+                ]
+            )
     print(f"{model} in {region}: USD per 1M tokens; PTU per PTU-hour (any model)")
     print(f"prices from the {book.catalogue.label}", end="")
     print(f"; discount {book.discount_pct:g}% applied" if book.discount_pct else "")
     if not token_rows:
         print(f"no token prices for {model} in {region}; try another --region", file=sys.stderr)
         return EXIT_FAILED
-    header = ["deployment type", "sku", "version", "input", "cached input", "output", "PTU/hour", "source"]
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    right = {3, 4, 5, 6}
-    for row in [header, ["-" * w for w in widths], *table]:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-        print("  ".join(cells).rstrip())
+    header = [
+        "deployment type",
+        "sku",
+        "version",
+        "input",
+        "cached input",
+        "cache write",
+        "output",
+        "PTU/hour",
+        "from",
+        "source",
+    ]
+    _table(header, table, {3, 4, 5, 6, 7})
     if footnote:
         print("* no batch meter in the price list: 50% of the standard price, as Microsoft documents for Batch")
+    for r in book.reservations:
+        amortised = r.amortised_per_hour
+        print(
+            f"reservation {r.reservation_id} ({r.term}) on {r.deployment}: "
+            f"{r.quantity if r.quantity else 'all'} PTUs at "
+            + (
+                f"{_money(amortised)} per PTU-hour amortised"
+                if amortised is not None
+                else "the list price (no price configured)"
+            )
+        )
+    meters = book.meters(model, region)
+    print()
+    print(f"meters ({len(meters)}): every price-list row behind these prices, each start date, before any discount")
+    rows = [
+        [
+            _SCOPE_WORDS.get(m["scope"], m["scope"]),
+            m["mode"].replace("_", "-"),
+            m["kind"].replace("_", " "),
+            m["version"],
+            m["sku_name"],
+            m["meter"],
+            m["unit"],
+            f"{_money(m['price'])}/{m['per']}",
+            m["effective"] or "-",
+            m["region"],
+            m["source"],
+        ]
+        for m in meters
+    ]
+    _table(
+        ["scope", "mode", "kind", "version", "sku name", "meter name", "unit", "price", "from", "region", "source"],
+        rows,
+        {7},
+    )
+    print(
+        "units as the Retail Prices API gives them ('1K', '1M' tokens; '1 Hour', '1/Hour'); prices normalised "
+        "to USD per 1M tokens or per hour"
+    )
     return EXIT_OK
 
 

@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 
 from queries.cost import focus_spec
 from queries.cost.attribution import PTU_IDLE
-from queries.cost.ledger import METER_PTU
+from queries.cost.ledger import METER_HOSTING, METER_PTU
 
 PROVIDER = "Microsoft"
 SERVICE_NAME = "Azure OpenAI"
 SERVICE_SUBCATEGORY = "Generative AI"
 RESOURCE_TYPE = "Azure OpenAI deployment"
-TOKENS, MTOKENS, PTU_HOURS = "Tokens", "1M Tokens", "PTU-Hours"
+TOKENS, MTOKENS, PTU_HOURS, HOURS = "Tokens", "1M Tokens", "PTU-Hours", "Hours"
 FORMATS = ("focus-csv", "focus-parquet")
 
 METER_WORDS = {
@@ -47,6 +47,8 @@ METER_WORDS = {
     "output": "output tokens",
     "embeddings": "embedding tokens",
     "ptu_hour": "provisioned throughput unit hours",
+    "router_fee": "model router fee on input tokens",
+    "hosting_hour": "fine-tuned model hosting hours",
 }
 
 REGION_NAMES = {
@@ -129,12 +131,19 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
     if billing_ids.isna().any():  # no account configured and no subscription known: still not null
         billing_ids = billing_ids.fillna("unknown")
     quantity = rows["Quantity"].astype("float64")
-    pricing_qty = np.where(ptu, quantity, quantity / 1e6)
-    per = np.where(ptu, 1.0, 1e6)
+    hosting = rows["Meter"] == METER_HOSTING
+    hourly = ptu | hosting
+    pricing_qty = np.where(hourly, quantity, quantity / 1e6)
+    per = np.where(hourly, 1.0, 1e6)
     list_price = rows["ListUnitPrice"].astype("float64") * per
     contracted_price = rows["UnitPrice"].astype("float64") * per
-    reserved = rows["Deployment"].map(lambda d: ctx.reservations.get(str(d))).where(ptu, None)
-    has_res = reserved.notna()
+    # the ledger row says whether a reservation priced it (PriceSource "reservation"); the name comes from
+    # billing.reservations, the id from it or, failing that, from the row's price key
+    on_res = ptu & (rows["PriceSource"].astype(str) == "reservation")
+    reserved = rows["Deployment"].map(lambda d: ctx.reservations.get(str(d))).where(on_res, None)
+    from_key = rows["PriceKey"].astype(str).str.extract(r"^reservation (\S+)", expand=False)
+    reserved = reserved.where(reserved.notna() | ~on_res, from_key.map(lambda i: Reservation(str(i), "")))
+    has_res = reserved.notna() & on_res
     res_id = reserved.map(lambda r: r.reservation_id if r is not None else None)
     res_name = reserved.map(lambda r: (r.name or r.reservation_id) if r is not None else None)
     region = rows["Region"].astype(str)
@@ -180,9 +189,9 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
             "ContractedUnitPrice": contracted_price,
             "PricingCategory": np.where(has_res, "Committed", "Standard"),
             "PricingQuantity": pricing_qty,
-            "PricingUnit": np.where(ptu, PTU_HOURS, MTOKENS),
+            "PricingUnit": np.where(ptu, PTU_HOURS, np.where(hosting, HOURS, MTOKENS)),
             "ConsumedQuantity": quantity,
-            "ConsumedUnit": np.where(ptu, PTU_HOURS, TOKENS),
+            "ConsumedUnit": np.where(ptu, PTU_HOURS, np.where(hosting, HOURS, TOKENS)),
             "ServiceName": SERVICE_NAME,
             "ServiceCategory": focus_spec.SERVICE_CATEGORY,
             "ServiceSubcategory": SERVICE_SUBCATEGORY,

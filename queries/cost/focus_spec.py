@@ -87,9 +87,9 @@ COLUMNS: tuple[FocusColumn, ...] = (
     FocusColumn("ContractedUnitPrice", C, "Decimal", True, why="price per PricingUnit after the discount"),
     FocusColumn("PricingCategory", C, "String", True, PRICING_CATEGORIES, "Standard; Committed on reserved PTU"),
     FocusColumn("PricingQuantity", M, "Decimal", True, why="tokens, or PTU-hours"),
-    FocusColumn("PricingUnit", M, "String", True, why="Tokens or PTU-Hours"),
+    FocusColumn("PricingUnit", M, "String", True, why="1M Tokens, PTU-Hours or Hours (fine-tuned hosting)"),
     FocusColumn("ConsumedQuantity", C, "Decimal", True, why="tokens, or PTU-hours"),
-    FocusColumn("ConsumedUnit", C, "String", True, why="Tokens or PTU-Hours"),
+    FocusColumn("ConsumedUnit", C, "String", True, why="Tokens, PTU-Hours or Hours (fine-tuned hosting)"),
     # --- service, SKU, region, resource ---------------------------------------------------------------
     FocusColumn("ServiceName", M, "String", False, why="Azure OpenAI"),
     FocusColumn("ServiceCategory", M, "String", False, (SERVICE_CATEGORY,), "AI and Machine Learning"),

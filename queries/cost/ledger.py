@@ -30,16 +30,21 @@ import pandas as pd
 from queries.config import AttributionRule
 from queries.cost import attribution, ptu
 from queries.cost.attribution import PROBES, PTU_IDLE, TokenHealth
+from queries.cost.prices import fine_tuned_base
+from queries.cost.skus import SKUS
 
-METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU = (
+METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_PTU, METER_ROUTER, METER_HOSTING = (
     "input",
     "cached_input",
     "output",
     "embeddings",
     "ptu_hour",
+    "router_fee",
+    "hosting_hour",
 )
-TOKEN_METERS = (METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS)
-LEDGER_VERSION = "1"  # bump when the build itself changes what it writes
+TOKEN_METERS = (METER_INPUT, METER_CACHED, METER_OUTPUT, METER_EMBEDDINGS, METER_ROUTER)
+ROUTER_MODEL = "model-router"  # a deployment of this model routes each prompt to another model
+LEDGER_VERSION = "2"  # bump when the build itself changes what it writes (2: effective-dated prices, reservations)
 
 TEXT_COLUMNS = [
     "Resource",
@@ -144,41 +149,103 @@ def is_embedding(model: str) -> bool:
     return "embedding" in str(model).lower()
 
 
-def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
-    """Explode priced caller rows into input / cached_input / output (or embeddings) meter rows."""
-    keys = tok[["Model", "Version", "Sku", "Region"]].drop_duplicates()
-    factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+PRICE_COLUMNS = ["Known", "Provisioned", "In", "Ca", "Out", "PriceSource", "PriceKey"]
+
+
+def _segments(book: Any, model: str, version: str, sku: str, region: str) -> list[tuple[Any, Any, str]]:
+    """[(from day or None, price, why)]: the book's timeline when it has one, else one price for all time."""
+    timeline = getattr(book, "timeline", None)
+    if callable(timeline):
+        return list(timeline(model, version or None, sku, region))
+    price, why = book.explain(model, version or None, sku, region)
+    return [(None, price, why)]
+
+
+def _price_table(keys: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """One row per (model, version, sku, region) and price change (`From`): the rates in USD per token."""
     info = []
     for model, version, sku, region in keys.itertuples(index=False):
-        price, why = book.explain(model, version or None, sku, region)
-        if price is None:
-            info.append((model, version, sku, region, False, False, np.nan, np.nan, np.nan, "", f"unpriced: {why}"))
-            continue
-        provisioned = price.ptu_per_hour is not None
-        if provisioned:
-            rates = (0.0, 0.0, 0.0)
-        else:
-            cached = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
-            rates = (price.input_per_1m, cached, price.output_per_1m if price.output_per_1m is not None else np.nan)
-        key = f"provisioned: billed per PTU-hour ({price.key})" if provisioned else price.key
-        info.append((model, version, sku, region, True, provisioned, *[r / 1e6 for r in rates], price.source, key))
-    prices = pd.DataFrame(
-        info,
-        columns=[
-            "Model",
-            "Version",
-            "Sku",
-            "Region",
-            "Known",
-            "Provisioned",
-            "In",
-            "Ca",
-            "Out",
-            "PriceSource",
-            "PriceKey",
-        ],
+        for day, price, why in _segments(book, model, version, sku, region):
+            since = EPOCH if day is None else pd.Timestamp(day, tz="UTC")
+            if price is None:
+                info.append(
+                    (model, version, sku, region, since, False, False, np.nan, np.nan, np.nan, "", f"unpriced: {why}")
+                )
+                continue
+            provisioned = price.ptu_per_hour is not None
+            if provisioned:
+                rates = (0.0, 0.0, 0.0)
+            else:
+                cached = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
+                rates = (price.input_per_1m, cached, price.output_per_1m if price.output_per_1m is not None else np.nan)
+            key = f"provisioned: billed per PTU-hour ({price.key})" if provisioned else price.key
+            effective = getattr(price, "effective", "") or ""
+            if effective and not provisioned:
+                key = f"{key} · from {effective}"
+            info.append(
+                (model, version, sku, region, since, True, provisioned, *[r / 1e6 for r in rates], price.source, key)
+            )
+    table = pd.DataFrame(info, columns=["Model", "Version", "Sku", "Region", "From", *PRICE_COLUMNS])
+    table["From"] = pd.to_datetime(table["From"], utc=True).astype("datetime64[ns, UTC]")
+    return table
+
+
+def _join_prices(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """`tok` with the rates (PRICE_COLUMNS) in force at each row's hour for its (model, version, sku,
+    region): one join on the key, then, where a price changed, a binary search of the row's hour among
+    the key's change times (every key's first segment starts at EPOCH, so a search never leaves it)."""
+    by = ["Model", "Version", "Sku", "Region"]
+    prices = _price_table(tok[by].drop_duplicates(), book)
+    if prices.empty or not prices.duplicated(by).any():
+        return tok.merge(prices.drop(columns="From"), on=by, how="left")
+    prices = prices.sort_values([*by, "From"], kind="stable").reset_index(drop=True)
+    prices["_Code"] = prices.groupby(by, sort=False).ngroup().astype("int64")
+    t = tok.merge(prices.drop_duplicates(by)[[*by, "_Code"]], on=by, how="left")
+    hour = np.int64(3_600_000_000_000)
+    span = np.int64(1 << 40)  # hours since 1970 stay far below this
+    p_at = (prices["From"].astype("int64").to_numpy() - EPOCH.value) // hour
+    t_at = (
+        pd.to_datetime(t["Hour"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy() - EPOCH.value
+    ) // hour
+    combined = prices["_Code"].to_numpy() * span + p_at  # sorted: by code, then by start
+    idx = np.searchsorted(combined, t["_Code"].to_numpy() * span + t_at, side="right") - 1
+    picked = prices.iloc[idx][PRICE_COLUMNS].reset_index(drop=True)
+    t = t.drop(columns="_Code").reset_index(drop=True)
+    for c in PRICE_COLUMNS:
+        t[c] = picked[c].to_numpy()
+    return t
+
+
+def _router_rows(t: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """The model router's fee: a deployment of `model-router` bills its input tokens (cached included)
+    at the router's price per 1M input tokens, besides the routed model's own tokens. The price is the
+    input price of the model `model-router` in the book (an override row, or a meter once Azure lists
+    one); with none, the rows are unpriced, never $0."""
+    if "RouterVersion" not in t.columns:
+        return t.iloc[0:0]
+    mine = t[(t["RouterVersion"].astype(str) != "") & (t["PromptTokens"] > 0)]
+    if mine.empty:
+        return t.iloc[0:0]
+    base = mine.drop(columns=[c for c in PRICE_COLUMNS if c in mine.columns]).assign(
+        Model=ROUTER_MODEL, Version=mine["RouterVersion"].astype(str)
     )
-    t = tok.merge(prices, on=["Model", "Version", "Sku", "Region"], how="left")
+    r = _join_prices(base, book)
+    return r.assign(
+        Meter=METER_ROUTER,
+        Quantity=r["PromptTokens"].clip(lower=0).astype("float64"),
+        ReasoningTokens=0.0,
+        Requests=0.0,
+        UnitPrice=np.where(r["Provisioned"].fillna(False).astype(bool), np.nan, r["In"]).astype("float64"),
+    )
+
+
+def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
+    """Explode priced caller rows into input / cached_input / output (or embeddings) meter rows, each
+    hour at the prices in force then (the book's timeline: a price change mid-month prices the hours
+    before and after it differently)."""
+    factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0
+    t = _join_prices(tok, book)
     prompt = t["PromptTokens"].clip(lower=0)
     cached = np.minimum(t["CachedTokens"].clip(lower=0), prompt)
     embed = t["Model"].map(is_embedding).astype(bool)
@@ -197,6 +264,7 @@ def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
         )
         keep = (part["Quantity"] > 0) | (part["Requests"] > 0) if meter == METER_INPUT else part["Quantity"] > 0
         out.append(part[keep])
+    out.append(_router_rows(t, book))
     rows = pd.concat(out, ignore_index=True) if out else t.iloc[0:0]
     rows["Priced"] = rows["Known"].fillna(False).astype(bool) & rows["UnitPrice"].notna()
     no_output = rows["Known"].fillna(False).astype(bool) & rows["UnitPrice"].isna()
@@ -210,6 +278,46 @@ def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
     return rows
 
 
+def _price_ptu(part: pd.DataFrame, dep: Any, factor: float, share: float, res_price: float) -> list[pd.DataFrame]:
+    """Price a deployment's PTU-hour rows hour by hour: the list price in force that hour; the share of
+    its PTUs a reservation covers at the reservation's amortised price, on rows of their own that say so
+    (`PriceSource` "reservation"), the rest at list."""
+    lists = ptu.list_prices(dep, part["Hour"])
+    list_text = pd.Series(lists, index=part.index).map(lambda v: f"{v:g}")
+    source = getattr(dep, "PriceSource", "") or ""
+    out = []
+    if share < 1.0:
+        at_list = part.assign(
+            Quantity=part["Quantity"] * (1.0 - share),
+            UnitPrice=lists,
+            ListUnitPrice=lists / factor,
+            Priced=np.isfinite(lists),
+            PriceSource=source,
+            PriceKey=f"{dep.Sku} · list " + list_text + "/PTU-hour",
+        )
+        out.append(at_list[at_list["Quantity"] > 0])
+    if share > 0.0:
+        term = {"P1M": "monthly", "P1Y": "yearly"}.get(str(dep.ReservationTerm), str(dep.ReservationTerm))
+        if np.isfinite(res_price):
+            price = np.full(len(part), res_price)
+            key = pd.Series(
+                f"reservation {dep.ReservationId} ({term}) · {res_price:g}/PTU-hour amortised", index=part.index
+            )
+        else:
+            price = lists
+            key = f"reservation {dep.ReservationId} ({term}) · no price configured: list " + list_text + "/PTU-hour"
+        reserved = part.assign(
+            Quantity=part["Quantity"] * share,
+            UnitPrice=price,
+            ListUnitPrice=lists / factor,
+            Priced=np.isfinite(price),
+            PriceSource="reservation",
+            PriceKey=key,
+        )
+        out.append(reserved[reserved["Quantity"] > 0])
+    return out
+
+
 def _ptu_rows(
     rows: pd.DataFrame, ptu_deps: pd.DataFrame, start: datetime, end: datetime, factor: float, health: BuildHealth
 ) -> pd.DataFrame:
@@ -218,11 +326,15 @@ def _ptu_rows(
     twice and never a negative idle line."""
     parts = []
     for dep in ptu_deps.itertuples(index=False):
-        price = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
         since = ptu.active_from(dep, start)
-        if not np.isfinite(price) or pd.Timestamp(since) >= pd.Timestamp(end):
+        if pd.Timestamp(since) >= pd.Timestamp(end):
             continue
         grid = ptu.hour_grid(since, end)
+        lists = ptu.list_prices(dep, grid["TimeGenerated"])
+        res_share, res_price = ptu.reserved_share(dep)
+        if not np.isfinite(lists).any() and not (res_share >= 1.0 and np.isfinite(res_price)):
+            continue
+        dep_parts = []
         mine = rows[(rows["Resource"] == dep.Resource) & (rows["Deployment"] == dep.Deployment)].copy()
         mine["Consumed"] = ptu.consumed(mine) if not mine.empty else pd.Series(dtype="float64")
         per_hour = mine.groupby("Hour")["Consumed"].sum()
@@ -246,11 +358,6 @@ def _ptu_rows(
             "Region": dep.Region,
             "Meter": METER_PTU,
             "Unit": "PTU-hours",
-            "UnitPrice": price,
-            "ListUnitPrice": price / factor,
-            "Priced": True,
-            "PriceSource": getattr(dep, "PriceSource", "") or "",
-            "PriceKey": f"{dep.Sku} · {price:g}/PTU-hour",
             "Requests": 0.0,
             "ReasoningTokens": 0.0,
         }
@@ -261,10 +368,10 @@ def _ptu_rows(
             used_hours = users["Hour"].map(g["PtuHours"] * g["Util"]).fillna(0.0)
             used = users.assign(**{k: v for k, v in common.items() if k not in ("Model", "Version")})
             used["Quantity"] = used_hours.to_numpy() * share.to_numpy()
-            parts.append(used[used["Quantity"] > 0])
+            dep_parts.append(used[used["Quantity"] > 0])
         idle = g[g["Util"] < 1.0].reset_index()
         if not idle.empty:
-            parts.append(
+            dep_parts.append(
                 pd.DataFrame(
                     {
                         "Hour": idle["Hour"],
@@ -281,11 +388,109 @@ def _ptu_rows(
                     }
                 )
             )
+        if dep_parts:
+            parts.extend(_price_ptu(pd.concat(dep_parts, ignore_index=True), dep, factor, res_share, res_price))
     if not parts:
         return pd.DataFrame()
     out = pd.concat(parts, ignore_index=True)
-    out["EffectiveCost"] = out["Quantity"] * out["UnitPrice"]
+    out["EffectiveCost"] = np.where(out["Priced"], out["Quantity"] * out["UnitPrice"], np.nan)
     out["ListCost"] = out["Quantity"] * out["ListUnitPrice"]
+    return out
+
+
+def _hosting_rows(
+    rows: pd.DataFrame,
+    deployments: pd.DataFrame,
+    rules: list[AttributionRule],
+    probe_object_id: str | None,
+    book: Any,
+    start: datetime,
+    end: datetime,
+    factor: float,
+) -> pd.DataFrame:
+    """A fine-tuned model's hosting hours on a standard deployment (billed per hour deployed, used or
+    not; the Developer tier has none): each hour at the hosting price in force then, shared by the
+    hour's callers by their tokens; an hour nobody called goes to the rule that names the deployment
+    (a deployment pattern), else unallocated. No hosting price listed: the hours are unpriced."""
+    timeline = getattr(book, "timeline", None)
+    if not callable(timeline) or deployments.empty:
+        return pd.DataFrame()
+    parts = []
+    for dep in deployments.itertuples(index=False):
+        sku = SKUS.get(str(dep.Sku).lower())
+        if sku is None or sku.mode != "standard" or fine_tuned_base(str(dep.Model)) is None:
+            continue
+        region = str(getattr(dep, "Location", "") or "")
+        since = ptu.active_from(dep, start)
+        if pd.Timestamp(since) >= pd.Timestamp(end):
+            continue
+        grid = ptu.hour_grid(since, end).rename(columns={"TimeGenerated": "Hour"})
+        line = [
+            (ptu.EPOCH if day is None else pd.Timestamp(day, tz="UTC"), getattr(p, "hosting_per_hour", None))
+            for day, p, _ in timeline(dep.Model, dep.Version, dep.Sku, region)
+        ]
+        holder = type("H", (), {"PtuTimeline": line, "PtuPerHour": None})()
+        grid["Price"] = ptu.list_prices(holder, grid["Hour"])
+        resource = str(dep.Resource).lower()
+        mine = rows[(rows["Resource"] == resource) & (rows["Deployment"] == dep.Deployment)]
+        weight = (mine["PromptTokens"].clip(lower=0) + mine["CompletionTokens"].clip(lower=0)).astype("float64")
+        users = mine.assign(_W=weight)
+        users = users[users["_W"] > 0]
+        g = grid.set_index("Hour")
+        common = {
+            "Resource": resource,
+            "Deployment": dep.Deployment,
+            "Model": dep.Model,
+            "Version": dep.Version,
+            "Sku": dep.Sku,
+            "Region": region,
+            "Meter": METER_HOSTING,
+            "Unit": "hours",
+            "Requests": 0.0,
+            "ReasoningTokens": 0.0,
+        }
+        if not users.empty:
+            share = users["_W"] / users.groupby("Hour")["_W"].transform("sum")
+            used = users.assign(**{k: v for k, v in common.items() if k not in ("Model", "Version")})
+            used["Quantity"] = users["Hour"].map(g["Fraction"]).fillna(0.0).to_numpy() * share.to_numpy()
+            used["UnitPrice"] = users["Hour"].map(g["Price"]).to_numpy()
+            parts.append(used[used["Quantity"] > 0].drop(columns="_W"))
+        idle = g[~g.index.isin(users["Hour"])].reset_index()
+        if not idle.empty:
+            who = attribution.attribute(
+                pd.DataFrame(
+                    {"ObjectId": [""], "CallerIP": [""], "Deployment": [dep.Deployment], "Method": ["hosting"]}
+                ),
+                rules,
+                probe_object_id,
+            ).iloc[0]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "Hour": idle["Hour"],
+                        **common,
+                        **{c: who[c] for c in ("Feature", "Team", "CostCenter", "Rule", "Category", "Method")},
+                        "ObjectId": "",
+                        "CallerIP": "",
+                        "Quantity": idle["Fraction"],
+                        "UnitPrice": idle["Price"],
+                    }
+                )
+            )
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    price = out["UnitPrice"].astype("float64")
+    out["Priced"] = np.isfinite(price)
+    out["ListUnitPrice"] = price / factor
+    out["EffectiveCost"] = np.where(out["Priced"], out["Quantity"] * price, np.nan)
+    out["ListCost"] = out["EffectiveCost"] / factor
+    out["PriceSource"] = np.where(out["Priced"], getattr(getattr(book, "catalogue", None), "source", ""), "")
+    out["PriceKey"] = np.where(
+        out["Priced"],
+        out["Model"].astype(str) + " hosting · " + price.map(lambda v: f"{v:g}") + "/hour",
+        "unpriced: no hosting price listed for " + out["Model"].astype(str),
+    )
     return out
 
 
@@ -315,6 +520,9 @@ def build_rows(
     rows["Version"] = (
         rows["Version"].where(rows["Version"].astype(str) != "", rows["DepVersion"]).fillna("").astype(str)
     )
+    router = rows["DepModel"].fillna("").astype(str).str.lower().str.startswith(ROUTER_MODEL)
+    router_version = rows["DepVersion"].fillna("").astype(str).replace("", "any")
+    rows["RouterVersion"] = np.where(router, router_version, "")
     rows = rows.drop(columns=["DepModel", "DepVersion"])
     rows["Hour"] = pd.to_datetime(rows["TimeGenerated"], utc=True).dt.floor("h")
     factor = 1.0 - float(getattr(book, "discount_pct", 0.0) or 0.0) / 100.0
@@ -322,7 +530,8 @@ def build_rows(
     token_meters = _token_meter_rows(rows, book) if not rows.empty else pd.DataFrame()
     ptu_deps = ptu.ptu_deployments_frame(deployments, book)
     ptu_part = _ptu_rows(rows, ptu_deps, start, end, factor, health)
-    parts = [p for p in (token_meters, ptu_part) if not p.empty]
+    hosting = _hosting_rows(rows, deployments, rules, probe_object_id, book, start, end, factor)
+    parts = [p for p in (token_meters, ptu_part, hosting) if not p.empty]
     if not parts:
         return empty_ledger(), health
     out = pd.concat(parts, ignore_index=True)

@@ -3,7 +3,8 @@
 Where prices come from, in order of precedence:
 
 1. the user's override file (`prices.overrides_file`, CSV; see `load_overrides`), field by field;
-2. the newest snapshot written by `aoai-lens prices refresh` (`<data_dir>/prices/retail-YYYY-MM-DD.json`);
+2. the snapshots written by `aoai-lens prices refresh` (`<data_dir>/prices/retail-YYYY-MM-DD.json`), the
+   newest winning and the older ones adding history;
 3. the Azure Retail Prices snapshot bundled in the `azure-genai-prices` package.
 
 `prices.discount_pct` then scales every price (override rows marked `net = true` excepted).
@@ -16,8 +17,9 @@ region-dependent price without a region, and prices one call at a time. We keep 
 (`azure_genai_prices.parse_meter_name`, which untangles the dozen spellings of "input", "Data Zone" and
 so on) and its bundled snapshot, and normalise them ourselves: the version comes from the meter name's
 MMDD tag ("gpt 4o 1120 Inp glbl" → gpt-4o, 1120), the unit from each row's `unitOfMeasure`
-("1K" or "1M" tokens, "1 Hour" or "1/Hour"), the price per region from the row with the latest
-effective date that has started. tests/queries/test_prices.py shows each shortcoming on the demo models.
+("1K" or "1M" tokens, "1 Hour" or "1/Hour"), and every effective start date per region kept as a
+timeline, so an hour is priced at the rate in force then (`pick`). tests/queries/test_prices.py shows
+each shortcoming on the demo models; tests/queries/test_price_meters.py prices every meter kind and unit.
 
 The API the cost code uses::
 
@@ -29,6 +31,11 @@ The API the cost code uses::
     price.key                                   # what matched, e.g. "gpt-4o 1120 · Global · eastus"
     priced = book.price_usage(frame)            # frame: model, version, sku, region,
                                                 #        prompt_tokens, cached_tokens, completion_tokens
+    book.lookup(..., at=hour)                   # the prices in force at that time (default: the snapshot's day)
+    book.lookup(..., tier="priority")           # Priority processing meters of a standard deployment
+    book.timeline(model, version, sku, region)  # [(from day or None, Price, why)]: every price change
+    book.meters(model, region)                  # every price-list row behind them (`prices show`)
+    price.cache_write_per_1m, price.hosting_per_hour, price.effective, price.meters
 
 `lookup` returns None when nothing covers the combination (unknown model, SKU or version, a region the
 regional price list does not name). `price_usage` adds input_cost, cached_cost, output_cost, cost (USD),
@@ -61,9 +68,9 @@ import numpy as np
 import pandas as pd
 from azure_genai_prices import parse_meter_name
 
-from queries.config import Settings
+from queries.config import PtuReservation, Settings
 from queries.cost.overrides import Override, load_overrides
-from queries.cost.retail import newest_snapshot
+from queries.cost.retail import all_snapshots
 from queries.cost.skus import BATCH_SHARE, SKUS, VERSION_TAG, Sku, version_tag
 from queries.errors import ConfigError
 
@@ -72,48 +79,90 @@ USAGE_COLUMNS = ("model", "version", "sku", "region", "prompt_tokens", "cached_t
 
 _PTU_METER = re.compile(r"^Provisioned Managed (Global|Data Zone|Regional) Unit$", re.I)
 _PTU_SCOPES = {"global": "global", "data zone": "data_zone", "regional": "regional"}
-_KIND = {"input": "input", "cache_read": "cached", "output": "output"}  # the token kinds we price
+_KIND = {"input": "input", "cache_read": "cached", "cache_write": "cache_write", "output": "output"}
 _SCOPE = {"global": "global", "data_zone": "data_zone", "regional": "regional"}
-# Meter-name tokens of things that are not inference on a deployed base model (fine-tuning, its
-# hosting and graders, developer-tier): they would otherwise share a model id with the base model.
-_NOT_INFERENCE = {"ft", "rft", "dev", "trng", "training", "hstng", "hosting", "grader", "grdr", "mdl", "model"}
+
+
+UNIT_KINDS = ("tokens", "hours", "count", "period")
 
 
 def unit_quantity(unit_of_measure: str) -> tuple[str, float] | None:
-    """What one price row is for: ("tokens", 1000) for "1K", ("tokens", 1e6) for "1M", ("hours", 1) for
-    "1 Hour" and "1/Hour"; None for units a token or PTU price cannot use ("1/Month", "1 Second", ...)."""
+    """What one price row is for, as (kind, how many): "1K" → ("tokens", 1000), "1M" → ("tokens", 1e6),
+    "10K" → ("tokens", 10000), "1 Hour" and "1/Hour" → ("hours", 1), "1" → ("count", 1) (a session, an
+    image, a second of video), "100" → ("count", 100), "1/Month", "1/Day" → ("period", ...). None for an
+    empty or unreadable unit. Token prices are divided by the count to give a price per token: reading a
+    "1K" price as per-1M would bill 1000 times too little (the 1000x trap the tests pin)."""
     unit = (unit_of_measure or "").strip().lower().replace(" ", "")
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([km]?)(?:tokens?)?", unit)
-    if m and m.group(2):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([km])(?:tokens?)?", unit)
+    if m:
         return "tokens", float(m.group(1)) * (1000.0 if m.group(2) == "k" else 1_000_000.0)
     m = re.fullmatch(r"(\d+)?/?hours?", unit)
     if m:
         return "hours", float(m.group(1) or 1)
+    m = re.fullmatch(r"(\d+)?/?(day|month|year)s?", unit)
+    if m:
+        days = {"day": 1.0, "month": 30.4375, "year": 365.25}[m.group(2)]
+        return "period", float(m.group(1) or 1) * days
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)", unit)
+    if m:
+        return "count", float(m.group(1))
+    return None
+
+
+def per_normalised_unit(retail_price: float, unit_of_measure: str) -> tuple[float, str] | None:
+    """A Retail Prices row's price per the unit the book uses: USD per 1M tokens for token rows, per hour
+    for hourly rows; None for rows the book does not use (per image, per session, per month, ...)."""
+    unit = unit_quantity(unit_of_measure)
+    if unit is None:
+        return None
+    kind, count = unit
+    if kind == "tokens":
+        return _clean(float(retail_price) * 1_000_000.0 / count), "1M tokens"
+    if kind == "hours":
+        return _clean(float(retail_price) / count), "hour"
     return None
 
 
 @dataclass(frozen=True)
 class Rate:
-    value: float  # USD per 1M tokens, or per PTU-hour
-    effective: str  # YYYY-MM-DD
+    value: float  # USD per 1M tokens, or per hour
+    effective: str  # YYYY-MM-DD: in force from this day (00:00 UTC) until a later rate of the same slot
     meter: str
+    sku_name: str = ""  # the API's skuName (for the bundled snapshot, which drops it: the meter name
+    # without its trailing " Tokens"/" Unit", which is how Azure names them)
+    unit: str = ""  # unitOfMeasure as the API gave it
+    product: str = ""
+    origin: str = ""  # which snapshot listed it: "bundled 2026-08-11", "refresh 2026-11-30"
+
+
+Timeline = dict[str, list[Rate]]  # region -> rates sorted by effective date
 
 
 @dataclass
 class Catalogue:
-    """A snapshot normalised into rates per (model, version tag, scope, mode, kind) and region."""
+    """A snapshot normalised into rate timelines per (model, version tag, scope, mode, kind) and region.
+
+    Modes: standard, batch, priority (Priority processing, the "pp" meters), developer (the Developer
+    tier of fine-tuned models, "dev ft" meters), fine_tuned (a fine-tuned model on a standard
+    deployment). Kinds: input, cached, cache_write, output. `hosting` holds the hourly hosting price of a
+    fine-tuned model per (model, scope); `ptu` the PTU-hour price per scope.
+    """
 
     source: str  # bundled | refreshed
     label: str  # where it came from, for people
-    tokens: dict[tuple[str, str | None, str, str, str], dict[str, Rate]] = field(default_factory=dict)
-    ptu: dict[str, dict[str, Rate]] = field(default_factory=dict)
+    as_of: str = ""  # YYYY-MM-DD: "now" for lookups that name no time
+    tokens: dict[tuple[str, str | None, str, str, str], Timeline] = field(default_factory=dict)
+    ptu: dict[str, Timeline] = field(default_factory=dict)
+    hosting: dict[tuple[str, str], Timeline] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)  # same slot, same date, different price
 
     def models(self) -> list[str]:
         return sorted({k[0] for k in self.tokens})
 
     def tags(self, model: str) -> set[str | None]:
-        return {k[1] for k in self.tokens if k[0] == model}
+        return {k[1] for k in self.tokens if k[0] == model and k[3] in ("standard", "batch", "priority")} or {
+            k[1] for k in self.tokens if k[0] == model
+        }
 
 
 def _clean(value: float) -> float:
@@ -121,58 +170,135 @@ def _clean(value: float) -> float:
     return float(f"{value:.12g}")
 
 
-def _put(slot: dict[str, Rate], region: str, rate: Rate, as_of: str, conflicts: list[str], what: str) -> None:
-    if rate.effective > as_of:
-        return  # announced, not yet billed
-    old = slot.get(region)
-    if old is None or rate.effective > old.effective:
-        slot[region] = rate
-    elif rate.effective == old.effective and rate.value != old.value:
-        conflicts.append(f"{what} {region}: {old.meter} {old.value} vs {rate.meter} {rate.value}")
-        if rate.value > old.value:  # never under-state a cost on a tie
-            slot[region] = rate
+def _put(slot: Timeline, region: str, rate: Rate, conflicts: list[str], what: str) -> None:
+    """Add `rate` to the region's timeline; on the same effective date keep the higher price (never
+    under-state a cost on a tie) and record the conflict."""
+    line = slot.setdefault(region, [])
+    for i, old in enumerate(line):
+        if old.effective == rate.effective:
+            if old.value != rate.value:
+                conflicts.append(f"{what} {region}: {old.meter} {old.value} vs {rate.meter} {rate.value}")
+                if rate.value > old.value:
+                    line[i] = rate
+            return
+    line.append(rate)
+    line.sort(key=lambda r: r.effective)
 
 
-def normalise(items: Iterable[dict[str, Any]], source: str, label: str, as_of: str | None = None) -> Catalogue:
-    """Turn Retail Prices rows (grouped with `regions`, or raw with `armRegionName`) into a Catalogue."""
+def pick(line: list[Rate] | None, day: str, as_of: str = "9999-12-31") -> Rate | None:
+    """The rate in force on `day` (YYYY-MM-DD): the latest one that had started. Before the first listed
+    start, the first listed rate when it had started by `as_of` (the snapshot's day): the API lists
+    today's prices, not their history, so an hour older than a meter's listed start is priced at its
+    oldest known price rather than left unpriced; a meter only announced for later prices nothing yet."""
+    if not line:
+        return None
+    found: Rate | None = line[0] if line[0].effective <= as_of else None
+    for rate in line:
+        if rate.effective <= day:
+            found = rate
+        else:
+            break
+    return found
+
+
+_SKU_SUFFIX = re.compile(r"\s+(tokens|unit|units)$", re.I)
+
+
+def _sku_name(item: dict[str, Any], meter: str) -> str:
+    return str(item.get("skuName") or _SKU_SUFFIX.sub("", meter.strip()))
+
+
+_HOSTING = re.compile(r"\b(hosting|hstng)\b", re.I)
+_FT_WORDS = {"ft", "rft"}
+_SKIP_WORDS = {"trng", "training", "grader", "grdr", "mdl", "model"}  # training and graders
+
+
+def _ft_hosting(meter: str) -> tuple[str, str] | None:
+    """("gpt-4.1", "global") for "gpt-4.1-ft hosting global Unit" / "4.1 ft hosting Dz Unit"."""
+    if not _HOSTING.search(meter):
+        return None
+    cleaned = re.sub(r"(?i)[\s\-_]*(ft|hosting|hstng|deployment)(?=[\s\-_]|$)", " ", meter)
+    key = parse_meter_name(cleaned.replace(" Unit", " inp Tokens"), "Azure OpenAI")
+    if key is None:
+        return None
+    model = key.model
+    tag_match = VERSION_TAG.search(cleaned)
+    if tag_match:
+        model = re.sub(rf"-?{tag_match.group(0)}(?=-|$)", "", model) or model
+    return model, _SCOPE[key.deployment.value]
+
+
+def normalise(
+    items: Iterable[dict[str, Any]], source: str, label: str, as_of: str | None = None, origin: str | None = None
+) -> Catalogue:
+    """Turn Retail Prices rows (grouped with `regions`, or raw with `armRegionName`) into a Catalogue.
+
+    Every effective date is kept (`pick` chooses the rate in force at a time); announced rates whose
+    start is after `as_of` are kept too and apply from their start."""
     today = as_of or datetime.now(UTC).strftime("%Y-%m-%d")
-    cat = Catalogue(source=source, label=label)
+    cat = Catalogue(source=source, label=label, as_of=today)
     for item in items:
-        meter = str(item.get("meterName") or "")
+        meter = str(item.get("meterName") or "").strip()
         product = str(item.get("productName") or "")
         price = item.get("retailPrice")
-        unit = unit_quantity(str(item.get("unitOfMeasure") or ""))
+        raw_unit = str(item.get("unitOfMeasure") or "")
+        unit = unit_quantity(raw_unit)
         if not meter or not isinstance(price, int | float) or price <= 0 or unit is None:
             continue
         if item.get("type", "Consumption") != "Consumption":
             continue
-        regions = item.get("regions") or [item.get("armRegionName") or ""]
+        regions = [str(r).lower() for r in (item.get("regions") or [item.get("armRegionName") or ""])]
         effective = str(item.get("effectiveStartDate") or "")[:10]
         what, per = unit
+        common = {
+            "meter": meter,
+            "sku_name": _sku_name(item, meter),
+            "unit": raw_unit,
+            "product": product,
+            "origin": origin or source,
+        }
         if what == "hours":
-            m = _PTU_METER.match(meter.strip())
-            if m and product.startswith("Azure OpenAI"):
+            if not product.startswith("Azure OpenAI"):
+                continue
+            rate = Rate(_clean(float(price) / per), effective, **common)
+            m = _PTU_METER.match(meter)
+            if m:
                 slot = cat.ptu.setdefault(_PTU_SCOPES[m.group(1).lower()], {})
-                rate = Rate(_clean(float(price) / per), effective, meter)
                 for region in regions:
-                    _put(slot, str(region).lower(), rate, today, cat.conflicts, f"PTU {m.group(1)}")
+                    _put(slot, region, rate, cat.conflicts, f"PTU {m.group(1)}")
+                continue
+            hosted = _ft_hosting(meter)
+            if hosted is not None:
+                slot = cat.hosting.setdefault(hosted, {})
+                for region in regions:
+                    _put(slot, region, rate, cat.conflicts, f"hosting {' '.join(hosted)}")
+            continue
+        if what != "tokens":
             continue
         words = set(re.split(r"[\s\-_/]+", meter.lower()))
-        if words & _NOT_INFERENCE:
+        if words & _SKIP_WORDS or _HOSTING.search(meter):
             continue
-        key = parse_meter_name(meter, product)
+        mode_override: str | None = None
+        parse_name = meter
+        if words & _FT_WORDS:
+            mode_override = "developer" if "dev" in words else "fine_tuned"
+            parse_name = re.sub(r"(?i)(?<![a-z])(dev|ft|rft)(?![a-z])", " ", meter)
+        elif "dev" in words:
+            continue
+        key = parse_meter_name(parse_name, product)
         if key is None or key.context.value != "short" or key.kind.value not in _KIND:
             continue
         tag_match = VERSION_TAG.search(meter)
         tag = tag_match.group(0) if tag_match else None
-        model = key.model
+        model = key.model.strip("-")
         if tag:
             model = re.sub(rf"-?{tag}(?=-|$)", "", model) or model
-        slot_key = (model, tag, _SCOPE[key.deployment.value], key.mode.value, _KIND[key.kind.value])
-        rate = Rate(_clean(float(price) * 1_000_000.0 / per), effective, meter)
+        mode = mode_override or key.mode.value
+        slot_key = (model, tag, _SCOPE[key.deployment.value], mode, _KIND[key.kind.value])
+        rate = Rate(_clean(float(price) * 1_000_000.0 / per), effective, **common)
         slot = cat.tokens.setdefault(slot_key, {})
         for region in regions:
-            _put(slot, str(region).lower(), rate, today, cat.conflicts, " ".join(str(p) for p in slot_key))
+            _put(slot, region, rate, cat.conflicts, " ".join(str(p) for p in slot_key))
     return cat
 
 
@@ -190,26 +316,56 @@ def _load_bundled(today: str) -> Catalogue:
     label = (
         f"bundled snapshot of azure-genai-prices {_package_version()} (fetched {payload.get('fetched_at', '?')[:10]})"
     )
-    return normalise(payload["items"], "bundled", label, today)
+    return normalise(payload["items"], "bundled", label, today, f"bundled {str(payload.get('fetched_at', '?'))[:10]}")
 
 
 @lru_cache(maxsize=8)
 def _load_refreshed(path: str, mtime_ns: int, today: str) -> Catalogue:
     payload = json.loads(Path(path).read_text(encoding="utf-8"))
     label = f"refreshed snapshot {path} (fetched {str(payload.get('fetched_at', '?'))[:19]})"
-    return normalise(payload.get("items", []), "refreshed", label, today)
+    origin = f"refresh {str(payload.get('fetched_at', '?'))[:10]}"
+    return normalise(payload.get("items", []), "refreshed", label, today, origin)
+
+
+def _merge(older: Catalogue, newer: Catalogue) -> Catalogue:
+    """`newer` with the rates only `older` knows added: a rate of the same slot, region and start date
+    is newer's (a correction); an older start date the newer pull no longer lists is history that still
+    prices the hours before the newer rate began."""
+    out = Catalogue(newer.source, newer.label, newer.as_of, conflicts=list(newer.conflicts))
+    for name in ("tokens", "ptu", "hosting"):
+        merged: dict[Any, Timeline] = {}
+        old_map: dict[Any, Timeline] = getattr(older, name)
+        new_map: dict[Any, Timeline] = getattr(newer, name)
+        for key in set(old_map) | set(new_map):
+            timeline: Timeline = {}
+            for region in set(old_map.get(key, {})) | set(new_map.get(key, {})):
+                new_line = new_map.get(key, {}).get(region, [])
+                dates = {r.effective for r in new_line}
+                kept = [r for r in old_map.get(key, {}).get(region, []) if r.effective not in dates]
+                timeline[region] = sorted([*kept, *new_line], key=lambda r: r.effective)
+            merged[key] = timeline
+        setattr(out, name, merged)
+    return out
 
 
 def load_catalogue(data_dir: Path, today: str | None = None) -> Catalogue:
-    """The newest refreshed snapshot under `<data_dir>/prices`, else the bundled one."""
+    """The refreshed snapshots under `<data_dir>/prices` (each dated pull merged into the history of the
+    ones before it, the newest winning), else the bundled one."""
     day = today or datetime.now(UTC).strftime("%Y-%m-%d")
-    newest = newest_snapshot(data_dir / "prices")
-    if newest is not None:
+    snapshots = all_snapshots(data_dir / "prices")
+    if not snapshots:
+        return _load_bundled(day)
+    cat: Catalogue | None = None
+    for path in snapshots:
         try:
-            return _load_refreshed(str(newest), newest.stat().st_mtime_ns, day)
+            one = _load_refreshed(str(path), path.stat().st_mtime_ns, day)
         except (OSError, ValueError) as e:
-            raise ConfigError([f"{newest}: cannot read the price snapshot: {e}"]) from None
-    return _load_bundled(day)
+            raise ConfigError([f"{path}: cannot read the price snapshot: {e}"]) from None
+        cat = one if cat is None else _merge(cat, one)
+    assert cat is not None
+    if len(snapshots) > 1:
+        cat.label = f"{cat.label}, with the history of {len(snapshots) - 1} earlier refresh(es)"
+    return cat
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,7 +378,7 @@ def load_catalogue(data_dir: Path, today: str | None = None) -> Catalogue:
 
 @dataclass(frozen=True)
 class Price:
-    """USD prices for one (model, version, sku, region); None where a price does not apply."""
+    """USD prices for one (model, version, sku, region) at one time; None where a price does not apply."""
 
     input_per_1m: float | None
     cached_input_per_1m: float | None
@@ -230,18 +386,60 @@ class Price:
     ptu_per_hour: float | None
     source: str  # bundled | refreshed | override
     key: str  # what matched, for people and for price_key
+    cache_write_per_1m: float | None = None  # only where Azure bills cache writes
+    hosting_per_hour: float | None = None  # a fine-tuned model's hosting, where listed
+    effective: str = ""  # the latest start date among the rates used (YYYY-MM-DD)
+    meters: tuple[Rate, ...] = ()  # the price-list rows behind it
 
 
-def _at(rates: dict[str, Rate] | None, region: str) -> tuple[Rate | None, str]:
-    """The rate in `region`; else the one rate every listed region agrees on; else None."""
+def _day(at: Any, default: str) -> str:
+    """YYYY-MM-DD of a time (datetime, Timestamp or ISO text); `default` when None."""
+    if at is None:
+        return default
+    if isinstance(at, str):
+        return at[:10]
+    ts = pd.Timestamp(at)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%d")
+
+
+def _at(rates: Timeline | None, region: str, day: str, as_of: str) -> tuple[Rate | None, str]:
+    """The rate in force on `day` in `region`; else the one rate every listed region agrees on that day;
+    else None."""
     if not rates:
         return None, ""
     if region in rates:
-        return rates[region], region
-    values = {r.value for r in rates.values()}
-    if len(values) == 1:
-        return next(iter(rates.values())), "all regions"
+        return pick(rates[region], day, as_of), region
+    found = [r for r in (pick(line, day, as_of) for line in rates.values()) if r is not None]
+    if found and len({r.value for r in found}) == 1:
+        return found[0], "all regions"
     return None, ""
+
+
+# Priority processing serves a request estimated above this many prompt tokens at the standard tier, and
+# bills it at the standard price (Microsoft's priority-processing page: "long context requests").
+PRIORITY_LONG_PROMPT = 128_000
+
+
+def billed_tier(requested: str | None, prompt_tokens: float) -> str:
+    """The tier a request is billed at: "priority" when it asked for priority and its prompt is not long
+    context, else "standard"."""
+    if (requested or "").strip().lower() == "priority" and prompt_tokens <= PRIORITY_LONG_PROMPT:
+        return "priority"
+    return "standard"
+
+
+_FINE_TUNED = re.compile(r"^(?P<base>.+?)(?:-(?P<date>\d{4}-\d{2}-\d{2}))?\.ft-[0-9a-z]+$", re.I)
+
+
+def fine_tuned_base(model: str) -> tuple[str, str | None] | None:
+    """(base model, version) of a fine-tuned model name ("gpt-4o-mini-2024-07-18.ft-0e20..." →
+    ("gpt-4o-mini", "2024-07-18")); None for a base model."""
+    m = _FINE_TUNED.match(model.strip())
+    if not m:
+        return None
+    return m.group("base").lower(), m.group("date")
 
 
 def _text(value: Any) -> str:
@@ -252,22 +450,36 @@ def _text(value: Any) -> str:
     )
 
 
+def _same(a: Price | None, b: Price | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    fields = ("input_per_1m", "cached_input_per_1m", "output_per_1m", "ptu_per_hour", "cache_write_per_1m", "key")
+    return all(getattr(a, k) == getattr(b, k) for k in fields)
+
+
 def _fmt_tag(tag: str | None) -> str:
     return f" {tag}" if tag else ""
 
 
 class PriceBook:
-    def __init__(self, catalogue: Catalogue, overrides: Iterable[Override] = (), discount_pct: float = 0.0):
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        overrides: Iterable[Override] = (),
+        discount_pct: float = 0.0,
+        reservations: Iterable[PtuReservation] = (),
+    ):
         self.catalogue = catalogue
         self.overrides = list(overrides)
         self.discount_pct = float(discount_pct)
         self._factor = 1.0 - self.discount_pct / 100.0
+        self.reservations = list(reservations)  # billing.reservations: PTU bought for a term
 
     @classmethod
     def load(cls, settings: Settings) -> PriceBook:
         cat = load_catalogue(settings.data_dir)
         overrides = load_overrides(settings.prices.overrides_file) if settings.prices.overrides_file else []
-        return cls(cat, overrides, settings.prices.discount_pct)
+        return cls(cat, overrides, settings.prices.discount_pct, settings.billing.reservations)
 
     def fingerprint(self) -> str:
         """What decides this book's prices, for the ledger's build version: the snapshot it came from,
@@ -275,7 +487,8 @@ class PriceBook:
         overrides = sorted(
             f"{o.model}|{o.version}|{o.sku}|{o.region}|{sorted(o.prices.items())}|{o.net}" for o in self.overrides
         )
-        return f"{self.catalogue.source}:{self.catalogue.label}|{self.discount_pct:g}|{overrides}"
+        reservations = [r.model_dump(mode="json") for r in self.reservations]
+        return f"{self.catalogue.source}:{self.catalogue.label}|{self.discount_pct:g}|{overrides}|{reservations}"
 
     # -- what the book knows ------------------------------------------------------------------------
     def models(self) -> list[str]:
@@ -308,75 +521,114 @@ class PriceBook:
         return None, False, f"no price for {model} version {version or '(none)'}; priced versions: {known}"
 
     def _book_tokens(
-        self, model: str, version: str | None, sku: Sku, region: str
-    ) -> tuple[dict[str, float | None], str, str]:
+        self, model: str, version: str | None, sku: Sku, region: str, mode: str, day: str
+    ) -> tuple[dict[str, Rate | None], float, str, str]:
+        """(rate per kind, share applied, key, why-not) for the token meters of `mode`."""
         tag, ok, why = self._resolve_tag(model, version)
         if not ok:
-            return {}, "", why
+            return {}, 1.0, "", why
         cat = self.catalogue
 
-        def rates(mode: str) -> dict[str, tuple[Rate | None, str]]:
+        def rates(m: str) -> dict[str, Rate | None]:
             return {
-                k: _at(cat.tokens.get((model, tag, sku.scope, mode, k)), region) for k in ("input", "cached", "output")
+                k: _at(cat.tokens.get((model, tag, sku.scope, m, k)), region, day, cat.as_of)[0]
+                for k in ("input", "cached", "cache_write", "output")
             }
 
-        found = rates(sku.mode)
+        found = rates(mode)
         share = 1.0
-        note = sku.label
-        if sku.mode == "batch" and found["input"][0] is None:
+        label = {"priority": f"{sku.label} Priority", "fine_tuned": f"{sku.label} fine-tuned"}.get(mode, sku.label)
+        note = label
+        if mode == "batch" and found["input"] is None:
             found = rates("standard")
             share = BATCH_SHARE
             note = f"{sku.label} (50% of {SKUS[sku.scope.replace('_', '') + 'standard'].label})"
         first = found["input"]
-        if first[0] is None:
-            listed = sorted(cat.tokens.get((model, tag, sku.scope, sku.mode, "input"), {}))
+        if first is None:
+            listed = sorted(cat.tokens.get((model, tag, sku.scope, mode, "input"), {}))
             if not listed:
-                return {}, "", f"no {sku.label} price for {model}{_fmt_tag(tag)}"
+                return {}, 1.0, "", f"no {label} price for {model}{_fmt_tag(tag)}"
             shown = ", ".join(listed[:6]) + (", ..." if len(listed) > 6 else "")
             return (
                 {},
+                1.0,
                 "",
-                f"no {sku.label} price for {model}{_fmt_tag(tag)} in {region or '(no region)'}; priced in {shown}",
+                f"no {label} price for {model}{_fmt_tag(tag)} in {region or '(no region)'}; priced in {shown}",
             )
-        out: dict[str, float | None] = {}
-        for k, (rate, _) in found.items():
-            out[k] = rate.value * share if rate else None
-        return out, f"{model}{_fmt_tag(tag)} · {note} · {first[1]}", ""
+        where = _at(
+            cat.tokens.get((model, tag, sku.scope, mode if share == 1.0 else "standard", "input")),
+            region,
+            day,
+            cat.as_of,
+        )[1]
+        return found, share, f"{model}{_fmt_tag(tag)} · {note} · {where}", ""
 
-    def _book_ptu(self, sku: Sku, region: str) -> tuple[float | None, str, str]:
-        rate, where = _at(self.catalogue.ptu.get(sku.scope), region)
+    def _book_ptu(self, sku: Sku, region: str, day: str) -> tuple[Rate | None, str, str]:
+        rate, where = _at(self.catalogue.ptu.get(sku.scope), region, day, self.catalogue.as_of)
         if rate is None:
             return None, "", f"no {sku.label} hourly price in {region or '(no region)'}"
-        return rate.value, f"{sku.label} · {where}", ""
+        return rate, f"{sku.label} · {where}", ""
 
-    def explain(self, model: str, version: str | None, sku: str, region: str | None) -> tuple[Price | None, str]:
-        """`lookup`, plus why there is no price when there is none."""
+    def _override(self, model: str, version: str | None, sku: str, region: str) -> Override | None:
+        return max(
+            (o for o in self.overrides if o.matches(model, version, sku, region)),
+            key=lambda o: o.specificity,
+            default=None,
+        )
+
+    def explain(
+        self,
+        model: str,
+        version: str | None,
+        sku: str,
+        region: str | None,
+        at: Any = None,
+        tier: str | None = None,
+    ) -> tuple[Price | None, str]:
+        """`lookup`, plus why there is no price when there is none.
+
+        `at`: the time to price (a datetime, or YYYY-MM-DD); default the snapshot's day. `tier`:
+        "priority" prices a standard deployment's Priority processing meters."""
         name = (model or "").strip().lower()
         reg = (region or "").strip().lower()
         info = SKUS.get((sku or "").strip().lower())
         if info is None:
             return None, f"unknown sku {sku!r}"
-        ov = max(
-            (o for o in self.overrides if o.matches(name, version, info.name, reg)),
-            key=lambda o: o.specificity,
-            default=None,
-        )
+        day = _day(at, self.catalogue.as_of)
+        ov = self._override(name, version, info.name, reg)
         f = self._factor
         if info.mode == "provisioned":
-            value, key, why = self._book_ptu(info, reg)
+            rate, key, why = self._book_ptu(info, reg, day)
             source = self.catalogue.source
-            if value is not None:
-                value *= f
+            value = rate.value * f if rate is not None else None
             if ov is not None:
                 value = ov.prices["ptu_per_hour"] * (1.0 if ov.net else f)
                 key, source = f"override {ov.where}", "override"
             if value is None:
                 return None, why
-            return Price(None, None, None, value, source, self._discounted(key)), ""
-        book, key, why = self._book_tokens(name, version, info, reg)
-        fields = {"input": book.get("input"), "cached": book.get("cached"), "output": book.get("output")}
-        for k, v in fields.items():
-            fields[k] = None if v is None else v * f
+            used = (rate,) if rate is not None and source != "override" else ()
+            return Price(
+                None,
+                None,
+                None,
+                value,
+                source,
+                self._discounted(key),
+                effective=rate.effective if used and rate is not None else "",
+                meters=used,
+            ), ""
+        mode = info.mode
+        book_model, book_version = name, version
+        tuned = fine_tuned_base(name)
+        if tuned is not None:
+            book_model, book_version = tuned[0], tuned[1] or version
+            mode = "developer" if info.mode == "developer" else "fine_tuned"
+        elif tier == "priority" and info.mode == "standard":
+            mode = "priority"
+        book, share, key, why = self._book_tokens(book_model, book_version, info, reg, mode, day)
+        fields: dict[str, float | None] = {
+            k: (None if r is None else r.value * share * f) for k, r in book.items()
+        } or dict.fromkeys(("input", "cached", "cache_write", "output"))
         source = self.catalogue.source
         if ov is not None:
             for col, k in (("input_per_1m", "input"), ("cached_input_per_1m", "cached"), ("output_per_1m", "output")):
@@ -386,13 +638,139 @@ class PriceBook:
             source = "override"
         if fields["input"] is None:
             return None, why or f"the override at {ov.where if ov else '?'} gives no input price and the book has none"
-        return Price(fields["input"], fields["cached"], fields["output"], None, source, self._discounted(key)), ""
+        used_rates = tuple(r for r in book.values() if r is not None)
+        hosting = None
+        if tuned is not None and mode == "fine_tuned":
+            h = _at(self.catalogue.hosting.get((book_model, info.scope)), reg, day, self.catalogue.as_of)[0]
+            hosting = h.value * f if h is not None else None
+        return Price(
+            fields["input"],
+            fields["cached"],
+            fields["output"],
+            None,
+            source,
+            self._discounted(key),
+            cache_write_per_1m=fields.get("cache_write"),
+            hosting_per_hour=hosting,
+            effective=max((r.effective for r in used_rates), default=""),
+            meters=used_rates,
+        ), ""
 
     def _discounted(self, key: str) -> str:
         return f"{key} · −{self.discount_pct:g}%" if self.discount_pct else key
 
-    def lookup(self, model: str, version: str | None, sku: str, region: str | None) -> Price | None:
-        return self.explain(model, version, sku, region)[0]
+    def lookup(
+        self, model: str, version: str | None, sku: str, region: str | None, at: Any = None, tier: str | None = None
+    ) -> Price | None:
+        return self.explain(model, version, sku, region, at, tier)[0]
+
+    def change_days(self, model: str, version: str | None, sku: str, region: str | None) -> list[str]:
+        """Every day (YYYY-MM-DD) on which a rate that could price this combination starts."""
+        info = SKUS.get((sku or "").strip().lower())
+        if info is None:
+            return []
+        cat = self.catalogue
+        if info.mode == "provisioned":
+            lines = list((cat.ptu.get(info.scope) or {}).values())
+        else:
+            name = (model or "").strip().lower()
+            tuned = fine_tuned_base(name)
+            name = tuned[0] if tuned else name
+            lines = [
+                line
+                for (m, _, scope, _, _), timeline in cat.tokens.items()
+                if m == name and scope == info.scope
+                for line in timeline.values()
+            ]
+        return sorted({r.effective for line in lines for r in line})
+
+    def timeline(
+        self, model: str, version: str | None, sku: str, region: str | None, tier: str | None = None
+    ) -> list[tuple[str | None, Price | None, str]]:
+        """The prices of a combination over time: [(from day or None for "always before", price, why)],
+        one entry per change, consecutive equal prices merged. The ledger prices each hour at the entry
+        in force then."""
+        out: list[tuple[str | None, Price | None, str]] = []
+        days: list[str | None] = [None, *self.change_days(model, version, sku, region)]
+        for day in days:
+            price, why = self.explain(model, version, sku, region, at=day or "0000-01-01", tier=tier)
+            if out and _same(out[-1][1], price):
+                continue
+            out.append((day, price, why))
+        return out
+
+    def meters(self, model: str, region: str) -> list[dict[str, Any]]:
+        """Every price-list row behind a model's prices in a region (all start dates, oldest first), the
+        PTU-hour rows of the region, the fine-tuned hosting rows, and the override rows for the model:
+        what `prices show` lists."""
+        name = model.strip().lower()
+        reg = region.strip().lower()
+        cat = self.catalogue
+        out: list[dict[str, Any]] = []
+
+        def line_for(timeline: Timeline) -> tuple[list[Rate], str]:
+            if reg in timeline:
+                return timeline[reg], reg
+            lines = list(timeline.values())
+            values = {tuple((r.effective, r.value) for r in line) for line in lines}
+            return (lines[0], "all regions") if len(values) == 1 else ([], "")
+
+        def add(what: dict[str, Any], timeline: Timeline) -> None:
+            line, where = line_for(timeline)
+            for r in line:
+                per = "1M tokens" if what["kind"] not in ("ptu", "hosting") else "hour"
+                out.append(
+                    {
+                        **what,
+                        "region": where,
+                        "sku_name": r.sku_name,
+                        "meter": r.meter,
+                        "unit": r.unit,
+                        "per": per,
+                        "price": r.value,
+                        "effective": r.effective,
+                        "source": r.origin or cat.source,
+                    }
+                )
+
+        order = {"standard": 0, "priority": 1, "batch": 2, "fine_tuned": 3, "developer": 4}
+        kinds = {"input": 0, "cached": 1, "cache_write": 2, "output": 3}
+        scopes = {"global": 0, "data_zone": 1, "regional": 2}
+        slots = sorted(
+            (k for k in cat.tokens if k[0] == name),
+            key=lambda k: (k[1] or "", scopes.get(k[2], 9), order.get(k[3], 9), kinds.get(k[4], 9)),
+        )
+        for m, tag, scope, mode, kind in slots:
+            add(
+                {"version": tag or "any", "scope": scope, "mode": mode, "kind": kind},
+                cat.tokens[(m, tag, scope, mode, kind)],
+            )
+        for (m, scope), timeline in sorted(cat.hosting.items()):
+            if m == name:
+                add({"version": "any", "scope": scope, "mode": "fine_tuned", "kind": "hosting"}, timeline)
+        for scope, timeline in sorted(cat.ptu.items(), key=lambda kv: scopes.get(kv[0], 9)):
+            add({"version": "any", "scope": scope, "mode": "provisioned", "kind": "ptu"}, timeline)
+        for o in self.overrides:
+            if o.model != name or (o.region and o.region != reg):
+                continue
+            for col, value in sorted(o.prices.items()):
+                out.append(
+                    {
+                        "version": o.version or "any",
+                        "scope": SKUS[o.sku.lower()].scope,
+                        "mode": SKUS[o.sku.lower()].mode,
+                        "kind": col.removesuffix("_per_1m").removesuffix("_per_hour").replace("cached_input", "cached"),
+                        "region": o.region or "any",
+                        "sku_name": o.sku,
+                        "meter": "(override)",
+                        "unit": "1M" if col.endswith("_1m") else "1 Hour",
+                        "per": "1M tokens" if col.endswith("_1m") else "hour",
+                        "price": value,
+                        "effective": "",
+                        "source": f"override {o.where}" + (" (net)" if o.net else ""),
+                    }
+                )
+        return out
 
     # -- pricing a frame ----------------------------------------------------------------------------
     def price_usage(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,8 +13,14 @@ last hour counts by its covered fraction):
 - utilisation is consumption / capacity, capped at 100%; the used part of the cost is shared among the
   hour's callers by their consumption, the rest is the ``ptu idle`` line.
 
+The hourly price is the list price in force that hour (the price book's timeline), or, for the PTUs a
+reservation covers (`billing.reservations`: term, quantity, amortised hourly price), the reservation's
+amortised price; the rest of the deployment's PTUs stay at the list price.
+
 `ptu_summary` sets the period beside pay-as-you-go: the effective cost per 1M tokens, what the same
-tokens would have cost at the model's GlobalStandard price, and the utilisation at which PTU breaks even
+tokens would have cost at the pay-as-you-go deployment type of the same scope (Global provisioned →
+GlobalStandard, Data Zone → DataZoneStandard, Regional → Standard: `skus.PAYG_EQUIVALENT`), and the
+utilisation at which PTU breaks even
 (pay-as-you-go cost grows with the tokens, the PTU cost does not, so break-even utilisation =
 utilisation x PTU cost / pay-as-you-go cost at the same token mix).
 
@@ -33,10 +39,53 @@ import pandas as pd
 
 from queries import limits
 from queries.cost.attribution import PTU_IDLE
+from queries.cost.skus import PAYG_EQUIVALENT
 
 OUTPUT_WEIGHT = 4.0  # input-token equivalents of one output token
 OUTPUT_WEIGHT_BY_PREFIX = {"gpt-5": 8.0}
-PAYG_SKU = "GlobalStandard"
+PAYG_SKU = "GlobalStandard"  # when a provisioned SKU is not in PAYG_EQUIVALENT
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def payg_sku(sku: str) -> str:
+    """The pay-as-you-go deployment type a provisioned one is compared with (same scope)."""
+    for name, payg in PAYG_EQUIVALENT.items():
+        if name.lower() == str(sku).strip().lower():
+            return payg
+    return PAYG_SKU
+
+
+def list_prices(dep: Any, hours: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+    """The list price per PTU-hour in force at each of `hours` (from the deployment's `PtuTimeline`:
+    [(from, price)], sorted; else its `PtuPerHour`)."""
+    line = getattr(dep, "PtuTimeline", None)
+    stamps = pd.DatetimeIndex(pd.to_datetime(pd.Series(hours), utc=True))
+    if not isinstance(line, list | tuple) or not line:
+        value = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
+        return np.full(len(stamps), value)
+    starts = pd.DatetimeIndex([t for t, _ in line]).as_unit("ns")
+    values = np.array([np.nan if v is None else float(v) for _, v in line], dtype="float64")
+    idx = np.searchsorted(starts.asi8, stamps.as_unit("ns").asi8, side="right") - 1
+    return np.where(idx >= 0, values[np.clip(idx, 0, None)], values[0])
+
+
+def reserved_share(dep: Any) -> tuple[float, float]:
+    """(share of the deployment's PTUs a reservation covers, its amortised price per PTU-hour, NaN when
+    the reservation gives no price: the list price then applies)."""
+    ptus = getattr(dep, "ReservedPtus", 0.0)
+    if ptus is None or not np.isfinite(ptus) or ptus <= 0 or float(dep.Capacity) <= 0:
+        return 0.0, np.nan
+    price = getattr(dep, "ReservedPerHour", np.nan)
+    return min(float(ptus), float(dep.Capacity)) / float(dep.Capacity), float(price if price is not None else np.nan)
+
+
+def hourly_cost(dep: Any, grid: pd.DataFrame) -> np.ndarray:
+    """Each hour's cost of a deployment over `grid` (TimeGenerated, Fraction): reserved PTUs at the
+    amortised price, the rest at the list price in force then."""
+    lists = list_prices(dep, grid["TimeGenerated"])
+    share, res = reserved_share(dep)
+    per_ptu = (1.0 - share) * lists + share * (res if np.isfinite(res) else lists)
+    return float(dep.Capacity) * per_ptu * grid["Fraction"].to_numpy(dtype="float64")
 
 
 def is_ptu(sku: str) -> bool:
@@ -123,7 +172,7 @@ def share_ptu(
         sub["Consumed"] = consumed(sub) if not sub.empty else pd.Series(dtype="float64")
         per_hour = sub.groupby("Hour")["Consumed"].sum()
         g = grid.set_index("TimeGenerated")
-        g["Cost"] = float(dep.Capacity) * price * g["Fraction"]
+        g["Cost"] = hourly_cost(dep, grid)
         g["Capacity"] = float(dep.TpmLimit) * 60.0 * g["Fraction"]
         g["Consumed"] = per_hour.reindex(g.index).fillna(0.0)
         util = np.where(
@@ -169,13 +218,20 @@ def share_ptu(
 
 
 def period_cost(ptu_deployments: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
-    """Each provisioned deployment's cost over [start, end): capacity x price x hours (NaN when unpriced)."""
-    hours = pd.Series(
-        [deployment_hours(d, start, end) for d in ptu_deployments.itertuples(index=False)],
+    """Each provisioned deployment's cost over [start, end): its hours at the price in force each hour,
+    reserved PTUs at the reservation's amortised price (NaN when unpriced)."""
+    return pd.Series(
+        [_period_cost(d, start, end) for d in ptu_deployments.itertuples(index=False)],
         index=ptu_deployments.index,
         dtype="float64",
     )
-    return ptu_deployments["Capacity"].astype("float64") * ptu_deployments["PtuPerHour"].astype("float64") * hours
+
+
+def _period_cost(dep: Any, start: datetime, end: datetime) -> float:
+    since = active_from(dep, start)
+    if pd.Timestamp(since) >= pd.Timestamp(end):
+        return 0.0
+    return float(hourly_cost(dep, hour_grid(since, end)).sum())
 
 
 def ptu_summary(
@@ -204,8 +260,10 @@ def ptu_summary(
         "CompletionTokens",
         "Tokens",
         "EffectivePer1M",
+        "PaygSku",
         "PaygCost",
         "PaygPer1M",
+        "ReservedPtus",
         "BreakEvenUtilisation",
         "Hint",
     ]
@@ -216,7 +274,7 @@ def ptu_summary(
         idle_mask = mine["Category"] == PTU_IDLE
         used = mine[~idle_mask]
         price = float(dep.PtuPerHour) if dep.PtuPerHour is not None else np.nan
-        cost = float(dep.Capacity) * price * hours
+        cost = _period_cost(dep, start, end)
         idle_cost = float(mine.loc[idle_mask, "Cost"].sum())
         prompt, cached, completion = (
             float(used[c].sum()) for c in ("PromptTokens", "CachedTokens", "CompletionTokens")
@@ -224,7 +282,7 @@ def ptu_summary(
         tokens = prompt + completion
         capacity = float(dep.TpmLimit) * 60.0 * hours
         util = float(consumed(used).sum()) / capacity if capacity > 0 and not used.empty else 0.0
-        payg = _payg_cost(book, dep.Model, dep.Version, dep.Region, prompt, cached, completion)
+        payg = _payg_cost(book, dep.Model, dep.Version, dep.Region, prompt, cached, completion, payg_sku(dep.Sku))
         effective = cost / tokens * 1e6 if tokens > 0 else np.nan
         payg_per_1m = payg / tokens * 1e6 if tokens > 0 and np.isfinite(payg) else np.nan
         breakeven = util * cost / payg if np.isfinite(payg) and payg > 0 and np.isfinite(cost) else np.nan
@@ -247,8 +305,10 @@ def ptu_summary(
                 "CompletionTokens": completion,
                 "Tokens": tokens,
                 "EffectivePer1M": effective,
+                "PaygSku": payg_sku(dep.Sku),
                 "PaygCost": payg,
                 "PaygPer1M": payg_per_1m,
+                "ReservedPtus": float(getattr(dep, "ReservedPtus", 0.0) or 0.0),
                 "BreakEvenUtilisation": breakeven,
                 "Hint": break_even_hint(util, breakeven, cost, payg),
             }
@@ -257,7 +317,14 @@ def ptu_summary(
 
 
 def _payg_cost(
-    book: Any, model: str, version: str, region: str, prompt: float, cached: float, completion: float
+    book: Any,
+    model: str,
+    version: str,
+    region: str,
+    prompt: float,
+    cached: float,
+    completion: float,
+    sku: str = PAYG_SKU,
 ) -> float:
     if book is None:
         return np.nan
@@ -265,7 +332,7 @@ def _payg_cost(
         {
             "model": [model],
             "version": [version],
-            "sku": [PAYG_SKU],
+            "sku": [sku],
             "region": [region],
             "prompt_tokens": [prompt],
             "cached_tokens": [cached],
@@ -292,17 +359,50 @@ def break_even_hint(util: float, breakeven: float, cost: float, payg: float) -> 
     return f"PTU beats pay-as-you-go above {breakeven:.0%} utilisation; it ran at {util:.0%}: {verdict}"
 
 
+def _reservation(book: Any, resource: str, deployment: str) -> Any:
+    for r in getattr(book, "reservations", None) or ():
+        if r.deployment == deployment and (not r.resource or r.resource.lower() == resource.lower()):
+            return r
+    return None
+
+
 def ptu_deployments_frame(deployments: pd.DataFrame, book: Any) -> pd.DataFrame:
-    """The provisioned deployments of a `lens.deployments().frame`, with their PTU-hour price (NaN if none)."""
+    """The provisioned deployments of a `lens.deployments().frame`, with their PTU-hour list price now
+    (`PtuPerHour`, NaN if none), its timeline (`PtuTimeline`: [(from, price)]), where it came from, and
+    the reservation that covers them (`ReservedPtus`, `ReservedPerHour`, `ReservationId`, `ReservationTerm`)."""
     deps = deployments[deployments["Sku"].map(is_ptu)].copy()
     deps["Resource"] = deps["Resource"].astype(str).str.lower()
     deps["Region"] = deps["Location"].astype(str)
-    prices = []
+    prices, lines, sources = [], [], []
+    reserved: list[tuple[float, float, str, str]] = []
+    timeline = getattr(book, "timeline", None)
     for d in deps.itertuples(index=False):
         p = book.lookup(d.Model, d.Version, d.Sku, d.Region) if book is not None else None
         value = getattr(p, "ptu_per_hour", None) if p is not None else None
         prices.append(float(value) if value is not None else np.nan)
+        sources.append(str(getattr(p, "source", "") or ""))
+        if callable(timeline):
+            line = [
+                (EPOCH if day is None else pd.Timestamp(day, tz="UTC"), getattr(q, "ptu_per_hour", None))
+                for day, q, _ in timeline(d.Model, d.Version, d.Sku, d.Region)
+            ]
+        else:
+            line = [(EPOCH, value)]
+        lines.append(line)
+        r = _reservation(book, str(d.Resource), str(d.Deployment))
+        if r is None:
+            reserved.append((0.0, np.nan, "", ""))
+        else:
+            ptus = float(min(r.quantity or d.Capacity, d.Capacity))
+            price = r.amortised_per_hour
+            reserved.append((ptus, np.nan if price is None else float(price), r.reservation_id, r.term))
     deps["PtuPerHour"] = prices
+    deps["PtuTimeline"] = pd.Series(lines, index=deps.index, dtype=object)
+    deps["PriceSource"] = sources
+    deps["ReservedPtus"] = [r[0] for r in reserved]
+    deps["ReservedPerHour"] = [r[1] for r in reserved]
+    deps["ReservationId"] = [r[2] for r in reserved]
+    deps["ReservationTerm"] = [r[3] for r in reserved]
     if "Created" not in deps.columns:
         deps["Created"] = pd.NaT
     return deps[
@@ -318,6 +418,12 @@ def ptu_deployments_frame(deployments: pd.DataFrame, book: Any) -> pd.DataFrame:
             "Capacity",
             "TpmLimit",
             "PtuPerHour",
+            "PtuTimeline",
+            "PriceSource",
+            "ReservedPtus",
+            "ReservedPerHour",
+            "ReservationId",
+            "ReservationTerm",
         ]
     ].reset_index(drop=True)
 
@@ -329,7 +435,10 @@ __all__ = [
     "consumed",
     "deployment_hours",
     "hour_grid",
+    "hourly_cost",
     "is_ptu",
+    "list_prices",
+    "payg_sku",
     "period_cost",
     "ptu_deployments_frame",
     "ptu_summary",

@@ -155,6 +155,7 @@ def group_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "unitOfMeasure": key[2],
                 "retailPrice": key[3],
                 "effectiveStartDate": key[4],
+                "skuName": item.get("skuName") or "",
                 "regions": [],
             }
         region = (item.get("armRegionName") or "").strip().lower()
@@ -184,6 +185,14 @@ def write_snapshot(
     tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
     os.replace(tmp, path)
     return path
+
+
+def all_snapshots(directory: Path) -> list[Path]:
+    """Every `retail-YYYY-MM-DD.json` in `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    dated = [(m.group(1), p) for p in directory.iterdir() if (m := SNAPSHOT_NAME.match(p.name))]
+    return [p for _, p in sorted(dated)]
 
 
 def newest_snapshot(directory: Path) -> Path | None:

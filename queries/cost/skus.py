@@ -13,7 +13,7 @@ VERSION_TAG = re.compile(r"(?<!\d)(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)")
 class Sku:
     name: str  # Azure's spelling of the deployment sku.name
     scope: str  # global | data_zone | regional
-    mode: str  # standard | batch | provisioned
+    mode: str  # standard | batch | provisioned | developer
     label: str  # what the price list calls it
 
 
@@ -28,6 +28,7 @@ SKUS: dict[str, Sku] = {
         Sku("GlobalProvisionedManaged", "global", "provisioned", "PTU Global"),
         Sku("DataZoneProvisionedManaged", "data_zone", "provisioned", "PTU Data Zone"),
         Sku("ProvisionedManaged", "regional", "provisioned", "PTU Regional"),
+        Sku("DeveloperTier", "global", "developer", "Developer"),
     )
 }
 PAYG_EQUIVALENT = {

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from cost_fakes import FakeBook, deployments, usage
+from cost_fakes import FakeBook, FakePrice, deployments, usage
 
 from queries.config import AttributionRule
 from queries.cost import ptu
@@ -49,7 +49,8 @@ def test_consumption_weights_output_and_deducts_cached() -> None:
 def test_ptu_cost_shared_by_consumption_with_idle_line() -> None:
     # statement lines are cents (rounded once, by largest remainder): hence abs=0.005 on the thirds
     start, end = datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
-    r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, FakeBook(), start, end)
+    book = FakeBook({**FakeBook().prices, ("m1", "Standard"): FakePrice(2.2, 1.1, 11.0, None, "m1 regional")})
+    r = allocate_frames(USAGE, pd.DataFrame(), DEPS, RULES, book, start, end)
     st = statement(r, "feature").set_index("Feature")
     # hour 10: 300k of 600k used -> $10 used (A 250/300, B 50/300), $10 idle; hour 11: $20 idle
     assert st.loc["feat-a", "Cost"] == pytest.approx(10 * 250 / 300, abs=0.005)
@@ -61,9 +62,11 @@ def test_ptu_cost_shared_by_consumption_with_idle_line() -> None:
     assert s["Utilisation"] == pytest.approx(300_000 / 1_200_000)
     assert s["Tokens"] == 275_000
     assert s["EffectivePer1M"] == pytest.approx(40.0 / 0.275)
-    # the same tokens at GlobalStandard: 200k uncached x $2 + 50k cached x $1 + 25k output x $10, per 1M
-    assert s["PaygCost"] == pytest.approx(0.4 + 0.05 + 0.25)
-    assert s["BreakEvenUtilisation"] == pytest.approx(0.25 * 40.0 / 0.7)
+    # a Regional provisioned deployment is compared with Regional Standard (not GlobalStandard, $2/$1/$10):
+    # 200k uncached x $2.2 + 50k cached x $1.1 + 25k output x $11, per 1M
+    assert s["PaygSku"] == "Standard"
+    assert s["PaygCost"] == pytest.approx(0.44 + 0.055 + 0.275)
+    assert s["BreakEvenUtilisation"] == pytest.approx(0.25 * 40.0 / 0.77)
     assert "pay-as-you-go stays cheaper" in s["Hint"]
 
 
@@ -110,3 +113,27 @@ def test_capacity_costs_only_from_the_deployments_creation() -> None:
     deps["Created"] = pd.Timestamp("2026-03-03T00:00Z")
     later = allocate_frames(pd.DataFrame(columns=USAGE.columns), pd.DataFrame(), deps, RULES, FakeBook(), start, end)
     assert later.total == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("sku", "payg"),
+    [
+        ("GlobalProvisionedManaged", "GlobalStandard"),
+        ("DataZoneProvisionedManaged", "DataZoneStandard"),
+        ("ProvisionedManaged", "Standard"),
+    ],
+)
+def test_each_provisioned_type_is_compared_with_its_own_pay_as_you_go_type(sku: str, payg: str) -> None:
+    prices = {
+        ("m1", sku): FakePrice(None, None, None, 2.0, "ptu"),
+        ("m1", "GlobalStandard"): FakePrice(1.0, 1.0, 1.0, None, "global"),
+        ("m1", "DataZoneStandard"): FakePrice(3.0, 3.0, 3.0, None, "data zone"),
+        ("m1", "Standard"): FakePrice(5.0, 5.0, 5.0, None, "regional"),
+    }
+    per_1m = {"GlobalStandard": 1.0, "DataZoneStandard": 3.0, "Standard": 5.0}[payg]
+    start, end = datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 11, tzinfo=UTC)
+    deps = deployments(("ptu", "m1", sku, 10, 10_000))
+    r = allocate_frames(USAGE, pd.DataFrame(), deps, RULES, FakeBook(prices), start, end)
+    s = r.ptu.iloc[0]
+    assert s["PaygSku"] == payg
+    assert s["PaygCost"] == pytest.approx(275_000 * per_1m / 1e6)  # every token kind at the same price

@@ -38,7 +38,9 @@ def period(demo_end: datetime) -> tuple[datetime, datetime, datetime]:
 
 @pytest.fixture(scope="module")
 def result(lens: Lens, demo_settings: Settings, period: tuple[datetime, datetime, datetime]) -> AllocationResult:
-    return allocate(lens, demo_settings, period[0], period[1], book=PriceBook.load(demo_settings))
+    # the reservation is part of the price book: the ledger prices the covered PTU-hours and says so
+    settings = _settings_with_reservation(demo_settings)
+    return allocate(lens, settings, period[0], period[1], book=PriceBook.load(settings))
 
 
 def _settings_with_reservation(demo_settings: Settings) -> Settings:

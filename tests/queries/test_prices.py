@@ -183,7 +183,8 @@ def test_units_are_read_per_row() -> None:
     assert unit_quantity("1K") == ("tokens", 1000.0)
     assert unit_quantity("1M") == ("tokens", 1_000_000.0)
     assert unit_quantity("1 Hour") == unit_quantity("1/Hour") == ("hours", 1.0)
-    assert unit_quantity("1/Month") is None and unit_quantity("1 Second") is None and unit_quantity("100") is None
+    assert unit_quantity("1/Month") == ("period", 30.4375) and unit_quantity("100") == ("count", 100.0)
+    assert unit_quantity("1 Second") is None and unit_quantity("") is None
     cat = normalise(
         [
             {

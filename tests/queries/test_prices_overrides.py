@@ -104,7 +104,7 @@ def test_every_problem_is_listed_and_duplicates_refused(tmp_path: Path) -> None:
     assert e.value.problems == [
         f"{path}:3: duplicates the row at {path}:2",
         f"{path}:4: unknown sku 'Nope'; one of GlobalStandard, DataZoneStandard, Standard, GlobalBatch, DataZoneBatch, "
-        "GlobalProvisionedManaged, DataZoneProvisionedManaged, ProvisionedManaged",
+        "GlobalProvisionedManaged, DataZoneProvisionedManaged, ProvisionedManaged, DeveloperTier",
         f"{path}:4: input_per_1m 'x' is not a number",
     ]
     path.write_text("model,sku,price\n")

@@ -132,11 +132,17 @@ def test_show_prints_prices_per_1m_by_deployment_type(clean_env: Path, capsys: p
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "gpt-4o in eastus: USD per 1M tokens; PTU per PTU-hour (any model)"
     row = next(line.split() for line in out if line.startswith("Global ") and " 1120 " in line)
-    assert row == ["Global", "GlobalStandard", "1120", "2.50", "1.25", "10.00", "-", "bundled"]
+    # input, cached input, cache write (not billed for gpt-4o), output, PTU/hour, in force from, source
+    assert row == ["Global", "GlobalStandard", "1120", "2.50", "1.25", "-", "10.00", "-", "2024-12-01", "bundled"]
     dz = next(line.split() for line in out if line.startswith("Data Zone ") and " 1120 " in line)
-    assert dz[4:7] == ["2.75", "1.375", "11.00"]
+    assert dz[4:8] == ["2.75", "1.375", "-", "11.00"]
     ptu = next(line.split() for line in out if line.startswith("PTU Regional"))
-    assert ptu[-2:] == ["2.00", "bundled"]
+    assert ptu[-3:] == ["2.00", "2024-04-01", "bundled"]
+    # then every meter: SKU and meter names, the unit as Azure gives it, the price per normalised unit
+    meter = next(line for line in out if "gpt 4o 1120 cached Inp Data Zone Tokens" in line)
+    assert "1K" in meter and "1.375/1M tokens" in meter and "2024-12-01" in meter and "bundled 2026-08-11" in meter
+    assert meter.split()[:3] == ["Data", "Zone", "standard"]
+    assert any("Provisioned Managed Regional Unit" in line and "2.00/hour" in line for line in out)
 
 
 def test_show_region_and_unknown_model(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,3 +155,14 @@ def test_show_region_and_unknown_model(clean_env: Path, capsys: pytest.CaptureFi
     assert main(["prices", "show", "gpt-4o-mni"]) == 1
     err = capsys.readouterr().err
     assert "unknown model 'gpt-4o-mni'" in err and "Close matches: gpt-4o-mini" in err
+
+
+def test_show_names_the_configured_reservations(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (clean_env / "aoai-lens.toml").write_text(
+        "[[billing.reservations]]\n"
+        'deployment = "support-gpt4o-ptu"\nreservation_id = "ro-123"\nterm = "yearly"\n'
+        "quantity = 15\nterm_price = 2628.0\n"
+    )
+    assert main(["prices", "show", "gpt-4o"]) == 0
+    out = capsys.readouterr().out
+    assert "reservation ro-123 (yearly) on support-gpt4o-ptu: 15 PTUs at 0.30 per PTU-hour amortised" in out
