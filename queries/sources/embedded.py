@@ -165,6 +165,7 @@ class EmbeddedMetrics:
         "ApiName",
         "Region",
         "UsageChannel",
+        "IsSpillover",
     )
 
     def __init__(self, workspace: EmbeddedWorkspace) -> None:
