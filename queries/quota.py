@@ -123,9 +123,9 @@ def pools(deployments: pd.DataFrame, usages: pd.DataFrame) -> pd.DataFrame:
         members = []
         if not deployments.empty:
             for d in deployments.itertuples(index=False):
-                if str(d.Sku) == row["Sku"] and str(d.Model) == row["Model"]:
-                    if pool_key(str(d.Sku), str(d.Model), str(d.Location))[1] == name:
-                        members.append(str(d.Deployment))
+                same_type = str(d.Sku) == row["Sku"] and str(d.Model) == row["Model"]
+                if same_type and pool_key(str(d.Sku), str(d.Model), str(d.Location))[1] == name:
+                    members.append(str(d.Deployment))
         row["Deployments"] = ", ".join(sorted(members))
     return pd.DataFrame(list(rows.values()), columns=POOL_COLUMNS).sort_values("Pool").reset_index(drop=True)
 
@@ -142,8 +142,8 @@ def headroom(deployments: pd.DataFrame, peaks: pd.DataFrame, usages: pd.DataFram
     p = peaks.set_index("Deployment") if not peaks.empty else pd.DataFrame(columns=["PeakTPM", "PeakRPM"])
     for d in deployments.itertuples(index=False):
         sku = str(d.Sku)
-        if is_batch(sku):
-            continue
+        if is_batch(sku) or is_provisioned(sku):
+            continue  # batch queues; provisioned capacity is judged by its utilisation metric
         tpm = float(p["PeakTPM"].get(d.Deployment, 0.0) or 0.0) if not p.empty else 0.0
         rpm = float(p["PeakRPM"].get(d.Deployment, 0.0) or 0.0) if not p.empty else 0.0
         out.append(_headroom_row("deployment", str(d.Deployment), tpm, float(d.TpmLimit), rpm, float(d.RpmLimit)))
@@ -184,15 +184,22 @@ class Trend:
 
 
 def fit(values: pd.Series) -> Trend | None:
-    """Least-squares line through daily values (index: the days); None with fewer than MIN_DAYS."""
+    """A robust line through daily values (index: the days): the Theil-Sen estimator, whose slope is the
+    median of the slopes between every two days and whose intercept is the median of ``y - slope x``, so
+    one burst day does not tilt the trend as it would a least-squares line. Leading days with no traffic
+    (before a deployment's first call) are left out; None with fewer than MIN_DAYS left."""
     v = pd.to_numeric(values, errors="coerce").dropna()
+    nonzero = np.flatnonzero(v.to_numpy() > 0)
+    v = v.iloc[nonzero[0] :] if len(nonzero) else v.iloc[0:0]
     if len(v) < MIN_DAYS:
         return None
     days = pd.to_datetime(pd.Series(v.index), utc=True)
     x = ((days - days.min()) / pd.Timedelta(days=1)).to_numpy(dtype=float)
     y = v.to_numpy(dtype=float)
-    slope, intercept = np.polyfit(x, y, 1)
-    return Trend(float(slope), float(intercept + slope * x.max()), len(v))
+    i, j = np.triu_indices(len(x), k=1)
+    slope = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
+    intercept = float(np.median(y - slope * x))
+    return Trend(slope, intercept + slope * float(x.max()), len(v))
 
 
 def time_to_limit(trend: Trend | None, limit: float, last_day: datetime, horizon: int = HORIZON_DAYS) -> dict:
@@ -213,6 +220,53 @@ def time_to_limit(trend: Trend | None, limit: float, last_day: datetime, horizon
     return {"DaysToLimit": float(days), "CrossesOn": crosses, "Verdict": f"crosses in {days:.0f} days ({crosses})"}
 
 
+SERIES_COLUMNS = ["Kind", "Name", "Limit", "LimitValue", "Day", "Value"]
+
+
+def daily_series(daily: pd.DataFrame, deployments: pd.DataFrame, usages: pd.DataFrame) -> pd.DataFrame:
+    """The daily peaks the forecast fits, long: per deployment its TPM and RPM, per pool the sum of its
+    deployments' TPM peaks, each with its limit. `daily`: Day, Deployment, PeakTPM, PeakRPM over
+    complete days (`daily_peak_load`); a deployment with no row on a day had no traffic (peak 0)."""
+    if daily.empty:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    d = daily.copy()
+    d["Day"] = pd.to_datetime(d["Day"], utc=True)
+    days = pd.DatetimeIndex(sorted(d["Day"].unique()))
+    tpm = d.pivot_table(index="Day", columns="Deployment", values="PeakTPM", aggfunc="max").reindex(days).fillna(0.0)
+    rpm = d.pivot_table(index="Day", columns="Deployment", values="PeakRPM", aggfunc="max").reindex(days).fillna(0.0)
+    zeros = pd.Series(0.0, index=days)
+    parts = []
+
+    def add(kind: str, name: str, limit_name: str, limit: float, values: pd.Series) -> None:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "Kind": kind,
+                    "Name": name,
+                    "Limit": limit_name,
+                    "LimitValue": limit,
+                    "Day": days,
+                    "Value": values.reindex(days).fillna(0.0).to_numpy(dtype=float),
+                }
+            )
+        )
+
+    for dep in deployments.itertuples(index=False):
+        if is_batch(str(dep.Sku)) or is_provisioned(str(dep.Sku)):
+            continue  # batch queues; provisioned capacity is judged by its utilisation metric
+        name = str(dep.Deployment)
+        add("deployment", name, "TPM", float(dep.TpmLimit), tpm[name] if name in tpm.columns else zeros)
+        add("deployment", name, "RPM", float(dep.RpmLimit), rpm[name] if name in rpm.columns else zeros)
+    for pool in pools(deployments, usages).itertuples(index=False):
+        if is_provisioned(str(pool.Sku)) or is_batch(str(pool.Sku)):
+            continue
+        members = [m for m in str(pool.Deployments).split(", ") if m and m in tpm.columns]
+        add("pool", str(pool.Pool), "TPM", float(pool.LimitK) * 1000, tpm[members].sum(axis=1) if members else zeros)
+    if not parts:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[SERIES_COLUMNS]
+
+
 def forecast(
     daily: pd.DataFrame,
     deployments: pd.DataFrame,
@@ -220,21 +274,16 @@ def forecast(
     *,
     horizon: int = HORIZON_DAYS,
 ) -> pd.DataFrame:
-    """Time to limit per deployment (TPM and RPM, one row each) and per pool (TPM), soonest first.
-    `daily`: Day, Deployment, PeakTPM, PeakRPM over complete days (`daily_peak_load`); a deployment with
-    no row on a day had no traffic (peak 0)."""
-    if daily.empty:
+    """Time to limit per deployment (TPM and RPM, one row each) and per pool (TPM), soonest first, from
+    `daily_series`."""
+    series = daily_series(daily, deployments, usages)
+    if series.empty:
         return pd.DataFrame(columns=FORECAST_COLUMNS)
-    d = daily.copy()
-    d["Day"] = pd.to_datetime(d["Day"], utc=True)
-    days = pd.DatetimeIndex(sorted(d["Day"].unique()))
-    last = days.max().to_pydatetime()
-    tpm = d.pivot_table(index="Day", columns="Deployment", values="PeakTPM", aggfunc="max").reindex(days).fillna(0.0)
-    rpm = d.pivot_table(index="Day", columns="Deployment", values="PeakRPM", aggfunc="max").reindex(days).fillna(0.0)
+    last = pd.Timestamp(series["Day"].max()).to_pydatetime()
     out = []
-
-    def row(kind: str, name: str, limit_name: str, limit: float, series: pd.Series) -> None:
-        trend = fit(series)
+    for (kind, name, limit_name), g in series.groupby(["Kind", "Name", "Limit"], sort=False):
+        trend = fit(g.set_index("Day")["Value"])
+        limit = float(g["LimitValue"].iloc[0])
         out.append(
             {
                 "Kind": kind,
@@ -243,24 +292,10 @@ def forecast(
                 "LimitValue": limit,
                 "Latest": trend.latest if trend else math.nan,
                 "SlopePerDay": trend.slope if trend else math.nan,
-                "HistoryDays": trend.days if trend else int(len(series)),
+                "HistoryDays": trend.days if trend else int((g["Value"] > 0).sum()),
                 **time_to_limit(trend, limit, last, horizon),
             }
         )
-
-    zeros = pd.Series(0.0, index=days)
-    for dep in deployments.itertuples(index=False):
-        if is_batch(str(dep.Sku)):
-            continue
-        name = str(dep.Deployment)
-        row("deployment", name, "TPM", float(dep.TpmLimit), tpm[name] if name in tpm.columns else zeros)
-        row("deployment", name, "RPM", float(dep.RpmLimit), rpm[name] if name in rpm.columns else zeros)
-    for pool in pools(deployments, usages).itertuples(index=False):
-        if is_provisioned(str(pool.Sku)) or is_batch(str(pool.Sku)):
-            continue
-        members = [m for m in str(pool.Deployments).split(", ") if m and m in tpm.columns]
-        demand = tpm[members].sum(axis=1) if members else zeros
-        row("pool", str(pool.Pool), "TPM", float(pool.LimitK) * 1000, demand)
     frame = pd.DataFrame(out, columns=FORECAST_COLUMNS)
     return frame.sort_values(["DaysToLimit", "Kind", "Name", "Limit"], na_position="last").reset_index(drop=True)
 
@@ -272,7 +307,9 @@ def history_window(now: datetime, days: int = HISTORY_DAYS) -> tuple[datetime, d
     return (end - pd.Timedelta(days=days)).to_pydatetime(), end.to_pydatetime()
 
 
-def forecast_for(lens: LensLike, now: datetime, *, horizon: int = HORIZON_DAYS) -> tuple[pd.DataFrame, list[QueryResult]]:
+def forecast_for(
+    lens: LensLike, now: datetime, *, horizon: int = HORIZON_DAYS
+) -> tuple[pd.DataFrame, list[QueryResult]]:
     """`forecast` over the last HISTORY_DAYS complete days through the Lens, with the results behind it
     (an empty frame when the daily peaks or the deployments failed)."""
     start, end = history_window(now)
@@ -292,7 +329,9 @@ __all__ = [
     "HISTORY_DAYS",
     "HORIZON_DAYS",
     "MIN_DAYS",
+    "SERIES_COLUMNS",
     "Trend",
+    "daily_series",
     "data_zone",
     "fit",
     "forecast",
