@@ -102,20 +102,22 @@ def limits(page: str, deps_r: QueryResult, peaks: QueryResult, usages: QueryResu
     frame = quota.headroom(deps, peaks.frame, u)
     if scope:
         frame = frame[(frame["Kind"] == "pool") | frame["Name"].isin(scope)]
-    shown = frame[["Kind", "Name", "Binding", "HeadroomPct", "PeakTPM", "TpmLimit", "PeakRPM", "RpmLimit"]]
-    table = frame_table(
-        shown,
+
+    def of(peak: float, limit: float) -> str:
+        return "" if pd.isna(limit) else f"{peak:,.0f} of {limit:,.0f}"
+
+    shown = pd.DataFrame(
         {
-            "HeadroomPct": "{:.0f}%",
-            "PeakTPM": "{:,.0f}",
-            "TpmLimit": "{:,.0f}",
-            "PeakRPM": "{:,.0f}",
-            "RpmLimit": "{:,.0f}",
-        },
-        max_rows=20,
-        empty="No deployment with a limit",
+            "Name": frame["Name"] + frame["Kind"].map({"pool": " (pool)", "deployment": ""}),
+            "Headroom": frame["HeadroomPct"],
+            "Binding": frame["Binding"],
+            "TPM": [of(p, lim) for p, lim in zip(frame["PeakTPM"], frame["TpmLimit"], strict=True)],
+            "RPM": [of(p, lim) for p, lim in zip(frame["PeakRPM"], frame["RpmLimit"], strict=True)],
+        }
     )
-    return panel_body(page, "limits", table, [peaks, deps_r, usages], frame=frame)
+    table = frame_table(shown, {"Headroom": "{:.0f}%"}, max_rows=10, empty="No deployment with a limit")
+    note = f"tightest 10 of {len(frame)}: the CSV has them all" if len(frame) > 10 else None
+    return panel_body(page, "limits", table, [peaks, deps_r, usages], frame=frame, note=note)
 
 
 def time_to_limit(page: str, ctx: Context, scope: list[str]) -> list[Any]:
