@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from queries import quota
@@ -80,6 +80,7 @@ def test_verdicts() -> None:
     assert quota.time_to_limit(quota.Trend(1.0, 5.0, 14), 0.0, last)["Verdict"] == "no limit known"
 
 
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.floats(min_value=-50, max_value=50),
     st.floats(min_value=0, max_value=1000),

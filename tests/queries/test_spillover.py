@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from queries import provisioned
 from queries.config import Settings
@@ -121,3 +123,22 @@ def test_the_demo_spills_the_ptus_turned_away_calls(demo_settings: Settings, dem
             0,
         )
     assert world.deployment("support-gpt4o-ptu").spillover == "chat-gpt4o"
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.floats(0, 1e4), st.floats(0, 1e3), st.booleans()), min_size=1, max_size=12
+    ),
+    st.lists(st.floats(0, 1e4), min_size=3, max_size=3),
+)
+def test_spillover_is_a_part_of_its_deployments_cost(rows: list, spilled: list[float]) -> None:
+    """Whatever the ledger and the counts, the spilled share never exceeds the spillover deployment's own
+    priced cost: it is a part of that cost, never money added."""
+    led = ledger([(H[h], "std", req, cost, priced) for h, req, cost, priced in rows])
+    out = spillover_cost(
+        pd.DataFrame({"Hour": H, "Deployment": "ptu", "Target": "std", "Spilled": spilled}), target_hours(led, ["std"])
+    )
+    priced_hours = led.groupby("Hour").filter(lambda g: bool(g["Priced"].all()))
+    assert out["SpilloverCost"].sum() <= priced_hours["EffectiveCost"].sum() + 1e-6
+    assert ((out["Share"].dropna() >= 0) & (out["Share"].dropna() <= 1)).all()
