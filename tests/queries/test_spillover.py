@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -142,3 +144,21 @@ def test_spillover_is_a_part_of_its_deployments_cost(rows: list, spilled: list[f
     priced_hours = led.groupby("Hour").filter(lambda g: bool(g["Priced"].all()))
     assert out["SpilloverCost"].sum() <= priced_hours["EffectiveCost"].sum() + 1e-6
     assert ((out["Share"].dropna() >= 0) & (out["Share"].dropna() <= 1)).all()
+
+
+def test_a_workspace_seeded_before_isspillover_answers_it_empty(
+    demo_settings: Settings, demo_end: datetime, tmp_path: Path
+) -> None:
+    """An older demo workspace has no IsSpillover column: the dimension comes back empty (as Azure answers a
+    dimension no series sets) and the panel shows no spilled requests instead of failing."""
+    old = tmp_path / "old.duckdb"
+    shutil.copy(demo_settings.demo_path, old)
+    with duckdb.connect(str(old)) as con:
+        con.execute("ALTER TABLE MetricsApi DROP COLUMN IsSpillover")
+    lens = Lens.from_settings(
+        demo_settings.model_copy(update={"demo": demo_settings.demo.model_copy(update={"path": old})})
+    )
+    r = provisioned.spill_metrics(lens, ["support-gpt4o-ptu", "chat-gpt4o"], demo_end - timedelta(days=2), demo_end)
+    assert r.status == "ok" and r.frame["IsSpillover"].isna().all()
+    spill = provisioned.spill_frame(r.frame, provisioned.provisioned(lens.deployments().frame))
+    assert spill["Spilled"].sum() == 0 and spill["PtuTurnedAway"].sum() > 0
