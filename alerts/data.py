@@ -2,7 +2,8 @@
 
 Every rule reads catalogue queries, so they run unchanged on the demo workspace and on Log Analytics:
 `requests_by_status` (429 and 5xx rates), `latency_summary` (p95), `peak_load_by_deployment` (quota
-headroom, with the deployments' limits from the management plane) and `data_health` (no data).
+headroom, with the deployments' limits from the management plane), `daily_peak_load` (the time-to-limit
+forecast, `queries.quota`) and `data_health` (no data).
 
 Cost-based rules read a frame of cost per period, team and feature (TimeGenerated, Team, Feature,
 CostUsd) from `queries.cost.report.cost_frame(lens, settings, start, end)`.
@@ -18,6 +19,7 @@ import pandas as pd
 
 from queries.cost.attribution import ALLOCATED, UNALLOCATED
 from queries.cost.report import allocate, cost_frame
+from queries.quota import forecast_for, pools
 from queries.scope import caller_label, describe_callers
 
 log = logging.getLogger("aoai_lens.alerts.data")
@@ -31,6 +33,7 @@ class RuleData(Protocol):
     def requests(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def latency(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def peak_tpm(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+    def quota_forecast(self, now: datetime) -> pd.DataFrame: ...
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]: ...
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
@@ -68,13 +71,23 @@ class LensData:
         return f.rename(columns={"P95": "P95Ms"})[["Deployment", "P95Ms", "Requests"]]
 
     def peak_tpm(self, start: datetime, end: datetime) -> pd.DataFrame:
-        """Deployment, PeakTpm, TpmLimit: every known deployment, 0 when it had no traffic."""
+        """Deployment, PeakTpm, TpmLimit, PeakRpm, RpmLimit: every known deployment, 0 when it had no traffic."""
         peaks = self._result_frame(self.lens.run("peak_load_by_deployment", start=start, end=end))
-        peaks = peaks.rename(columns={"PeakTPM": "PeakTpm"})[["Deployment", "PeakTpm"]]
+        peaks = peaks.rename(columns={"PeakTPM": "PeakTpm", "PeakRPM": "PeakRpm"})[["Deployment", "PeakTpm", "PeakRpm"]]
         deps = self._result_frame(self.lens.deployments())
-        frame = deps[["Deployment", "TpmLimit"]].merge(peaks, on="Deployment", how="left")
-        frame["PeakTpm"] = frame["PeakTpm"].fillna(0)
-        return frame[["Deployment", "PeakTpm", "TpmLimit"]]
+        frame = deps[["Deployment", "TpmLimit", "RpmLimit"]].merge(peaks, on="Deployment", how="left")
+        frame[["PeakTpm", "PeakRpm"]] = frame[["PeakTpm", "PeakRpm"]].fillna(0)
+        return frame[["Deployment", "PeakTpm", "TpmLimit", "PeakRpm", "RpmLimit"]]
+
+    def quota_forecast(self, now: datetime) -> pd.DataFrame:
+        """`queries.quota.forecast` over the complete days before `now`, with each pool's deployments."""
+        frame, results = forecast_for(self.lens, now)
+        for r in results[:2]:
+            self._result_frame(r)  # the daily peaks and the deployments are needed; the usages are not
+        deps = results[1].frame
+        usages = results[2].frame if results[2].status != "failed" else pd.DataFrame()
+        members = pools(deps, usages).set_index("Pool")["Deployments"] if not usages.empty else pd.Series(dtype=str)
+        return frame.assign(Deployments=frame["Name"].map(members).fillna(""))
 
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]:
         health = self._result_frame(self.lens.run("data_health", start=start, end=end))

@@ -74,6 +74,8 @@ class Evaluator:
             return rules.latency_p95(rule, self.data.latency(start, now))
         if kind == "quota_headroom":
             return rules.quota_headroom(rule, self.data.peak_tpm(start, now))
+        if kind == "quota_forecast":
+            return rules.quota_forecast(rule, self.data.quota_forecast(now))
         if kind == "no_data":
             seen = self.data.last_seen(now - lookback(rule.window_minutes, rule.threshold), now)
             return rules.no_data(rule, seen, now)

@@ -21,7 +21,8 @@ THRESHOLDS = {
     "rate_429": "percent of requests answered 429 in the window, per deployment (fires above)",
     "rate_5xx": "percent of requests answered 5xx in the window, per deployment (fires above)",
     "latency_p95": "95th percentile DurationMs of successful requests in the window, in ms, per deployment (fires above)",
-    "quota_headroom": "percent of the deployment's TPM limit left at the busiest minute of the window (fires below)",
+    "quota_headroom": "percent of the deployment's TPM or RPM limit left at the busiest minute of the window, whichever is less (fires below)",
+    "quota_forecast": "days until a deployment's or quota pool's daily peak, on its trend over the last 14 complete days, reaches the limit (fires at or below)",
     "probe_failures": "number of consecutive failed probes per target (fires at or above)",
     "probe_ttft": "95th percentile time to first token of successful streamed probes in the window, in ms (fires above)",
     "budget_pace": "month-end forecast (month to date + the last 7 complete days' mean × days left) as percent of the budget (fires above)",
@@ -104,7 +105,8 @@ def latency_p95(rule: AlertRule, frame: pd.DataFrame) -> list[Finding]:
 
 
 def quota_headroom(rule: AlertRule, frame: pd.DataFrame) -> list[Finding]:
-    """frame: Deployment, PeakTpm, TpmLimit (deployments with no traffic have PeakTpm 0)."""
+    """frame: Deployment, PeakTpm, TpmLimit, and optionally PeakRpm, RpmLimit (deployments with no traffic
+    have peaks of 0). The headroom is what is left of the tighter of the two limits."""
     out = []
     for _, row in frame.iterrows():
         dep = str(row["Deployment"])
@@ -113,13 +115,57 @@ def quota_headroom(rule: AlertRule, frame: pd.DataFrame) -> list[Finding]:
             continue
         peak = float(row["PeakTpm"] or 0)
         headroom = 100.0 * (1 - peak / limit)
+        what = f"{_fmt(peak)} of {_fmt(limit)} TPM"
+        rpm_limit = float(row.get("RpmLimit", 0) or 0) if "RpmLimit" in row.index else 0.0
+        if rpm_limit > 0:
+            rpm = float(row.get("PeakRpm", 0) or 0)
+            rpm_headroom = 100.0 * (1 - rpm / rpm_limit)
+            if rpm_headroom < headroom:
+                headroom, what = rpm_headroom, f"{_fmt(rpm)} of {_fmt(rpm_limit)} RPM"
         out.append(
             Finding(
                 dep,
                 headroom < rule.threshold,
                 round(headroom, 2),
-                f"{dep}: busiest minute used {_fmt(peak)} of {_fmt(limit)} TPM ({_fmt(100 - headroom)}%), "
+                f"{dep}: busiest minute used {what} ({_fmt(100 - headroom)}%), "
                 f"{_fmt(headroom)}% headroom; threshold {_fmt(rule.threshold)}%",
+            )
+        )
+    return out
+
+
+def quota_forecast(rule: AlertRule, frame: pd.DataFrame) -> list[Finding]:
+    """frame: `queries.quota.forecast` (Kind, Name, Limit, LimitValue, Latest, SlopePerDay, HistoryDays,
+    DaysToLimit, Verdict). One finding per deployment or pool: its soonest limit. Narrowed by the rule's
+    deployment (that deployment and the pools it draws on)."""
+    out: list[Finding] = []
+    if frame.empty:
+        return out
+    rows = frame
+    if rule.deployment:
+        dep = rule.deployment
+        mine = (rows["Kind"] == "deployment") & (rows["Name"] == dep)
+        pools = (rows["Kind"] == "pool") & rows.get("Deployments", pd.Series("", index=rows.index)).astype(
+            str
+        ).str.split(", ").map(lambda ms: dep in ms)
+        rows = rows[mine | pools]
+    for (kind, name), g in rows.groupby(["Kind", "Name"], sort=True):
+        days = pd.to_numeric(g["DaysToLimit"], errors="coerce")
+        first = g.loc[days.idxmin()] if days.notna().any() else g.iloc[0]
+        d = float(first["DaysToLimit"]) if pd.notna(first["DaysToLimit"]) else None
+        latest, limit, slope = float(first["Latest"]), float(first["LimitValue"]), float(first["SlopePerDay"])
+        trend = (
+            f"daily peak {_fmt(latest)} of {_fmt(limit)} {first['Limit']}, {slope:+,.1f}/day over "
+            f"{int(first['HistoryDays'])} day(s)"
+            if pd.notna(first["Latest"])
+            else f"{int(first['HistoryDays'])} day(s) of history"
+        )
+        out.append(
+            Finding(
+                str(name),
+                d is not None and d <= rule.threshold,
+                None if d is None else round(d, 1),
+                f"{kind} {name}: {trend}: {first['Verdict']}; threshold {_fmt(rule.threshold)} days",
             )
         )
     return out

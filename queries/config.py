@@ -226,6 +226,7 @@ class AlertRule(Section):
         "rate_429",
         "rate_5xx",
         "quota_headroom",
+        "quota_forecast",
         "latency_p95",
         "probe_failures",
         "probe_ttft",

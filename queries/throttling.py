@@ -58,8 +58,9 @@ CAUSES = {
 
 ACTIONS = {
     "ptu": (
-        "Honour retry-after-ms and back off; add a standard spillover deployment (spilloverDeploymentName) so "
-        "overflow is served at pay-as-you-go rates; buy more PTUs if saturation recurs at the same hours."
+        "Honour retry-after-ms and back off; with a standard spillover deployment (ARM spilloverDeploymentName) "
+        "these calls are served there at pay-as-you-go rates (Reliability's Spillover panel counts them), so add "
+        "one if there is none; buy more PTUs if saturation recurs at the same hours."
     ),
     "rpm_10s": (
         "Smooth the flood: honour retry-after and pace the client to RPM/6 per 10 s (a queue or token bucket); "

@@ -9,7 +9,7 @@ import dash
 import pandas as pd
 from dash import Input, Output, callback
 
-from dashboard import figures
+from dashboard import capacity, figures
 from dashboard.data import Context, deployments_frame, fetch, guarded, page_answer, store_result
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
@@ -19,7 +19,18 @@ from queries.throttling import burst_queries, explain_results
 dash.register_page(__name__, path="/reliability", name="Reliability", order=3, title="Reliability · aoai-lens")
 
 PAGE = "rel"
-PANELS = ("status", "explain", "rates", "latency", "percentiles", "ttft", "headroom", "quota", "callers")
+PANELS: tuple[str, ...] = (
+    "status",
+    "explain",
+    "rates",
+    "latency",
+    "percentiles",
+    "ttft",
+    "headroom",
+    "quota",
+    "callers",
+)
+PANELS += ("ptu", "spill", "limits", "forecast")  # capacity: dashboard/capacity.py
 
 
 def layout(**query: Any) -> Any:
@@ -71,6 +82,46 @@ def layout(**query: Any) -> Any:
                     ),
                     12,
                 )
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "ptu",
+                        "Provisioned utilisation: Azure's metric and the token estimate",
+                        "Utilisation V2 per hour (max, average) from the metrics API, beside the usage logs' estimate",
+                    ),
+                    6,
+                ),
+                (
+                    panel(
+                        PAGE,
+                        "spill",
+                        "Spillover",
+                        "Requests each PTU deployment handed to its spillover deployment, and their standard-rate cost",
+                    ),
+                    6,
+                ),
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "limits",
+                        "Quota headroom: TPM, RPM and quota pools",
+                        "Busiest minute against each deployment's TPM and RPM and each regional or subscription pool",
+                    ),
+                    6,
+                ),
+                (
+                    panel(
+                        PAGE,
+                        "forecast",
+                        "Time to limit",
+                        "Daily peaks of the last 14 complete days, their trend, and the day each reaches its limit",
+                    ),
+                    6,
+                ),
             ),
         ],
         show=("range", "resource", "deployment"),
@@ -171,6 +222,10 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         "headroom": headroom,
         "quota": quota,
         "callers": callers,
+        "ptu": lambda: capacity.ptu_utilisation(PAGE, ctx, dep_result.frame, scope, start, end, colours),
+        "spill": lambda: capacity.spillover(PAGE, ctx, dep_result.frame, scope, start, end),
+        "limits": lambda: capacity.limits(PAGE, dep_result, r["peaks"], usages, scope),
+        "forecast": lambda: capacity.time_to_limit(PAGE, ctx, scope),
     }
     return [safe(PAGE, key, builders[key]) for key in PANELS]
 

@@ -196,8 +196,11 @@ class Seeder:
         self._limits(df)
         self._incident(rng, df)
         self._background_errors(day, df)
+        turned_away = self._turned_away(df)
         self._finish(rng, df)
-        return df
+        df["spill"] = False
+        df = self._append(df, self._eval_suite(day, day_start, day_end), [self.seed, day, 31])
+        return self._append(df, self._spilled(df, turned_away), [self.seed, day, 32])
 
     def _burst_size(self, s: Stream) -> int:
         """Requests in a 12-minute burst: half again what the primary deployment admits per minute."""
@@ -323,6 +326,84 @@ class Seeder:
         out.append(self._requests(rng, s, support, t, np.full(len(t), self.dep_index["support-gpt4o-ptu"])))
         return out
 
+    # ---- added after the day's rows are finished, each with its own random stream, so they leave the rest
+    # of the day's data as it was ------------------------------------------------------------------
+    EVAL_HOUR = 3  # reasoning-agent's nightly evaluation suite: one call per test case, in one minute
+    EVAL_CASES_AT_END = 48  # test cases on the last day of the period ...
+    EVAL_CASES_PER_DAY = 1  # ... and the suite grows by one a day: agent-o4-mini's peak RPM climbs to its 60
+
+    def _eval_suite(self, day: int, day_start: datetime, day_end: datetime) -> pd.DataFrame:
+        """The planted growth: the suite's calls on this day (spread evenly over one minute, so no 10-second
+        window holds more than a sixth of them)."""
+        when = day_start.replace(hour=self.EVAL_HOUR, minute=0, second=0, microsecond=0)
+        if when < day_start:
+            when += timedelta(days=1)
+        if not (day_start <= when < day_end):
+            return pd.DataFrame()
+        days_before_end = (self.end - when).total_seconds() / 86400.0
+        cases = int(self.EVAL_CASES_AT_END - self.EVAL_CASES_PER_DAY * np.floor(days_before_end))
+        if cases <= 0:
+            return pd.DataFrame()
+        rng = np.random.default_rng([self.seed, day, 30])
+        names = [f.name for f in world.FEATURES]
+        agent = names.index("reasoning-agent")
+        s = replace(self.streams[agent], prompt=(300, 0.2), completion=(150, 0.3), streaming=0.0)
+        start = np.datetime64(when, "ms").astype(np.int64)
+        t = start + (np.arange(cases) * 60_000) // cases
+        dep = np.full(cases, self.dep_index["agent-o4-mini"])
+        return pd.DataFrame(self._requests(rng, s, agent, t, dep))
+
+    def _turned_away(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Calls a provisioned deployment with a spillover deployment turned away (429, or 500/503), with
+        the tokens they asked for: Azure sends each again to the spillover deployment."""
+        spill = {self.dep_index[d.name]: self.dep_index[d.spillover] for d in self.deployments if d.spillover}
+        if not spill:
+            return pd.DataFrame()
+        hit = df.dep.isin(list(spill)) & df.status.isin([STATUS_THROTTLED, 500, 503])
+        out = df[hit].copy()
+        out["target"] = out.dep.map(spill)
+        return out
+
+    def _spilled(self, df: pd.DataFrame, turned_away: pd.DataFrame) -> pd.DataFrame:
+        """The spilled calls on the spillover deployment, right after the provisioned one answered (the
+        provisioned deployment still logs its 429; the metrics mark the spilled call IsSpillover)."""
+        if turned_away.empty:
+            return pd.DataFrame()
+        answered = df.loc[turned_away.index]
+        return pd.DataFrame(
+            {
+                "t": (answered.t + answered.duration).to_numpy(np.int64),
+                "caller": turned_away.caller.to_numpy(np.int64),
+                "dep": turned_away.target.to_numpy(np.int64),
+                "prompt": turned_away.prompt.to_numpy(np.int64),
+                "cached": turned_away.cached.to_numpy(np.int64),
+                "completion": turned_away.completion.to_numpy(np.int64),
+                "stream": turned_away.stream.to_numpy(bool),
+                "status": np.full(len(turned_away), STATUS_OK, dtype=np.int64),
+                "api": turned_away.api.to_numpy(np.int64),
+                "spill": np.ones(len(turned_away), dtype=bool),
+            }
+        )
+
+    def _append(self, df: pd.DataFrame, extra: pd.DataFrame, seed: list[int]) -> pd.DataFrame:
+        """Add finished `extra` calls to the day: their deployments' limits judge them after the calls already
+        there in the same minute (those keep their answers), and their own random stream finishes them."""
+        if extra.empty:
+            return df
+        extra = extra.copy()
+        if "spill" not in extra.columns:
+            extra["spill"] = False
+        extra["new"] = True
+        extra = extra.reset_index(drop=True)
+        deps = set(extra.dep.unique())
+        same = df[df.dep.isin(deps)][["t", "dep", "prompt", "cached", "completion", "status"]].assign(new=False)
+        both = pd.concat([same, extra[same.columns]], ignore_index=True).sort_values("t", kind="stable")
+        self._limits(both)
+        extra["status"] = both.loc[len(same) + extra.index, "status"].to_numpy()
+        self._finish(np.random.default_rng(seed), extra)
+        extra = extra.drop(columns=["new"])
+        return pd.concat([df, extra[df.columns]], ignore_index=True)
+
     def _incident(self, rng: np.random.Generator, df: pd.DataFrame) -> None:
         """One 5xx incident: rag-gpt41 fails for 45 minutes in the afternoon three days before the end."""
         start = np.datetime64((self.end - timedelta(days=3)).replace(hour=14, minute=20), "ms").astype(np.int64)
@@ -383,6 +464,9 @@ class Seeder:
         con.register("req", df)
         tid = world.TENANT_ID
         sub = world.SUBSCRIPTION_ID
+        corr = """lower(format('{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}',
+                (r.u1 >> 31) & 4294967295, (r.u1 >> 15) & 65535, r.u1 & 4095,
+                ((r.u2 >> 48) & 16383) | 32768, r.u2 & 281474976710655))"""
         common = f"""
             '{tid}' AS TenantId,
             make_timestamp_ms(r.t + r.duration) AS TimeGenerated,
@@ -394,9 +478,7 @@ class Seeder:
             'ACCOUNTS' AS ResourceType,
             o.op_name AS OperationName,
             '' AS OperationVersion, '' AS ResultType, '' AS ResultDescription,
-            lower(format('{{:08x}}-{{:04x}}-4{{:03x}}-{{:04x}}-{{:012x}}',
-                (r.u1 >> 31) & 4294967295, (r.u1 >> 15) & 65535, r.u1 & 4095,
-                ((r.u2 >> 48) & 16383) | 32768, r.u2 & 281474976710655)) AS CorrelationId,
+            {corr} AS CorrelationId,
             '' AS Level,
             d.location AS location_s,
             d.location AS Tenant_s,
@@ -456,6 +538,8 @@ class Seeder:
             )
             """
         )
+        # the spilled calls, for the metrics' IsSpillover dimension (the logs carry no such mark)
+        con.execute(f"INSERT INTO spilled SELECT {corr} FROM req r {received} AND r.spill")
         kept = con.execute(f"SELECT count(*) FROM req r {received}").fetchall()[0][0]
         con.unregister("req")
         return int(kept)
@@ -468,7 +552,8 @@ class Seeder:
               TimeStamp TIMESTAMP, ResourceId VARCHAR, MetricName VARCHAR,
               ModelDeploymentName VARCHAR, ModelName VARCHAR, ModelVersion VARCHAR, FeatureName VARCHAR,
               StatusCode VARCHAR, OperationName VARCHAR, StreamType VARCHAR, ApiName VARCHAR, Region VARCHAR,
-              UsageChannel VARCHAR, Total DOUBLE, Count DOUBLE, Minimum DOUBLE, Maximum DOUBLE, Average DOUBLE)
+              UsageChannel VARCHAR, Total DOUBLE, Count DOUBLE, Minimum DOUBLE, Maximum DOUBLE, Average DOUBLE,
+              IsSpillover VARCHAR)
             """
         )
         con.execute(
@@ -482,7 +567,8 @@ class Seeder:
                    json_extract_string(a.properties_s, '$.apiName') AS api,
                    a.OperationName AS op, a.ResultSignature AS status, a.DurationMs AS dur,
                    coalesce(u.p, 0) AS p, coalesce(u.c, 0) AS c, coalesce(u.g, 0) AS g,
-                   date_trunc('minute', a.TimeGenerated - to_milliseconds(a.DurationMs)) AS started
+                   date_trunc('minute', a.TimeGenerated - to_milliseconds(a.DurationMs)) AS started,
+                   CASE WHEN a.CorrelationId IN (SELECT CorrelationId FROM spilled) THEN 'True' ELSE 'False' END AS spill
             FROM AzureDiagnostics a
             JOIN d_dep d ON d.res_upper = a.ResourceId AND d.dep_name = json_extract_string(a.properties_s, '$.modelDeploymentName')
             LEFT JOIN (SELECT CorrelationId,
@@ -499,16 +585,16 @@ class Seeder:
             """
             INSERT INTO MetricsApi
             SELECT ts, rid, 'AzureOpenAIRequests', dep, model, version, NULL, status, op, stream, api, region, NULL,
-                   count(*), count(*), 1, 1, 1
+                   count(*), count(*), 1, 1, 1, spill
             FROM rr_m GROUP BY ALL;
             INSERT INTO MetricsApi
             SELECT ts, rid, 'AzureOpenAITimeToResponse', dep, model, version, NULL, status, op, stream, api, region, NULL,
-                   sum(dur), count(*), min(dur), max(dur), avg(dur)
+                   sum(dur), count(*), min(dur), max(dur), avg(dur), NULL
             FROM rr_m WHERE status = '200' GROUP BY ALL;
             INSERT INTO MetricsApi
             SELECT ts, rid, m.name, dep, NULL, version, model, NULL, NULL, NULL, 'OpenAI', region, 'Cloud',
                    sum(CASE m.name WHEN 'ProcessedPromptTokens' THEN p WHEN 'GeneratedTokens' THEN g ELSE p + g END),
-                   count(*), NULL, NULL, NULL
+                   count(*), NULL, NULL, NULL, NULL
             FROM rr_m, (VALUES ('ProcessedPromptTokens'), ('GeneratedTokens'), ('TokenTransaction')) m(name)
             WHERE status = '200' GROUP BY ALL;
             """
@@ -524,7 +610,7 @@ class Seeder:
                        NULL, NULL, region, NULL, NULL, 1,
                        least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}),
                        least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}),
-                       least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit})
+                       least(100.0, 100.0 * sum(p - c + 4 * g) / {d.tpm_limit}), NULL
                 FROM rr_m WHERE dep = '{d.name}' GROUP BY started, rid, dep, model, version, region
                 """
             )
@@ -611,6 +697,7 @@ class Seeder:
                         {"key": "token", "renewalPeriod": 60, "count": d.tpm_limit},
                     ],
                     "raiPolicyName": "Microsoft.DefaultV2",
+                    **({"spilloverDeploymentName": d.spillover} if d.spillover else {}),
                 },
             }
             if d.name in world.SPILLOVER:
@@ -634,6 +721,15 @@ class Seeder:
             key = (d.sku, d.model)
             by_loc.setdefault(loc, {}).setdefault(key, 0)
             by_loc[loc][key] += d.capacity
+        # since 2026 Global deployment types draw on one subscription pool across regions: every region's
+        # usages answer carries the pool's row (the same numbers in each)
+        pooled: dict[tuple[str, str], int] = {}
+        for usage in by_loc.values():
+            for key, used in usage.items():
+                if key[0].startswith("Global"):
+                    pooled[key] = pooled.get(key, 0) + used
+        for usage in by_loc.values():
+            usage.update(pooled)
         for loc, usage in sorted(by_loc.items()):
             items = [
                 {
@@ -664,6 +760,7 @@ class Seeder:
             con.execute(schemas.create_table_sql("AzureDiagnostics"))
             con.execute(schemas.create_table_sql("AzureMetrics"))
             con.execute("CREATE TABLE WorkspaceInfo (Key VARCHAR, Value VARCHAR)")
+            con.execute("CREATE TEMP TABLE spilled (CorrelationId VARCHAR)")
             self._dimensions(con)
             end_ms = int(np.datetime64(self.end, "ms").astype(np.int64))
             requests = 0

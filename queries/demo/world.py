@@ -53,6 +53,7 @@ class Deployment:
     quiet_after_days: float | None = None  # the deployment stops receiving traffic this many days before now
     created_days_ago: float | None = None  # created this many days before now (default: long before the data)
     replaces: str | None = None  # before it existed, its callers used this deployment
+    spillover: str | None = None  # provisioned only: the standard deployment ARM names in spilloverDeploymentName
 
     @property
     def tpm_limit(self) -> int:
@@ -125,6 +126,7 @@ DEPLOYMENTS = (
         base_ms=200.0,
         created_days_ago=7.0,
         replaces="chat-gpt4o",
+        spillover="chat-gpt4o",  # same resource, model and version; Global to Global, as Azure requires
     ),
     Deployment(
         "embed-small",

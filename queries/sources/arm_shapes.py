@@ -21,6 +21,7 @@ DEPLOYMENT_COLUMNS = [
     "TpmLimit",
     "RpmLimit",
     "Created",
+    "Spillover",
 ]
 
 
@@ -42,6 +43,8 @@ def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] |
             )
             rpm = limits.rpm_limit(sku_name, capacity, model_name)
             created = (dep.get("systemData") or {}).get("createdAt")
+            # a provisioned deployment's standard spillover target ("" when none is set)
+            spillover = str((dep.get("properties") or {}).get("spilloverDeploymentName") or "")
             rows.append(
                 {
                     "Created": pd.to_datetime(created, utc=True, errors="coerce") if created else pd.NaT,
@@ -55,6 +58,7 @@ def deployments_frame(items: list[tuple[str, dict]], locations: dict[str, str] |
                     "Version": model.get("version", ""),
                     "TpmLimit": tpm,
                     "RpmLimit": rpm,
+                    "Spillover": spillover,
                 }
             )
     frame = pd.DataFrame(rows, columns=DEPLOYMENT_COLUMNS)

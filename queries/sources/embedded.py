@@ -177,6 +177,7 @@ class EmbeddedMetrics:
         "ApiName",
         "Region",
         "UsageChannel",
+        "IsSpillover",
     )
 
     def __init__(self, workspace: EmbeddedWorkspace) -> None:
@@ -217,22 +218,28 @@ class EmbeddedMetrics:
             "end": _naive(end),
             "secs": int(interval.total_seconds()),
         }
-        for i, (dim, values) in enumerate((filters or {}).items()):
-            match = next((k for k in self.DIMENSIONS if k.lower() == dim.lower()), None)
-            if match is None:
-                raise ValueError(f"unknown metric dimension {dim!r}")
-            where.append(f'"{match}" IN (SELECT unnest($f{i}))')
-            args[f"f{i}"] = list(values)
-        dim_sql = "".join(f', "{m}" AS "{d}"' for d, m in dims)
-        group = "".join(f', "{m}"' for _, m in dims)
-        sql = f"""
-            SELECT to_timestamp(floor(epoch(TimeStamp) / $secs) * $secs) AT TIME ZONE 'UTC' AS TimeStamp,
-                   ResourceId, MetricName{dim_sql}, {agg} AS Value
-            FROM MetricsApi WHERE {" AND ".join(where)}
-            GROUP BY 1, ResourceId, MetricName{group}
-            ORDER BY 1
-        """
         with self.workspace.reading() as con:
+            # a workspace seeded before a dimension was stored answers it as one empty value, as Azure
+            # answers a dimension no series sets
+            present = {str(c[0]) for c in con.execute("SELECT * FROM MetricsApi LIMIT 0").description}
+            for i, (dim, values) in enumerate((filters or {}).items()):
+                match = next((k for k in self.DIMENSIONS if k.lower() == dim.lower()), None)
+                if match is None:
+                    raise ValueError(f"unknown metric dimension {dim!r}")
+                col = f'"{match}"' if match in present else "CAST(NULL AS VARCHAR)"
+                where.append(f"{col} IN (SELECT unnest($f{i}))")
+                args[f"f{i}"] = list(values)
+            dim_sql = "".join(
+                f', "{m}" AS "{d}"' if m in present else f', CAST(NULL AS VARCHAR) AS "{d}"' for d, m in dims
+            )
+            group = "".join(f', "{m}"' for _, m in dims if m in present)
+            sql = f"""
+                SELECT to_timestamp(floor(epoch(TimeStamp) / $secs) * $secs) AT TIME ZONE 'UTC' AS TimeStamp,
+                       ResourceId, MetricName{dim_sql}, {agg} AS Value
+                FROM MetricsApi WHERE {" AND ".join(where)}
+                GROUP BY 1, ResourceId, MetricName{group}
+                ORDER BY 1
+            """
             return con.execute(sql, args).df()
 
 

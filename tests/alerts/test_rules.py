@@ -53,6 +53,65 @@ def test_latency_and_quota() -> None:
     }
 
 
+def test_quota_headroom_judges_rpm_too() -> None:
+    q = pd.DataFrame(
+        {
+            "Deployment": ["agent", "chat"],
+            "PeakTpm": [6_000, 50_000],
+            "TpmLimit": [60_000, 100_000],
+            "PeakRpm": [57, 10],
+            "RpmLimit": [60, 600],
+        }
+    )
+    found = {f.subject: f for f in rules.quota_headroom(rule("quota_headroom", 10), q)}
+    assert (found["agent"].firing, found["agent"].value) == (True, 5.0)  # 57 of 60 RPM, though TPM is at 10%
+    assert "57.0 of 60.0 RPM" in found["agent"].reason
+    assert (found["chat"].firing, found["chat"].value) == (False, 50.0)
+
+
+def test_quota_forecast() -> None:
+    from queries import quota
+
+    rows = []
+    for i in range(5):
+        day = pd.Timestamp("2026-11-10T00:00Z") + pd.Timedelta(days=i)
+        rows += [(day, "agent", 6_000, 40 + 2 * i), (day, "chat", 20_000, 30 - i)]
+    daily = pd.DataFrame(rows, columns=["Day", "Deployment", "PeakTPM", "PeakRPM"])
+    deps = pd.DataFrame(
+        {
+            "Deployment": ["agent", "chat"],
+            "Location": ["eastus", "eastus"],
+            "Sku": ["GlobalStandard", "GlobalStandard"],
+            "Model": ["o4-mini", "gpt-4o"],
+            "TpmLimit": [60_000, 100_000],
+            "RpmLimit": [60, 600],
+        }
+    )
+    usages = pd.DataFrame(
+        {
+            "Location": ["eastus"],
+            "Name": ["x"],
+            "Sku": ["GlobalStandard"],
+            "Model": ["gpt-4o"],
+            "Current": [100.0],
+            "Limit": [110.0],
+        }
+    )
+    frame = quota.forecast(daily, deps, usages).assign(Deployments="")
+    frame.loc[frame["Kind"] == "pool", "Deployments"] = "chat"
+    # agent's RPM: 48 now, +2/day, reaches 60 in 6 days; the gpt-4o pool (chat's flat 20K of 110K) never
+    found = {f.subject: f for f in rules.quota_forecast(rule("quota_forecast", 7), frame)}
+    assert (found["agent"].firing, found["agent"].value) == (True, 6.0)
+    assert "daily peak 48.0 of 60.0 RPM, +2.0/day over 5 day(s): crosses in 6 days" in found["agent"].reason
+    assert (found["chat"].firing, found["chat"].value) == (False, None) and "not growing" in found["chat"].reason
+    pool = "subscription · GlobalStandard · gpt-4o"
+    assert found[pool].firing is False
+    assert {f.subject for f in rules.quota_forecast(rule("quota_forecast", 5), frame)} == {"agent", "chat", pool}
+    assert not rules.quota_forecast(rule("quota_forecast", 5), frame)[0].firing  # 6 days is beyond 5
+    only = rules.quota_forecast(rule("quota_forecast", 7, deployment="chat"), frame)
+    assert {f.subject for f in only} == {"chat", pool}  # the deployment and the pools it draws on
+
+
 def test_probe_rules() -> None:
     last = pd.DataFrame(
         {

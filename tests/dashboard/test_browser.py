@@ -99,6 +99,11 @@ def test_every_page_renders_with_charts_and_no_errors(browser_page: tuple[Any, l
         assert not problems, f"{info['name']}: {problems}"
         # the navigation is built from the registry and links every page
         assert page.locator(".navbar .nav-link").count() == len(pages)
+        if info["path"] == "/reliability":  # the capacity sections: PTU utilisation, spillover, limits, forecast
+            for key in ("ptu", "spill", "limits", "forecast"):
+                assert page.locator(f"#rel-{key}-panel .panel-actions").count() == 1, key
+            assert page.locator("#rel-ptu-panel .js-plotly-plot .scatterlayer .trace").count() >= 2
+            assert "agent-o4-mini" in page.locator("#rel-forecast-panel").inner_text()
     if os.environ.get("AOAI_LENS_UPDATE_SCREENSHOTS") == "1":
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / "overview.png", README_SHOT)

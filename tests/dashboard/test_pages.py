@@ -137,6 +137,9 @@ FRAMES: dict[str, pd.DataFrame] = {
         }
     ),
     "activity_by_resource": pd.DataFrame({"TimeGenerated": T, "Resource": ["east", "east"], "Requests": [100, 100]}),
+    "daily_peak_load": pd.DataFrame(
+        {"Day": T, "Deployment": ["chat", "chat"], "PeakTPM": [12000, 13000], "PeakRPM": [40, 41]}
+    ),
 }
 DEPLOYMENTS = pd.DataFrame(
     {
@@ -248,6 +251,27 @@ def test_overview_kpis_survive_a_failed_query_and_no_cost_model(dash_app: dash.D
     by = dict(zip(page.PANELS, panels, strict=True))
     assert "panel-failed" in by["tokens"] and "panel-failed" in by["spend"]
     assert "panel-failed" not in by["status"] and "panel-failed" not in by["summary"]
+
+
+def test_capacity_panels_from_the_embedded_metrics_source(
+    dash_app: dash.Dash, demo_settings: Settings, demo_end: datetime
+) -> None:
+    """Utilisation V2, spillover, limits and time to limit, from the demo's metrics store and ARM bodies."""
+    from queries.lens import Lens
+
+    page = page_module(dash_app, "/reliability")
+    ctx = Context(demo_settings, Lens.from_settings(demo_settings), now=lambda: demo_end)
+    by = dict(zip(page.PANELS, map(_text, page.render(Filters(range="24h"), ctx)), strict=True))
+    assert [k for k in ("ptu", "spill", "limits", "forecast") if "panel-failed" in by[k]] == []
+    # Azure's metric and the token estimate, side by side, for the provisioned deployment
+    assert "utilisation V2 max" in by["ptu"] and "support-gpt4o-ptu" in by["ptu"]
+    assert "token estimate" in by["ptu"] and "reached 100%" in by["ptu"]
+    # the planted PTU burst spilled over to chat-gpt4o, priced at its standard rates, not added
+    assert "chat-gpt4o: spilled" in by["spill"]
+    assert "at the spillover deployment's standard rates (already in its cost, not added)" in by["spill"]
+    # RPM is a limit too, and the Global pools are the subscription's
+    assert "GlobalStandard " in by["limits"] and "subscription " in by["limits"] and "RPM" in by["limits"]
+    assert "first: deployment agent-o4-mini (RPM), crosses in" in by["forecast"]
 
 
 def test_data_health_lists_silent_resources(dash_app: dash.Dash, bare_settings: Settings) -> None:

@@ -68,7 +68,7 @@ METRICS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 STORE_DIMENSIONS = (
     "ModelDeploymentName", "ModelName", "ModelVersion", "FeatureName", "StatusCode", "OperationName",
-    "StreamType", "ApiName", "Region", "UsageChannel",
+    "StreamType", "ApiName", "Region", "UsageChannel", "IsSpillover",
 )  # fmt: skip
 AGGREGATIONS = {"average", "count", "maximum", "minimum", "total"}
 _CLAUSE = re.compile(r"^\s*(?P<name>.+?)\s+(?P<op>eq|ne)\s+'(?P<value>(?:[^']|'')*)'\s*$", re.IGNORECASE)

@@ -388,3 +388,18 @@ def test_column_conversion_edge_cases() -> None:
     assert column(['{"a": 1}', "not json", None], "dynamic").tolist() == [{"a": 1}, "not json", None]
     dt = column([datetime(2025, 1, 1, tzinfo=UTC), None], "datetime")
     assert str(dt.dtype) == "datetime64[us, UTC]" and pd.isna(dt.iloc[1])
+
+
+def test_spillover_through_the_metrics_api_matches_the_embedded_store(env: Env, embedded: Lens, week: dict) -> None:
+    from queries import provisioned
+
+    ptu = provisioned.provisioned(env.lens.deployments().frame)
+    assert ptu["Spillover"].tolist() == ["chat-gpt4o"]  # ARM's spilloverDeploymentName, through the ARM server
+    names = ["chat-gpt4o", "support-gpt4o-ptu"]
+    r = provisioned.spill_metrics(env.lens, names, week["start"], week["end"])
+    assert r.status == "ok", r.notice
+    assert "IsSpillover eq '*'" in env.ms.last_request.query["filter"]
+    mine = provisioned.spill_frame(r.frame, ptu)
+    theirs = provisioned.spill_frame(provisioned.spill_metrics(embedded, names, week["start"], week["end"]).frame, ptu)
+    assert mine["Spilled"].sum() == theirs["Spilled"].sum() > 0
+    assert mine["PtuTurnedAway"].sum() == theirs["PtuTurnedAway"].sum()
