@@ -700,8 +700,6 @@ class Seeder:
                     **({"spilloverDeploymentName": d.spillover} if d.spillover else {}),
                 },
             }
-            if d.name in world.SPILLOVER:
-                body["properties"] = {**body["properties"], "spilloverDeploymentName": world.SPILLOVER[d.name]}  # type: ignore[dict-item]
             con.execute("INSERT INTO MgmtDeployments VALUES (?, ?)", [res.arm_id, json.dumps(body)])
         limits = {
             ("GlobalStandard", "gpt-4o"): 450,

@@ -352,7 +352,6 @@ ESTATE_DEPLOYMENTS = (
     Deployment("foundry-embed", "contoso-ai-foundry", "text-embedding-3-small", "1", "GlobalStandard", 30),
 )
 
-SPILLOVER = {"support-gpt4o-ptu": "chat-gpt4o"}  # a provisioned deployment's standard spillover target
 
 # days after the demo's end each (model, version) retires (the models list's deprecation.inference)
 RETIRES_IN_DAYS = {
