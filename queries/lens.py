@@ -26,6 +26,7 @@ import pandas as pd
 from queries import catalogue
 from queries.cache import Cache, MemoryCache, cache_from_settings
 from queries.config import Settings, get_settings
+from queries.names import CallerNames, NameResolver, lookup
 from queries.render import RenderError, auto_bin, render
 from queries.results import QueryResult, TimeRange, portal_link
 from queries.scope import Scope
@@ -50,9 +51,12 @@ class Lens:
     cache: Cache = field(default_factory=MemoryCache)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     scope_resource_id: str = ""
+    names: NameResolver | None = None  # callers' display names (Graph, or the demo's directory)
+    names_cache: Cache | None = None  # where names are kept (default: `cache`; kept by `with_fresh_cache`)
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _flights: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
+    _names_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stripes: list[threading.Lock] = field(
         default_factory=lambda: [threading.Lock() for _ in range(64)], init=False, repr=False
     )
@@ -72,6 +76,7 @@ class Lens:
                 EmbeddedManagement(ws),
                 cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
+                names=_demo_names(settings),
             )
         from queries.sources.azure import azure_sources
 
@@ -83,12 +88,14 @@ class Lens:
             mgmt,
             cache=cache_from_settings(settings),
             scope_resource_id=settings.source.resource_ids[0],
+            names=_graph_names(settings),
         )
 
     def with_fresh_cache(self) -> Lens:
         """The same sources with an empty cache of its own: the alert rules judge the newest rows, not a
-        page's cached answer."""
-        return dataclasses.replace(self, cache=MemoryCache())
+        page's cached answer. Callers' names are not data to judge: the new Lens keeps reading the names
+        this one cached (else every evaluation would ask Graph again)."""
+        return dataclasses.replace(self, cache=MemoryCache(), names_cache=self.names_cache or self.cache)
 
     # ---- time ranges --------------------------------------------------------------------------
     def time_range(
@@ -317,6 +324,20 @@ class Lens:
                 if self._flights.get(key) is flight and not flight.locked():
                     del self._flights[key]
 
+    def caller_names(self, callers: pd.DataFrame) -> CallerNames:
+        """Directory names of the callers (`ObjectId` column) in `callers`, through the cache: each name is
+        kept `names.ttl_minutes`, a failed lookup `names.error_ttl_minutes` (`queries.names`)."""
+        ids = callers["ObjectId"].tolist() if callers is not None and "ObjectId" in callers.columns else []
+        n = self.settings.names
+        return lookup(
+            self.names_cache or self.cache,
+            self.names if n.enabled else None,
+            ids,
+            ttl_s=n.ttl_minutes * 60.0,
+            error_ttl_s=n.error_ttl_minutes * 60.0,
+            lock=self._names_lock,
+        )
+
     @property
     def scope(self) -> Scope:
         """Everything: a Lens answers for every team (`queries.scope.ScopedLens` for one user's teams)."""
@@ -350,6 +371,21 @@ class Lens:
                 duration_s=time.perf_counter() - started,
                 source=source,
             )
+
+
+def _demo_names(settings: Settings) -> NameResolver | None:
+    from queries.demo.directory import DemoDirectory
+
+    return DemoDirectory() if settings.names.enabled else None
+
+
+def _graph_names(settings: Settings) -> NameResolver | None:
+    if not settings.names.enabled:
+        return None
+    from queries.sources.azure_http import default_credential
+    from queries.sources.graph import GraphNames
+
+    return GraphNames(settings.names.graph_endpoint, default_credential())
 
 
 def _describe(e: Exception) -> str:

@@ -329,7 +329,7 @@ def cost_export(args: argparse.Namespace) -> int:
     except Exception as e:  # a missing workspace or an unreadable price file: say so, exit 1
         print(f"cost export: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
-    ctx = focus_export.context_from(settings, deployments, start, month_end)
+    ctx = focus_export.context_from(settings, deployments, start, month_end, lens.caller_names(result.ledger).names)
     frame = focus_export.focus_frame(result.ledger, ctx)
     data = focus_export.encode(frame, fmt)
     name = focus_export.file_name(month, fmt)

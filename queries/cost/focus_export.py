@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.cost import focus_spec
-from queries.cost.attribution import PTU_IDLE
+from queries.cost.attribution import PTU_IDLE, rule_id
 from queries.cost.ledger import METER_PTU
 
 PROVIDER = "Microsoft"
@@ -89,6 +89,8 @@ class ExportContext:
     subscription_names: Mapping[str, str] = field(default_factory=dict)
     resource_ids: Mapping[str, str] = field(default_factory=dict)  # account name (lower) -> ARM id
     reservations: Mapping[str, Reservation] = field(default_factory=dict)  # deployment -> reservation
+    caller_names: Mapping[str, str] = field(default_factory=dict)  # object id (lower) -> directory name
+    rule_names: Mapping[str, str] = field(default_factory=dict)  # ledger Rule ("3:label") -> its display name
 
 
 def _none_if_empty(s: pd.Series) -> pd.Series:
@@ -105,6 +107,20 @@ def _when(mask: pd.Series, value: Any) -> pd.Series:
 def _tags(feature: str, team: str, cost_center: str) -> str | None:
     tags = {k: v for k, v in (("feature", feature), ("team", team), ("cost-center", cost_center)) if v}
     return json.dumps(tags, sort_keys=True) if tags else None
+
+
+def _caller_names(rows: pd.DataFrame, ctx: ExportContext) -> pd.Series:
+    """Each row's caller name: the directory's (Graph), else its attribution rule's display name, else
+    empty (null in the file; the id is in x_CallerObjectId)."""
+    names = {k.lower(): v for k, v in ctx.caller_names.items()}
+    return pd.Series(
+        [
+            names.get(str(o).lower()) or ctx.rule_names.get(str(r), "")
+            for o, r in zip(rows["ObjectId"].fillna(""), rows["Rule"].fillna(""), strict=True)
+        ],
+        index=rows.index,
+        dtype=object,
+    )
 
 
 def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
@@ -216,6 +232,7 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
             "x_Team": _none_if_empty(rows["Team"]),
             "x_CostCenter": _none_if_empty(rows["CostCenter"]),
             "x_CallerObjectId": _none_if_empty(rows["ObjectId"]),
+            "x_CallerName": _none_if_empty(_caller_names(rows, ctx)),
             "x_AllocationMethod": _none_if_empty(rows["Method"]),
             "x_AllocationRule": _none_if_empty(rows["Rule"]),
             "x_AllocationCategory": rows["Category"].astype(str),
@@ -331,8 +348,15 @@ def conformance_problems(
     return problems
 
 
-def context_from(settings: Any, deployments: pd.DataFrame, start: datetime, end: datetime) -> ExportContext:
-    """The export context from the settings (`billing.*`, `prices.currency`) and the deployments frame."""
+def context_from(
+    settings: Any,
+    deployments: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    caller_names: Mapping[str, str] | None = None,
+) -> ExportContext:
+    """The export context from the settings (`billing.*`, `prices.currency`, the attribution rules'
+    names), the deployments frame and the callers' directory names (`Lens.caller_names`)."""
     billing = settings.billing
     ids = (
         dict(zip(deployments["Resource"].astype(str).str.lower(), deployments["ResourceId"].astype(str), strict=False))
@@ -348,6 +372,8 @@ def context_from(settings: Any, deployments: pd.DataFrame, start: datetime, end:
         subscription_names={k.lower(): v for k, v in billing.subscription_names.items()},
         resource_ids=ids,
         reservations={r.deployment: Reservation(r.reservation_id, r.name) for r in billing.reservations},
+        caller_names=dict(caller_names or {}),
+        rule_names={rule_id(i, r): r.display_name for i, r in enumerate(settings.attribution) if r.display_name},
     )
 
 
