@@ -29,6 +29,7 @@ second there and returns one row per burst; `throttle_burst_callers.kql` one row
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,8 @@ from queries.names import CallerNames
 from queries.reader import LensLike
 from queries.results import QueryResult
 from queries.scope import caller_label, describe_callers
+
+log = logging.getLogger(__name__)
 
 NEAR_LIMIT = 0.9  # admitted tokens at 90% of TPM or more: the TPM limit was hit (Azure counts max_tokens too)
 PTU_SATURATED = 100.0  # provisioned utilisation (%) at which Azure answers 429
@@ -382,7 +385,11 @@ def explain_results(
     usages = usages_r.frame if usages_r.status != "failed" else pd.DataFrame(columns=["Location", "Sku", "Model"])
     if bursts.empty:
         return Explanation([], results)
-    directory = lens.caller_names(callers_r.frame) if not callers_r.frame.empty else None
+    directory = None
+    try:  # names are a nicety: without them callers are named by rule or id, and the explanation goes on
+        directory = lens.caller_names(callers_r.frame) if not callers_r.frame.empty else None
+    except Exception as e:
+        log.warning("callers' names unavailable: %s", type(e).__name__)
 
     # the pools' load: tokens per minute of the deployments sharing each burst's quota pools (same model
     # and deployment type), over the burst (one batch of small queries)
