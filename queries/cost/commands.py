@@ -139,6 +139,7 @@ def cost_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from queries.config import load_settings
+    from queries.cost.attribution import rule_names
     from queries.cost.focus import focus_rows
     from queries.cost.report import By, allocate, month_period, render_table, statement
     from queries.lens import get_lens
@@ -165,7 +166,8 @@ def cost_report(args: argparse.Namespace) -> int:
             if not deps.empty
             else {}
         )
-        text = to_csv(focus_rows(result, ids))
+        names = lens.caller_names(result.rows).names
+        text = to_csv(focus_rows(result, ids, names, rule_names(settings.attribution)))
     else:
         st = statement(result, by)
         text = _statement_csv(st) if fmt == "csv" else render_table(st, result, by)

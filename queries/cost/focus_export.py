@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.cost import focus_spec
-from queries.cost.attribution import PTU_IDLE, rule_id
+from queries.cost.attribution import PTU_IDLE, caller_names_column, rule_names
 from queries.cost.ledger import METER_PTU
 
 PROVIDER = "Microsoft"
@@ -107,20 +107,6 @@ def _when(mask: pd.Series, value: Any) -> pd.Series:
 def _tags(feature: str, team: str, cost_center: str) -> str | None:
     tags = {k: v for k, v in (("feature", feature), ("team", team), ("cost-center", cost_center)) if v}
     return json.dumps(tags, sort_keys=True) if tags else None
-
-
-def _caller_names(rows: pd.DataFrame, ctx: ExportContext) -> pd.Series:
-    """Each row's caller name: the directory's (Graph), else its attribution rule's display name, else
-    empty (null in the file; the id is in x_CallerObjectId)."""
-    names = {k.lower(): v for k, v in ctx.caller_names.items()}
-    return pd.Series(
-        [
-            names.get(str(o).lower()) or ctx.rule_names.get(str(r), "")
-            for o, r in zip(rows["ObjectId"].fillna(""), rows["Rule"].fillna(""), strict=True)
-        ],
-        index=rows.index,
-        dtype=object,
-    )
 
 
 def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
@@ -232,7 +218,7 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
             "x_Team": _none_if_empty(rows["Team"]),
             "x_CostCenter": _none_if_empty(rows["CostCenter"]),
             "x_CallerObjectId": _none_if_empty(rows["ObjectId"]),
-            "x_CallerName": _none_if_empty(_caller_names(rows, ctx)),
+            "x_CallerName": _none_if_empty(caller_names_column(rows, ctx.caller_names, ctx.rule_names)),
             "x_AllocationMethod": _none_if_empty(rows["Method"]),
             "x_AllocationRule": _none_if_empty(rows["Rule"]),
             "x_AllocationCategory": rows["Category"].astype(str),
@@ -373,7 +359,7 @@ def context_from(
         resource_ids=ids,
         reservations={r.deployment: Reservation(r.reservation_id, r.name) for r in billing.reservations},
         caller_names=dict(caller_names or {}),
-        rule_names={rule_id(i, r): r.display_name for i, r in enumerate(settings.attribution) if r.display_name},
+        rule_names=rule_names(settings.attribution),
     )
 
 

@@ -150,7 +150,7 @@ def test_callers_are_shown_by_name_not_guid(browser_page: tuple[Any, list[str]],
     429 burst and Data health's unallocated callers show names, never a full object id."""
     from queries.demo.directory import directory
 
-    page, problems = browser_page
+    page = browser_page[0]
     names = directory()
     for path, panel, expected in (
         ("/reliability?range=7d", "#rel-callers-panel", None),

@@ -15,6 +15,7 @@ import pytest
 from queries.cache import MemoryCache
 from queries.config import AttributionRule, Settings
 from queries.cost import focus_export
+from queries.cost.attribution import caller_names_column
 from queries.demo import world
 from queries.demo.directory import DemoDirectory
 from queries.lens import Lens
@@ -234,5 +235,5 @@ def test_focus_export_names_callers(demo_settings: Settings, demo_end: datetime)
     ctx = focus_export.context_from(
         demo_settings.model_copy(update={"attribution": RULES}), pd.DataFrame(), demo_end, demo_end, {SP: "mi-sc"}
     )
-    names = focus_export._caller_names(ledger, ctx)
+    names = caller_names_column(ledger, ctx.caller_names, ctx.rule_names)
     assert list(names) == ["mi-sc", "", "", "triage (API key)"]  # empty becomes null in the file
