@@ -237,3 +237,13 @@ def test_focus_export_names_callers(demo_settings: Settings, demo_end: datetime)
     )
     names = caller_names_column(ledger, ctx.caller_names, ctx.rule_names)
     assert list(names) == ["mi-sc", "", "", "triage (API key)"]  # empty becomes null in the file
+
+
+def test_the_graph_endpoint_is_https_unless_loopback(clean_env: object) -> None:
+    from queries.config import load_settings
+    from queries.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="graph_endpoint"):
+        load_settings(environ={"AOAI_LENS_NAMES__GRAPH_ENDPOINT": "http://graph.example.com"})
+    ok = load_settings(environ={"AOAI_LENS_NAMES__GRAPH_ENDPOINT": "http://127.0.0.1:8123/"})
+    assert ok.names.graph_endpoint == "http://127.0.0.1:8123" and ok.names.ttl_minutes == 360
