@@ -34,6 +34,7 @@ from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, Management
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+NAMES_KEPT = 200_000  # callers' names a process keeps in memory (a few MB)
 
 __all__ = ["Lens", "QueryResult", "RenderError", "TimeRange", "get_lens"]
 
@@ -69,7 +70,7 @@ class Lens:
             from queries.sources.embedded import EmbeddedLogs, EmbeddedManagement, EmbeddedMetrics, EmbeddedWorkspace
 
             ws = EmbeddedWorkspace(settings.demo_path)
-            return cls(
+            lens = cls(
                 settings,
                 EmbeddedLogs(ws),
                 EmbeddedMetrics(ws),
@@ -78,10 +79,12 @@ class Lens:
                 scope_resource_id=world.RESOURCES[0].arm_id,
                 names=_demo_names(settings),
             )
+            lens.names_cache = _names_cache(lens.cache)
+            return lens
         from queries.sources.azure import azure_sources
 
         logs, metrics, mgmt = azure_sources(settings)
-        return cls(
+        lens = cls(
             settings,
             logs,
             metrics,
@@ -90,6 +93,8 @@ class Lens:
             scope_resource_id=settings.source.resource_ids[0],
             names=_graph_names(settings),
         )
+        lens.names_cache = _names_cache(lens.cache)
+        return lens
 
     def with_fresh_cache(self) -> Lens:
         """The same sources with an empty cache of its own: the alert rules judge the newest rows, not a
@@ -371,6 +376,12 @@ class Lens:
                 duration_s=time.perf_counter() - started,
                 source=source,
             )
+
+
+def _names_cache(cache: Cache) -> Cache:
+    """Where callers' names are kept: Redis when the answers are there (shared by every worker), else a
+    memory cache of their own, so a tenant's thousands of callers never evict the page answers (512)."""
+    return cache if cache.backend == "redis" else MemoryCache(max_entries=NAMES_KEPT)
 
 
 def _demo_names(settings: Settings) -> NameResolver | None:

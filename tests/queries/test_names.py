@@ -247,3 +247,13 @@ def test_the_graph_endpoint_is_https_unless_loopback(clean_env: object) -> None:
         load_settings(environ={"AOAI_LENS_NAMES__GRAPH_ENDPOINT": "http://graph.example.com"})
     ok = load_settings(environ={"AOAI_LENS_NAMES__GRAPH_ENDPOINT": "http://127.0.0.1:8123/"})
     assert ok.names.graph_endpoint == "http://127.0.0.1:8123" and ok.names.ttl_minutes == 360
+
+
+def test_many_names_never_evict_the_page_answers(demo_settings: Settings) -> None:
+    lens = Lens.from_settings(demo_settings)
+    lens.names = Recording()
+    lens.cache.set("a page's answer", "kept", 600)
+    got = lens.caller_names(pd.DataFrame({"ObjectId": _ids(2000)}))  # more than the answers cache holds (512)
+    assert len(got.names) == 2000 and lens.cache.get("a page's answer") == "kept"
+    assert len(lens.caller_names(pd.DataFrame({"ObjectId": _ids(2000)})).names) == 2000
+    assert len(lens.names.calls) == 2  # type: ignore[union-attr]  # 1000 + 1000, then every name from the cache
