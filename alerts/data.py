@@ -116,7 +116,8 @@ class LensData:
             return pd.DataFrame(columns=cols)
         g = rows.groupby(["Hour", "ObjectId", "CallerIP", "Deployment", "Team", "Feature"], sort=True, dropna=False)
         per = g["Cost"].sum().reset_index()
-        named = describe_callers(per.drop(columns=["Feature"]), settings.attribution)
+        directory = self.lens.caller_names(per)  # Graph's names first: an unknown caller is named too
+        named = describe_callers(per.drop(columns=["Feature"]), settings.attribution, directory)
         per["Caller"] = [
             caller_label(str(n), str(o), str(ip))
             for n, o, ip in zip(named["Caller"], per["ObjectId"], per["CallerIP"], strict=True)

@@ -30,9 +30,10 @@ from plotly.utils import PlotlyJSONEncoder
 from alerts.scoped import ScopedStore, StoreView
 from alerts.store import Transition
 from queries.config import Settings
+from queries.names import CallerNames
 from queries.reader import LensLike
 from queries.results import QueryResult
-from queries.scope import Scope
+from queries.scope import Scope, name_callers_frame
 from queries.scoped import scoped_lens, whole
 
 log = logging.getLogger(__name__)
@@ -203,3 +204,17 @@ def store_result(name: str, call: Callable[[], pd.DataFrame]) -> QueryResult:
         return QueryResult(name=name, frame=frame, source="alerts store")
     except Exception as e:
         return failed(name, f"alerts store: {type(e).__name__}: {e}")
+
+
+def named_callers(ctx: Context, frame: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """`frame` with a `Caller` column naming each caller (directory name → rule name → id), through the
+    context's Lens (a scoped view names only its own callers), and a notice when names could not be had."""
+    if frame is None or frame.empty or "ObjectId" not in frame.columns:
+        return frame, None
+    directory: CallerNames | None = None
+    try:
+        directory = ctx.lens.caller_names(frame)
+        notice = directory.notice
+    except Exception as e:  # names are a nicety: a page never fails for them
+        notice = f"callers shown by attribution rule or id: {type(e).__name__}"
+    return name_callers_frame(frame, ctx.settings.attribution, directory, ctx.settings.probe_object_id), notice

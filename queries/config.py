@@ -477,6 +477,24 @@ class InventorySettings(Section):
         return v
 
 
+class NamesSettings(Section):
+    """Callers' display names from Microsoft Graph (`directoryObjects/getByIds`), cached: a page shows a
+    managed identity's or user's name, not its object id. The demo answers from its own directory."""
+
+    enabled: bool = True
+    graph_endpoint: str = Field("https://graph.microsoft.com", pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$")
+    ttl_minutes: int = Field(360, ge=1, le=60 * 24 * 7)  # how long a name (or "Graph knows no such id") is kept
+    error_ttl_minutes: int = Field(5, ge=1, le=24 * 60)  # after a failed lookup, ids fall back this long
+
+    @field_validator("graph_endpoint")
+    @classmethod
+    def _https_unless_loopback(cls, v: str) -> str:
+        host = v.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+        if v.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+            raise ValueError("must be https (plain http only for a local test server)")
+        return v.rstrip("/")
+
+
 class SchedulerSettings(Section):
     enabled: bool = True  # run the scheduler inside `serve`
     jobstore_url: str | None = None  # default: sqlite:///<data_dir>/scheduler.sqlite
@@ -503,6 +521,7 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     inventory: InventorySettings = Field(default_factory=InventorySettings)
+    names: NamesSettings = Field(default_factory=NamesSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -27,6 +27,7 @@ from queries import catalogue
 from queries.cache import Cache, MemoryCache, cache_from_settings
 from queries.config import Settings, get_settings
 from queries.inventory import EstateSource, Inventory, collect
+from queries.names import CallerNames, NameResolver, lookup
 from queries.render import RenderError, auto_bin, render
 from queries.results import QueryResult, TimeRange, portal_link
 from queries.scope import Scope
@@ -34,6 +35,7 @@ from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, Management
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+NAMES_KEPT = 200_000  # callers' names a process keeps in memory (a few MB)
 
 __all__ = ["Lens", "QueryResult", "RenderError", "TimeRange", "get_lens"]
 
@@ -52,9 +54,12 @@ class Lens:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     scope_resource_id: str = ""
     estate: EstateSource | None = None  # the inventory's source (Resource Graph, or the demo's estate)
+    names: NameResolver | None = None  # callers' display names (Graph, or the demo's directory)
+    names_cache: Cache | None = None  # where names are kept (default: `cache`; kept by `with_fresh_cache`)
     _allowed: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _flights: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
+    _names_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stripes: list[threading.Lock] = field(
         default_factory=lambda: [threading.Lock() for _ in range(64)], init=False, repr=False
     )
@@ -73,7 +78,7 @@ class Lens:
             )
 
             ws = EmbeddedWorkspace(settings.demo_path)
-            return cls(
+            lens = cls(
                 settings,
                 EmbeddedLogs(ws),
                 EmbeddedMetrics(ws),
@@ -81,11 +86,14 @@ class Lens:
                 cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
                 estate=EmbeddedEstate(ws),
+                names=_demo_names(settings),
             )
+            lens.names_cache = _names_cache(lens.cache)
+            return lens
         from queries.sources.azure import azure_estate, azure_sources
 
         logs, metrics, mgmt = azure_sources(settings)
-        return cls(
+        lens = cls(
             settings,
             logs,
             metrics,
@@ -93,12 +101,16 @@ class Lens:
             cache=cache_from_settings(settings),
             scope_resource_id=settings.source.resource_ids[0],
             estate=azure_estate(settings),
+            names=_graph_names(settings),
         )
+        lens.names_cache = _names_cache(lens.cache)
+        return lens
 
     def with_fresh_cache(self) -> Lens:
         """The same sources with an empty cache of its own: the alert rules judge the newest rows, not a
-        page's cached answer."""
-        return dataclasses.replace(self, cache=MemoryCache())
+        page's cached answer. Callers' names are not data to judge: the new Lens keeps reading the names
+        this one cached (else every evaluation would ask Graph again)."""
+        return dataclasses.replace(self, cache=MemoryCache(), names_cache=self.names_cache or self.cache)
 
     # ---- time ranges --------------------------------------------------------------------------
     def time_range(
@@ -343,6 +355,20 @@ class Lens:
                 if self._flights.get(key) is flight and not flight.locked():
                     del self._flights[key]
 
+    def caller_names(self, callers: pd.DataFrame) -> CallerNames:
+        """Directory names of the callers (`ObjectId` column) in `callers`, through the cache: each name is
+        kept `names.ttl_minutes`, a failed lookup `names.error_ttl_minutes` (`queries.names`)."""
+        ids = callers["ObjectId"].tolist() if callers is not None and "ObjectId" in callers.columns else []
+        n = self.settings.names
+        return lookup(
+            self.names_cache or self.cache,
+            self.names if n.enabled else None,
+            ids,
+            ttl_s=n.ttl_minutes * 60.0,
+            error_ttl_s=n.error_ttl_minutes * 60.0,
+            lock=self._names_lock,
+        )
+
     @property
     def scope(self) -> Scope:
         """Everything: a Lens answers for every team (`queries.scope.ScopedLens` for one user's teams)."""
@@ -392,6 +418,27 @@ class _NoEstate:
 
     def models(self, subscription: str, location: str) -> list[dict]:
         return []
+
+
+def _names_cache(cache: Cache) -> Cache:
+    """Where callers' names are kept: Redis when the answers are there (shared by every worker), else a
+    memory cache of their own, so a tenant's thousands of callers never evict the page answers (512)."""
+    return cache if cache.backend == "redis" else MemoryCache(max_entries=NAMES_KEPT)
+
+
+def _demo_names(settings: Settings) -> NameResolver | None:
+    from queries.demo.directory import DemoDirectory
+
+    return DemoDirectory() if settings.names.enabled else None
+
+
+def _graph_names(settings: Settings) -> NameResolver | None:
+    if not settings.names.enabled:
+        return None
+    from queries.sources.azure_http import default_credential
+    from queries.sources.graph import GraphNames
+
+    return GraphNames(settings.names.graph_endpoint, default_credential())
 
 
 def _describe(e: Exception) -> str:

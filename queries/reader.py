@@ -10,10 +10,13 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+import pandas as pd
+
 from queries.cache import Cache
 from queries.catalogue import QuerySpec
 from queries.config import Settings
 from queries.inventory import Inventory
+from queries.names import CallerNames
 from queries.results import QueryResult, TimeRange
 from queries.scope import Scope
 
@@ -73,6 +76,8 @@ class LensLike(Protocol):
     def deployments(self, ttl: timedelta = ...) -> QueryResult: ...
 
     def usages(self, ttl: timedelta = ...) -> QueryResult: ...
+
+    def caller_names(self, callers: pd.DataFrame) -> CallerNames: ...
 
 
 class WholeLens(LensLike, Protocol):

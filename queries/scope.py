@@ -31,6 +31,7 @@ import pandas as pd
 
 from queries.config import AttributionRule, Settings
 from queries.cost.attribution import ALLOCATED, match_rule
+from queries.names import CallerNames, short_id
 
 API_KEY_CALLER = "(API key)"
 NO_RULE = "(no rule)"
@@ -140,13 +141,16 @@ def caller_label(name: str, object_id: str, caller_ip: str, probe_object_id: str
     if probe_object_id and oid == probe_object_id.lower():
         return PROBE_CALLER
     if name == NO_RULE:
-        return f"{NO_RULE} {oid}" if oid else f"{API_KEY_CALLER} {caller_ip}"
+        return f"{NO_RULE} {short_id(oid)}" if oid else f"{API_KEY_CALLER} {caller_ip}"
     return name
 
 
-def describe_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> pd.DataFrame:
-    """Next to ObjectId, the attribution rule's display name (`Caller`) and `Feature`, so a page never
-    shows a bare Entra object id. API-key callers (empty ObjectId) are labelled as such."""
+def describe_callers(
+    frame: pd.DataFrame, rules: Sequence[AttributionRule], directory: CallerNames | None = None
+) -> pd.DataFrame:
+    """Next to ObjectId, the caller's name (`Caller`) and `Feature`, so a page never shows a bare Entra
+    object id: the directory's name (Graph), else the attribution rule's, else `NO_RULE` (the id is the
+    last resort, `caller_label`). API-key callers (empty ObjectId) are labelled as such."""
     if frame is None or "ObjectId" not in frame.columns:
         return frame
     out = frame.copy()
@@ -155,15 +159,38 @@ def describe_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule]) -> p
     deps = out["Deployment"].fillna("").astype(str) if "Deployment" in out.columns else [""] * len(out)
     for oid, ip, dep in zip(out["ObjectId"].fillna("").astype(str), ips, deps, strict=True):
         hit = match_rule(rules, oid, ip, dep)
+        known = directory.get(oid) if directory is not None and oid else None
         if hit is None:
-            names.append(NO_RULE)
+            names.append(known or NO_RULE)
             features.append("")
         else:
             r = hit[1]
-            names.append(rule_label(r))
+            names.append(known or r.display_name or (short_id(oid) if oid else rule_label(r)))
             features.append(r.feature)
     pos = list(out.columns).index("ObjectId") + 1
     out.insert(pos, "Caller", names)
     if "Feature" not in out.columns:
         out.insert(pos + 1, "Feature", features)
+    return out
+
+
+def name_callers_frame(
+    frame: pd.DataFrame,
+    rules: Sequence[AttributionRule],
+    directory: CallerNames | None,
+    probe_object_id: str | None = None,
+) -> pd.DataFrame:
+    """`frame` with a `Caller` column (before ObjectId) naming each row's caller for a person: the
+    directory's name, else the attribution rule's, else `(no rule)` and the short id, or `(API key)` and
+    the IP. ObjectId stays (a CSV keeps the full id)."""
+    if frame is None or "ObjectId" not in frame.columns:
+        return frame
+    named = describe_callers(frame.drop(columns=["Caller"], errors="ignore"), rules, directory)
+    ips = named["CallerIP"].fillna("").astype(str) if "CallerIP" in named.columns else [""] * len(named)
+    labels = [
+        caller_label(str(n), str(o), str(ip), probe_object_id)
+        for n, o, ip in zip(named["Caller"], named["ObjectId"].fillna("").astype(str), ips, strict=True)
+    ]
+    out = frame.drop(columns=["Caller"], errors="ignore").copy()
+    out.insert(list(out.columns).index("ObjectId"), "Caller", labels)
     return out

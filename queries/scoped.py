@@ -7,8 +7,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
+
 from queries.catalogue import QuerySpec
 from queries.config import AttributionRule, Settings
+from queries.names import CallerNames
 from queries.reader import LensLike, WholeLens
 from queries.results import QueryResult, TimeRange
 from queries.scope import Scope, features_of
@@ -32,13 +35,15 @@ class ScopedLens:
       its logs go: an estate owner's view, not a team's).
     The cost model reaches the whole data only through `whole(lens)`, and scopes its answer."""
 
-    SCOPED = frozenset({"run", "run_many", "settings"})
+    SCOPED = frozenset({"run", "run_many", "settings", "caller_names"})
     SHARED = frozenset(
         {"now", "time_range", "render", "metrics", "deployments", "usages", "scope", "scope_resource_id"}
     )
     REFUSED = frozenset(
         {
             "allowed",
+            "names",
+            "names_cache",
             "memo",
             "cache",
             "logs",
@@ -94,6 +99,11 @@ class ScopedLens:
     def _scoped(self, result: QueryResult) -> QueryResult:
         frame = self._scope.frame(result.frame, self._rules)
         return result if frame is result.frame else dataclasses.replace(result, frame=frame)
+
+    def caller_names(self, callers: pd.DataFrame) -> CallerNames:
+        """Names of the callers in `callers` that the scope sees (rows narrowed as a query's would be, so an
+        id outside the scope is never looked up or named)."""
+        return self._whole.caller_names(self._scope.frame(callers, self._rules))
 
     # ---- shared ----
     @property

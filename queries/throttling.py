@@ -29,6 +29,7 @@ second there and returns one row per burst; `throttle_burst_callers.kql` one row
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,9 +38,12 @@ import pandas as pd
 
 from queries.config import AttributionRule, Settings
 from queries.limits import is_provisioned
+from queries.names import CallerNames
 from queries.reader import LensLike
 from queries.results import QueryResult
 from queries.scope import caller_label, describe_callers
+
+log = logging.getLogger(__name__)
 
 NEAR_LIMIT = 0.9  # admitted tokens at 90% of TPM or more: the TPM limit was hit (Azure counts max_tokens too)
 PTU_SATURATED = 100.0  # provisioned utilisation (%) at which Azure answers 429
@@ -318,11 +322,16 @@ def pool_checks(dep: str, deployments: pd.DataFrame, usages: pd.DataFrame, minut
     return out
 
 
-def name_callers(frame: pd.DataFrame, rules: Sequence[AttributionRule], probe_object_id: str | None) -> list[Caller]:
-    """Callers of one burst, busiest first, by the attribution rule's display name."""
+def name_callers(
+    frame: pd.DataFrame,
+    rules: Sequence[AttributionRule],
+    probe_object_id: str | None,
+    directory: CallerNames | None = None,
+) -> list[Caller]:
+    """Callers of one burst, busiest first, by name: the directory's (Graph), else the attribution rule's."""
     if frame.empty:
         return []
-    named = describe_callers(frame, rules)
+    named = describe_callers(frame, rules, directory)
     out = []
     for _, r in named.sort_values(["Requests", "Tokens"], ascending=False).iterrows():
         name = caller_label(str(r["Caller"]), str(r["ObjectId"] or ""), str(r["CallerIP"] or ""), probe_object_id)
@@ -377,6 +386,11 @@ def explain_results(
     usages = usages_r.frame if usages_r.status != "failed" else pd.DataFrame(columns=["Location", "Sku", "Model"])
     if bursts.empty:
         return Explanation([], results)
+    directory = None
+    try:  # names are a nicety: without them callers are named by rule or id, and the explanation goes on
+        directory = lens.caller_names(callers_r.frame) if not callers_r.frame.empty else None
+    except Exception as e:
+        log.warning("callers' names unavailable: %s", type(e).__name__)
 
     # the pools' load: tokens per minute of the deployments sharing each burst's quota pools (same model
     # and deployment type), over the burst (one batch of small queries)
@@ -436,7 +450,7 @@ def explain_results(
                 requests=int(b.Requests),
                 cause=cause,
                 checks=checks,
-                callers=tuple(name_callers(mine_callers, rules, probe_oid)),
+                callers=tuple(name_callers(mine_callers, rules, probe_oid, directory)),
             )
         )
     return Explanation(out, results)

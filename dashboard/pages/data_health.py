@@ -10,7 +10,7 @@ from dash import Input, Output, callback, html
 
 from dashboard import figures
 from dashboard.costs import allocation, ledger_facts
-from dashboard.data import Context, deployments_frame, fetch, page_answer
+from dashboard.data import Context, deployments_frame, fetch, named_callers, page_answer
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
@@ -211,11 +211,12 @@ def render(f: Filters, ctx: Context) -> list[Any]:
                     .sum()
                     .sort_values("Cost", ascending=False)
                 )
-                frame["ObjectId"] = frame["ObjectId"].replace("", "(API key)")
+        frame, names_note = named_callers(ctx, frame)  # names shown, full ids kept in the CSV
+        shown = frame.drop(columns=["ObjectId"]) if "Caller" in frame.columns else frame
         table = frame_table(
-            frame, {"Requests": "{:,.0f}", "Cost": "${:,.2f}"}, empty="Every caller in this range is claimed by a rule"
+            shown, {"Requests": "{:,.0f}", "Cost": "${:,.2f}"}, empty="Every caller in this range is claimed by a rule"
         )
-        return panel_body(PAGE, "unallocated", table, [alloc.envelope], frame=frame)
+        return panel_body(PAGE, "unallocated", table, [alloc.envelope], frame=frame, note=names_note)
 
     def ledger() -> list[Any]:
         frame, hint = ledger_facts(ctx, alloc)

@@ -10,7 +10,7 @@ import pandas as pd
 from dash import Input, Output, callback
 
 from dashboard import capacity, figures
-from dashboard.data import Context, deployments_frame, fetch, guarded, page_answer, store_result
+from dashboard.data import Context, deployments_frame, fetch, guarded, named_callers, page_answer, store_result
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
 from dashboard.panels import body_id, frame_table, panel, panel_body, safe
@@ -201,16 +201,14 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         return panel_body(PAGE, "quota", figures.regional_quota(usages.frame), [usages])
 
     def callers() -> list[Any]:
-        frame = r["callers"].frame
-        shown = frame.copy()
-        if "ObjectId" in shown.columns:
-            shown["ObjectId"] = shown["ObjectId"].replace("", "(API key)")
+        frame, names_note = named_callers(ctx, r["callers"].frame)  # names shown, full ids kept in the CSV
+        shown = frame.drop(columns=["ObjectId"]) if "Caller" in frame.columns else frame
         table = frame_table(
             shown,
             {"Requests": "{:,}", "Tokens": "{:,}"},
             empty="No 429 burst in this range",
         )
-        return panel_body(PAGE, "callers", table, [r["callers"]])
+        return panel_body(PAGE, "callers", table, [r["callers"]], frame=frame, note=names_note)
 
     builders = {
         "status": status,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -311,3 +311,22 @@ def attribute(rows: pd.DataFrame, rules: Sequence[AttributionRule], probe_object
     out = out.merge(table, on=["ObjectId", "CallerIP", "Deployment"], how="left")
     out.loc[out["Whole"].astype(bool), "Method"] = METHOD_DEPLOYMENT
     return out.drop(columns="Whole")
+
+
+def rule_names(rules: Sequence[AttributionRule]) -> dict[str, str]:
+    """A ledger row's `Rule` (`rule_id`) -> that rule's display name, for rules that have one."""
+    return {rule_id(i, r): r.display_name for i, r in enumerate(rules) if r.display_name}
+
+
+def caller_names_column(rows: pd.DataFrame, directory: Mapping[str, str], by_rule: Mapping[str, str]) -> pd.Series:
+    """Each ledger row's caller name for an export: the directory's (Graph, by lower-cased ObjectId),
+    else its attribution rule's display name, else "" (the export's id column has the id)."""
+    names = {str(k).lower(): v for k, v in directory.items()}
+    return pd.Series(
+        [
+            names.get(str(o).lower()) or by_rule.get(str(r), "")
+            for o, r in zip(rows["ObjectId"].fillna(""), rows["Rule"].fillna(""), strict=True)
+        ],
+        index=rows.index,
+        dtype=object,
+    )

@@ -213,6 +213,7 @@ def cost_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from queries.config import load_settings
+    from queries.cost.attribution import rule_names
     from queries.cost.focus import focus_rows
     from queries.cost.report import By, allocate, month_period, render_table, statement
     from queries.lens import get_lens
@@ -239,7 +240,8 @@ def cost_report(args: argparse.Namespace) -> int:
             if not deps.empty
             else {}
         )
-        text = to_csv(focus_rows(result, ids))
+        names = lens.caller_names(result.rows).names
+        text = to_csv(focus_rows(result, ids, names, rule_names(settings.attribution)))
     else:
         st = statement(result, by)
         text = _statement_csv(st) if fmt == "csv" else render_table(st, result, by)
@@ -403,7 +405,7 @@ def cost_export(args: argparse.Namespace) -> int:
     except Exception as e:  # a missing workspace or an unreadable price file: say so, exit 1
         print(f"cost export: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
-    ctx = focus_export.context_from(settings, deployments, start, month_end)
+    ctx = focus_export.context_from(settings, deployments, start, month_end, lens.caller_names(result.ledger).names)
     frame = focus_export.focus_frame(result.ledger, ctx)
     data = focus_export.encode(frame, fmt)
     name = focus_export.file_name(month, fmt)

@@ -16,11 +16,12 @@ x_AllocationCategory, x_Model, x_ModelVersion, x_CallerObjectId.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from queries.cost.attribution import PTU_IDLE
+from queries.cost.attribution import PTU_IDLE, caller_names_column
 
 if TYPE_CHECKING:
     from queries.cost.report import AllocationResult
@@ -53,6 +54,7 @@ FOCUS_COLUMNS = [
     "x_Model",
     "x_ModelVersion",
     "x_CallerObjectId",
+    "x_CallerName",
 ]
 
 
@@ -60,8 +62,14 @@ def _iso(ts: pd.Series) -> pd.Series:
     return pd.to_datetime(ts, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def focus_rows(result: AllocationResult, resource_ids: dict[str, str] | None = None) -> pd.DataFrame:
-    """FOCUS rows of `result`'s priced cost. `resource_ids`: account name (lower case) -> ARM id."""
+def focus_rows(
+    result: AllocationResult,
+    resource_ids: dict[str, str] | None = None,
+    caller_names: Mapping[str, str] | None = None,
+    rule_names: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """FOCUS rows of `result`'s priced cost. `resource_ids`: account name (lower case) -> ARM id;
+    `caller_names`: object id -> directory name, `rule_names`: Rule -> display name (x_CallerName)."""
     rows = result.rows[result.rows["Priced"]].copy()
     start = pd.Timestamp(result.start)
     end = pd.Timestamp(result.end)
@@ -101,6 +109,7 @@ def focus_rows(result: AllocationResult, resource_ids: dict[str, str] | None = N
             "x_Model": rows["Model"],
             "x_ModelVersion": rows["Version"],
             "x_CallerObjectId": rows["ObjectId"],
+            "x_CallerName": caller_names_column(rows, caller_names or {}, rule_names or {}),
         }
     )
     return out[FOCUS_COLUMNS].reset_index(drop=True)

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.cost import focus_spec
-from queries.cost.attribution import PTU_IDLE
+from queries.cost.attribution import PTU_IDLE, caller_names_column, rule_names
 from queries.cost.ledger import METER_HOSTING, METER_PTU
 
 PROVIDER = "Microsoft"
@@ -91,6 +91,8 @@ class ExportContext:
     subscription_names: Mapping[str, str] = field(default_factory=dict)
     resource_ids: Mapping[str, str] = field(default_factory=dict)  # account name (lower) -> ARM id
     reservations: Mapping[str, Reservation] = field(default_factory=dict)  # deployment -> reservation
+    caller_names: Mapping[str, str] = field(default_factory=dict)  # object id (lower) -> directory name
+    rule_names: Mapping[str, str] = field(default_factory=dict)  # ledger Rule ("3:label") -> its display name
 
 
 def _none_if_empty(s: pd.Series) -> pd.Series:
@@ -225,6 +227,7 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
             "x_Team": _none_if_empty(rows["Team"]),
             "x_CostCenter": _none_if_empty(rows["CostCenter"]),
             "x_CallerObjectId": _none_if_empty(rows["ObjectId"]),
+            "x_CallerName": _none_if_empty(caller_names_column(rows, ctx.caller_names, ctx.rule_names)),
             "x_AllocationMethod": _none_if_empty(rows["Method"]),
             "x_AllocationRule": _none_if_empty(rows["Rule"]),
             "x_AllocationCategory": rows["Category"].astype(str),
@@ -340,8 +343,15 @@ def conformance_problems(
     return problems
 
 
-def context_from(settings: Any, deployments: pd.DataFrame, start: datetime, end: datetime) -> ExportContext:
-    """The export context from the settings (`billing.*`, `prices.currency`) and the deployments frame."""
+def context_from(
+    settings: Any,
+    deployments: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    caller_names: Mapping[str, str] | None = None,
+) -> ExportContext:
+    """The export context from the settings (`billing.*`, `prices.currency`, the attribution rules'
+    names), the deployments frame and the callers' directory names (`Lens.caller_names`)."""
     billing = settings.billing
     ids = (
         dict(zip(deployments["Resource"].astype(str).str.lower(), deployments["ResourceId"].astype(str), strict=False))
@@ -357,6 +367,8 @@ def context_from(settings: Any, deployments: pd.DataFrame, start: datetime, end:
         subscription_names={k.lower(): v for k, v in billing.subscription_names.items()},
         resource_ids=ids,
         reservations={r.deployment: Reservation(r.reservation_id, r.name) for r in billing.reservations},
+        caller_names=dict(caller_names or {}),
+        rule_names=rule_names(settings.attribution),
     )
 
 

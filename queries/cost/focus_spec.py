@@ -116,6 +116,7 @@ COLUMNS: tuple[FocusColumn, ...] = (
     FocusColumn("x_Team", X, "String", True, why="the attribution rule's team"),
     FocusColumn("x_CostCenter", X, "String", True, why="the attribution rule's cost center"),
     FocusColumn("x_CallerObjectId", X, "String", True, why="the caller's Entra object id"),
+    FocusColumn("x_CallerName", X, "String", True, why="the caller's name: Graph's display name, else the rule's"),
     FocusColumn("x_AllocationMethod", X, "String", True, why="request, bytes, deployment or ptu idle"),
     FocusColumn("x_AllocationRule", X, "String", True, why="position:label of the rule that matched"),
     FocusColumn(

@@ -545,8 +545,11 @@ def build_rows(
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
     out["Priced"] = out["Priced"].fillna(False).astype(bool)
     unpriced = out[~out["Priced"]]
-    health.unpriced = sorted(
-        {f"{m or '?'} ({s or '?'})" for m, s in zip(unpriced["Model"], unpriced["Sku"], strict=True)}
+    health.unpriced = sorted(  # a deployment the management plane does not know is named, not "? (?)"
+        {
+            f"{m or '?'} ({s or '?'})" if m or s else f"deployment {d or '?'} (model and SKU unknown)"
+            for m, s, d in zip(unpriced["Model"], unpriced["Sku"], unpriced["Deployment"], strict=True)
+        }
     )
     # one row per key: a caller's request rows and shared-by-bytes rows stay apart (Method differs)
     keys = ["Hour", *TEXT_COLUMNS[:15], "IsProbe", "Priced", *TEXT_COLUMNS[15:]]

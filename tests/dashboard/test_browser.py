@@ -149,3 +149,22 @@ def test_filters_live_in_the_url_and_panels_offer_kql_and_csv(
     page.locator(".filter-dates input").first.wait_for(state="visible", timeout=20_000)
     page.wait_for_function(SETTLED, timeout=60_000)
     assert not problems, problems
+
+
+def test_callers_are_shown_by_name_not_guid(browser_page: tuple[Any, list[str]], live_url: str) -> None:
+    """The demo's directory names its identities (as Graph would): Reliability's top callers before a
+    429 burst and Data health's unallocated callers show names, never a full object id."""
+    from queries.demo.directory import directory
+
+    page = browser_page[0]
+    names = directory()
+    for path, panel, expected in (
+        ("/reliability?range=7d", "#rel-callers-panel", None),
+        ("/data-health?range=7d", "#dh-unallocated-panel", "sp-finance-forecast-notebook"),  # no rule claims it
+    ):
+        page.goto(live_url + path)
+        page.wait_for_function(SETTLED, timeout=60_000)
+        text = page.locator(panel).inner_text()
+        assert any(n in text for n in names.values()), f"{path}: no caller name in {text!r}"
+        assert expected is None or expected in text, f"{path}: {expected} not in {text!r}"
+        assert not [oid for oid in names if oid in text.lower()], f"{path}: a full object id is shown"

@@ -18,6 +18,7 @@ from plotly.utils import PlotlyJSONEncoder
 from dashboard.data import Context
 from dashboard.filters import Filters
 from queries.config import Settings, load_settings
+from queries.names import CallerNames
 from queries.results import QueryResult
 from queries.sources.base import LogsAnswer, LogsRequest
 
@@ -81,12 +82,12 @@ FRAMES: dict[str, pd.DataFrame] = {
     ),
     "top_callers_before_429": pd.DataFrame(
         {
-            "BurstStart": [T[0]],
-            "Deployment": ["chat"],
-            "ObjectId": [""],
-            "CallerIP": ["10.0.0.***"],
-            "Requests": [7],
-            "Tokens": [7000],
+            "BurstStart": [T[0]] * 2,
+            "Deployment": ["chat"] * 2,
+            "ObjectId": ["", "0b0b0b0b-0000-4000-8000-000000000000"],
+            "CallerIP": ["10.0.0.***", "10.0.1.***"],
+            "Requests": [7, 3],
+            "Tokens": [7000, 900],
         }
     ),
     "throttle_bursts": pd.DataFrame(
@@ -202,6 +203,9 @@ class FakeLens:
     def metrics(self, *a: Any, **k: Any) -> QueryResult:
         return QueryResult(name="metrics", frame=pd.DataFrame())
 
+    def caller_names(self, callers: pd.DataFrame) -> CallerNames:
+        return CallerNames({"0b0b0b0b-0000-4000-8000-000000000000": "mi-named-by-graph"})
+
 
 @pytest.fixture
 def bare_settings(tmp_path: Path) -> Settings:
@@ -226,6 +230,7 @@ def test_reliability_panels_from_small_frames(dash_app: dash.Dash, bare_settings
     assert all("panel-failed" not in t for t in by.values())
     assert '"name": "2xx"' in by["status"] and '"name": "429"' in by["status"]
     assert "(API key)" in by["callers"]  # an empty object id is an API-key caller
+    assert "mi-named-by-graph" in by["callers"]  # the directory's name shown for an object id
     assert "TPM (tokens per minute)" in by["explain"] and "96,000 tokens in the busiest minute" in by["explain"]
     assert "(API key) 10.0.0.***" in by["explain"] and "1 TPM" in by["explain"]  # the note counts causes
     assert "No probe results yet" in by["ttft"]
