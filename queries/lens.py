@@ -33,6 +33,7 @@ from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, Management
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+BILL_TTL = timedelta(hours=1)  # Cost Management refreshes the bill a few times a day; its query quota is small
 
 __all__ = ["Lens", "QueryResult", "RenderError", "TimeRange", "get_lens"]
 
@@ -62,17 +63,21 @@ class Lens:
     def from_settings(cls, settings: Settings) -> Lens:
         if settings.is_demo:
             from queries.demo import world
+            from queries.demo.bill import DemoBill
             from queries.sources.embedded import EmbeddedLogs, EmbeddedManagement, EmbeddedMetrics, EmbeddedWorkspace
 
             ws = EmbeddedWorkspace(settings.demo_path)
-            return cls(
+            mgmt = EmbeddedManagement(ws)
+            lens = cls(
                 settings,
                 EmbeddedLogs(ws),
                 EmbeddedMetrics(ws),
-                EmbeddedManagement(ws),
+                mgmt,
                 cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
             )
+            mgmt.bill_source = DemoBill(lens)  # the demo's bill is priced from its traffic, through this Lens
+            return lens
         from queries.sources.azure import azure_sources
 
         logs, metrics, mgmt = azure_sources(settings)
@@ -290,6 +295,17 @@ class Lens:
 
     def usages(self, ttl: timedelta = timedelta(minutes=10)) -> QueryResult:
         return self._cached("usages", "mgmt:usages", ttl, self.management.usages, self.management.name)
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = "ActualCost") -> pd.DataFrame:
+        """What Azure billed for the days of [start, end) (Day, ResourceId, MeterName, Cost), from the
+        management source (Cost Management; the demo's own bill), read once per days, cost type and hour
+        and shared through the cache. Whole-estate money: a team-scoped view refuses it. Raises what the
+        source raises (a 401/403 names the role needed)."""
+        from queries.cost.bill import whole_days
+
+        s, e = whole_days(start, end)
+        key = f"bill:{self.management.name}:{cost_type}:{s:%Y-%m-%d}:{e:%Y-%m-%d}:{self.now():%Y-%m-%dT%H}"
+        return self.memo(key, BILL_TTL, lambda: self.management.bill(s, e, cost_type))
 
     # ---- computed values (the cost model's allocation) ---------------------------------------------
     def memo(self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None) -> T:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+import pandas as pd
+
 from queries.cache import Cache
 from queries.catalogue import QuerySpec
 from queries.config import Settings
@@ -83,3 +85,5 @@ class WholeLens(LensLike, Protocol):
     def memo(
         self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None
     ) -> T: ...
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = ...) -> pd.DataFrame: ...

@@ -27,7 +27,8 @@ class ScopedLens:
     - SCOPED: answers narrowed to the scope (catalogue rows; settings with the scope's budgets and rules);
     - SHARED: deployment-level infrastructure every signed-in user sees (the module docstring says why),
       or no data at all (the KQL text, the time range);
-    - REFUSED: the sources, the cache and the unscoped computations behind the view.
+    - REFUSED: the sources, the cache and the unscoped computations behind the view, and the bill: Azure
+      bills an account, not a team, so the bill is whole-estate money no team scope can be cut from.
     The cost model reaches the whole data only through `whole(lens)`, and scopes its answer."""
 
     SCOPED = frozenset({"run", "run_many", "settings"})
@@ -37,6 +38,7 @@ class ScopedLens:
     REFUSED = frozenset(
         {
             "allowed",
+            "bill",
             "memo",
             "cache",
             "logs",

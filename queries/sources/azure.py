@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from queries.config import Settings
+from queries.cost.bill import bill_scope
 from queries.sources.azure_http import default_credential
 from queries.sources.loganalytics import LogAnalyticsLogs
 from queries.sources.management import ArmManagement
@@ -54,6 +55,7 @@ def azure_sources(
         resource_ids=list(src.resource_ids),
         subscription_id=src.subscription_id or "",
         default_location=src.metrics_region or "",
+        bill_scope=bill_scope(settings),
         transport=transport,
         sleep=sleep,
     )
