@@ -5,13 +5,14 @@ Every rule reads catalogue queries, so they run unchanged on the demo workspace 
 headroom, with the deployments' limits from the management plane) and `data_health` (no data).
 
 Cost-based rules read a frame of cost per period, team and feature (TimeGenerated, Team, Feature,
-CostUsd) from `queries.cost.report.cost_frame(lens, settings, start, end)`.
+CostUsd) from `queries.cost.report.cost_frame(lens, settings, start, end)`. The billing_drift rule reads
+the reconciliation of the ledger with the bill (`queries.billing.reconciliation`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
@@ -34,6 +35,7 @@ class RuleData(Protocol):
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]: ...
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+    def billing(self, start: datetime, end: datetime, today: date) -> pd.DataFrame: ...
 
 
 class LensData:
@@ -109,6 +111,17 @@ class LensData:
         ]
         out = per.groupby(["Hour", "Caller", "Team", "Feature"], sort=True, dropna=False)["Cost"].sum().reset_index()
         return out.rename(columns={"Hour": "TimeGenerated", "Cost": "CostUsd"})[cols]
+
+    def billing(self, start: datetime, end: datetime, today: date) -> pd.DataFrame:
+        """The reconciliation of the days of [start, end): Day, Account, Model, Meter, Estimate, Billed,
+        Status (`queries.billing.reconciliation`), the bill through the Lens."""
+        from queries.billing import reconciliation
+        from queries.cost.bill import BillError
+
+        try:
+            return reconciliation(self.lens.settings, self.lens, start, end, today=today)
+        except BillError as e:  # Cost Management unreadable now (throttled, no role): the rule keeps its state
+            raise DataUnavailable(str(e)) from None
 
 
 def lookback(rule_window_minutes: int, threshold: float | None = None) -> timedelta:

@@ -253,3 +253,31 @@ def test_cli_reconcile_amortised_on_the_demo(
     assert capsys.readouterr().out == amortised
     with pytest.raises(SystemExit):
         main(["cost", "reconcile", "--cost-type", "usage"])
+
+
+def test_billing_drift_rule_on_the_demo_fires_for_the_two_planted_faults_only(
+    demo_settings: Settings, demo_end: datetime, lens: Lens, tmp_path: object
+) -> None:
+    from fakes.doubles import FakeClock
+
+    from alerts.data import LensData
+    from alerts.evaluate import Evaluator
+    from alerts.notify import Notifier
+    from alerts.store import Store
+
+    settings = demo_settings.model_copy(update={"data_dir": tmp_path})
+    drift = [r for r in settings.alerts.rules if r.kind == "billing_drift"]
+    assert len(drift) == 1  # the demo configuration ships one
+    settings = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"rules": drift})})
+    report = Evaluator(
+        settings, Store(settings.state_path), LensData(lens), Notifier([]), clock=FakeClock(demo_end.timestamp())
+    ).evaluate()
+    assert not report.skipped, report.skipped
+    found = report.findings[drift[0].name]
+    assert len(found) > 10  # every settled account x meter is judged
+    firing = {f.subject: f.value for f in found if f.firing}
+    assert firing == {
+        f"{demo_bill.PHANTOM_ACCOUNT}/gpt-4.1-mini/input": None,
+        "contoso-oai-eastus/gpt-4o/cached_input": pytest.approx(100.0, abs=10.0),  # a few cents, rounded
+    }
+    assert {t.subject for t in report.transitions} == set(firing)
