@@ -6,13 +6,14 @@ headroom, with the deployments' limits from the management plane), `daily_peak_l
 forecast, `queries.quota`) and `data_health` (no data).
 
 Cost-based rules read a frame of cost per period, team and feature (TimeGenerated, Team, Feature,
-CostUsd) from `queries.cost.report.cost_frame(lens, settings, start, end)`.
+CostUsd) from `queries.cost.report.cost_frame(lens, settings, start, end)`. The billing_drift rule reads
+the reconciliation of the ledger with the bill (`queries.billing.reconciliation`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
@@ -38,6 +39,7 @@ class RuleData(Protocol):
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def retirements(self) -> pd.DataFrame: ...
+    def billing(self, start: datetime, end: datetime, today: date) -> pd.DataFrame: ...
 
 
 class LensData:
@@ -128,6 +130,17 @@ class LensData:
     def retirements(self) -> pd.DataFrame:
         """Account, Deployment, Model, Version, RetirementDate, DaysToRetirement of every deployment in the estate."""
         return _retirements(self.lens)
+
+    def billing(self, start: datetime, end: datetime, today: date) -> pd.DataFrame:
+        """The reconciliation of the days of [start, end): Day, Account, Model, Meter, Estimate, Billed,
+        Status (`queries.billing.reconciliation`), the bill through the Lens."""
+        from queries.billing import reconciliation
+        from queries.cost.bill import BillError
+
+        try:
+            return reconciliation(self.lens.settings, self.lens, start, end, today=today)
+        except BillError as e:  # Cost Management unreadable now (throttled, no role): the rule keeps its state
+            raise DataUnavailable(str(e)) from None
 
 
 def _retirements(lens: Any) -> pd.DataFrame:

@@ -8,6 +8,7 @@ is the one that speaks about silence.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from queries.config import AlertRule, Settings
 from queries.cost.forecast import history_start
 
 log = logging.getLogger("aoai_lens.alerts")
-COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly", "caller_spend"})
+COST_KINDS = frozenset({"budget_pace", "burn_rate", "spend_anomaly", "caller_spend", "billing_drift"})
 # judged at most every `cost_every_s` too: a retirement date moves in days, and reading the estate is many ARM calls
 SLOW_KINDS = COST_KINDS | {"model_retirement"}
 
@@ -90,7 +91,21 @@ class Evaluator:
             return rules.caller_spend(rule, self.data.caller_cost(start, now), now)
         if kind == "model_retirement":
             return rules.model_retirement(rule, self.data.retirements())
+        if kind == "billing_drift":
+            return self._billing_drift(rule, now)
         raise ValueError(f"unknown rule kind {kind!r}")
+
+    def _billing_drift(self, rule: AlertRule, now: datetime) -> list[rules.Finding]:
+        """The settled days (older than `billing.lag_days`) in the rule's window before the pending ones:
+        window_minutes rounded up to whole days, at least the newest settled day."""
+        assert self.data is not None
+        b = self.settings.billing
+        today = now.astimezone(UTC).date()
+        settled_to = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=b.lag_days)
+        days = max(1, math.ceil(rule.window_minutes / (24 * 60)))
+        rec = self.data.billing(settled_to - timedelta(days=days), settled_to, today)
+        min_usd = rule.min_usd if rule.min_usd is not None else b.drift_min_usd
+        return rules.billing_drift(rule, rec, today, lag_days=b.lag_days, min_usd=min_usd)
 
     def evaluate(self) -> EvaluationReport:
         report = EvaluationReport()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from queries.config import AlertRule, Budget
@@ -31,6 +32,7 @@ THRESHOLDS = {
     "caller_spend": "dollars one caller (a managed identity, app or API-key IP, allocated or not) spent in the hours starting in the window (fires above)",
     "no_data": "minutes since a resource's last diagnostic record (fires above)",
     "model_retirement": "days until a deployment's model version retires, from the models list (fires at or below; default 90)",
+    "billing_drift": "percent by which the bill differs from the ledger's estimate on one settled day, per account and meter (fires above, when the difference is above min_usd dollars too)",
 }
 
 
@@ -409,6 +411,60 @@ def model_retirement(rule: AlertRule, deployments: pd.DataFrame) -> list[Finding
                 float(days) <= rule.threshold,
                 round(float(days), 1),
                 f"{row['Account']}/{dep}: {row['Model']} {row['Version']} {state}; threshold {_fmt(rule.threshold)} days",
+            )
+        )
+    return out
+
+
+def billing_drift(rule: AlertRule, rec: pd.DataFrame, today: date, *, lag_days: int, min_usd: float) -> list[Finding]:
+    """Per account × model × meter: whether the bill drifted from the estimate on a settled day.
+
+    rec: Day (UTC midnight), Account, Model, Meter, Estimate, Billed (NaN: no line) and, optionally,
+    Status (the reconciliation's; `unpriced` lines have no estimate to compare and are not judged). Days
+    within `lag_days` of `today` are pending (the bill lags) and are not judged either. A day drifts when
+    billed - estimate is more than `min_usd` dollars and more than `threshold` percent of the estimate (a
+    line billed but never estimated, or estimated but never billed, is infinitely far off). The value is
+    the worst day's percent (None for a line the estimate lacks)."""
+    out: list[Finding] = []
+    if rec.empty:
+        return out
+    r = rec.copy()
+    r["Day"] = pd.to_datetime(r["Day"], utc=True)
+    settled = r["Day"] < pd.Timestamp(today, tz="UTC") - pd.Timedelta(days=lag_days)
+    if "Status" in r.columns:
+        settled &= r["Status"] != "unpriced"
+    r = r[settled]
+    est = r["Estimate"].astype("float64")
+    e = est.fillna(0.0)
+    diff = r["Billed"].astype("float64").fillna(0.0) - e
+    r["Diff"] = diff
+    r["Pct"] = np.where(e > 0, 100.0 * diff / e.where(e > 0, 1.0), np.sign(diff) * np.inf)
+    r["Pct"] = r["Pct"].fillna(0.0)  # nothing estimated, nothing billed
+    r["Drifts"] = (diff.abs() > min_usd) & (r["Pct"].abs() > rule.threshold)
+    r["Model"] = r["Model"].fillna("").astype(str)
+    for (account, model, meter), g in r.groupby(["Account", "Model", "Meter"], sort=True):
+        drifting = g[g["Drifts"]]
+        firing = not drifting.empty
+        pick = drifting if firing else g
+        worst = pick.iloc[int(pick["Pct"].abs().to_numpy().argmax())]
+        pct = float(worst["Pct"])
+        finite = pct not in (float("inf"), float("-inf"))
+        name = f"{account}/{model}/{meter}" if model else f"{account}/{meter}"
+        estimate = (
+            "no estimate (never seen in the logs)"
+            if pd.isna(worst["Estimate"])
+            else f"estimated ${worst['Estimate']:,.2f}"
+        )
+        billed = "not billed" if pd.isna(worst["Billed"]) else f"billed ${worst['Billed']:,.2f}"
+        how = f"{pct:+.1f}%" if finite else "no estimate to compare" if pd.isna(worst["Estimate"]) else "all of it"
+        drifted = int(g["Drifts"].sum())
+        out.append(
+            Finding(
+                name,
+                firing,
+                round(pct, 2) if finite else None,
+                f"{name}: {billed} vs {estimate} on {worst['Day']:%Y-%m-%d} ({how}, ${worst['Diff']:+,.2f}); "
+                f"{drifted} of {len(g)} settled day(s) drifted; threshold {_fmt(rule.threshold)}% and ${min_usd:,.2f}",
             )
         )
     return out

@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--month", help="YYYY-MM (default: the current month)")
     p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.add_argument(
+        "--cost-type", choices=("actual", "amortized"), default="actual", help="the bill's ActualCost or AmortizedCost"
+    )
 
     ledger = cost_sub.add_parser("ledger", help="the hourly cost ledger", description="the hourly cost ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)

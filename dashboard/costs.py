@@ -212,3 +212,81 @@ def ptu_frame(result: AllocationResult) -> pd.DataFrame:
         if c in f.columns
     ]
     return f[keep]
+
+
+# ---- the bill ----------------------------------------------------------------------------------------
+
+METER_NAMES = {
+    "input": "input",
+    "cached_input": "cached input",
+    "output": "output",
+    "embeddings": "embeddings",
+    "ptu_hour": "PTU hours",
+}
+WHOLE_ESTATE_ONLY = (
+    "Estimate vs billed is whole-estate only: Azure bills accounts, not teams, so no team's share of a bill "
+    "line exists. Someone who sees every team can open it."
+)
+
+
+@dataclass(frozen=True)
+class BillCheck:
+    """The reconciliation of the ledger's estimate with the bill for a panel, or why there is none."""
+
+    frame: pd.DataFrame  # queries.billing.reconciliation's rows (empty when refused or failed)
+    envelope: QueryResult
+    refused: bool = False  # a team-scoped view: the bill is whole-estate money
+
+
+def bill_check(ctx: Context, start: datetime, end: datetime, period: Allocation) -> BillCheck:
+    """Estimate vs billed for the whole days of [start, end) (`queries.billing.reconciliation`, the bill
+    through the Lens). A team-scoped user is refused before anything is read (the ScopedLens would refuse
+    the bill too); a bill that cannot be read is a failed result that says why."""
+    from queries.billing import reconciliation
+
+    kql, portal = period.envelope.kql, period.envelope.portal_url  # the estimate's query (the ledger's)
+    if not ctx.scope.is_everything:
+        return BillCheck(pd.DataFrame(), QueryResult(name="estimate vs billed", frame=pd.DataFrame()), True)
+    try:
+        rec = reconciliation(ctx.settings, ctx.lens, start, end)
+    except Exception as e:
+        return BillCheck(pd.DataFrame(), failed("estimate vs billed", f"{type(e).__name__}: {e}", kql))
+    env = QueryResult(
+        name="estimate vs billed",
+        frame=rec,
+        kql=kql,
+        portal_url=portal,
+        source="Cost Management" if not ctx.settings.is_demo else "the demo's bill",
+    )
+    return BillCheck(rec, env)
+
+
+def bill_daily(rec: pd.DataFrame) -> pd.DataFrame:
+    """Day, Estimate, Billed, Pending: the estimate and the bill per day (pending: the bill may still grow)."""
+    cols = ["Day", "Estimate", "Billed", "Pending"]
+    if rec.empty:
+        return pd.DataFrame(columns=cols)
+    r = rec.assign(Pending=rec["Status"] == "pending")
+    g = r.groupby("Day", as_index=False).agg(
+        Estimate=("Estimate", lambda s: s.sum(min_count=1)),
+        Billed=("Billed", lambda s: s.sum(min_count=1)),
+        Pending=("Pending", "any"),
+    )
+    return g[cols]
+
+
+def bill_lines(rec: pd.DataFrame) -> pd.DataFrame:
+    """The lines someone should look at, by name: drift and bill-only first, then unpriced; Day, Account,
+    Model, Meter, Estimate, Billed, Difference, Pct, Status."""
+    cols = ["Day", "Account", "Model", "Meter", "Estimate", "Billed", "Difference", "Pct", "Status"]
+    if rec.empty:
+        return pd.DataFrame(columns=cols)
+    order = {"drift": 0, "bill-only": 1, "unpriced": 2}
+    r = rec[rec["Status"].isin(list(order))].copy()
+    r["Meter"] = r["Meter"].map(lambda m: METER_NAMES.get(str(m), str(m)))
+    r["Model"] = r["Model"].fillna("").replace("", "-")
+    r["Day"] = pd.to_datetime(r["Day"], utc=True).dt.strftime("%Y-%m-%d")
+    r["Pct"] = r["DifferencePct"]
+    r["_o"] = r["Status"].map(order)
+    r = r.sort_values(["_o", "Day", "Account", "Model", "Meter"], kind="stable")
+    return r[cols].reset_index(drop=True)

@@ -734,3 +734,36 @@ def days_to_retirement(deployments: pd.DataFrame, threshold: float) -> go.Figure
     )
     fig.update_layout(margin={"t": 28})  # room for the threshold's label above the bars
     return fig
+
+
+def estimate_vs_billed(frame: pd.DataFrame) -> go.Figure:
+    """Per day: what Azure billed (bars; pale on pending days, the bill lags) and the ledger's estimate
+    (a line). frame: Day, Estimate, Billed, Pending."""
+    if _is_empty(frame, "Day", "Estimate", "Billed"):
+        return empty_figure("No estimate and no bill for this range")
+    f = frame.sort_values("Day")
+    pending = f["Pending"].astype(bool) if "Pending" in f.columns else pd.Series(False, index=f.index)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=f["Day"],
+            y=f["Billed"].fillna(0.0),
+            name="billed",
+            marker_color=["#BBDEFB" if p else "#1E88E5" for p in pending],
+            customdata=np.where(pending, " (pending: the bill lags)", ""),
+            hovertemplate="%{y:$,.2f} billed%{customdata}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=f["Day"],
+            y=f["Estimate"].fillna(0.0),
+            name="estimate",
+            mode="lines+markers",
+            line={"color": "#212121", "width": 2},
+            hovertemplate="%{y:$,.2f} estimated<extra></extra>",
+        )
+    )
+    fig = _layout(fig, y="USD per day")
+    fig.update_yaxes(tickprefix="$", tickformat=",.0f")
+    return fig

@@ -1,80 +1,58 @@
 """Where the bill comes from, and `aoai-lens cost reconcile`.
 
-The demo serves a bill derived from its own traffic (`queries.demo.bill`); an Azure configuration reads
-Cost Management (`queries.cost.bill.CostManagementBill`) for `billing.scope` (default: the source's
-subscription). Kept outside `queries.cost`, which never imports the demo or a source.
+The bill comes through the Lens (`Lens.bill`, cached), from the management source: an Azure configuration
+reads Cost Management (`queries.cost.bill.CostManagementBill`) for `billing.scope` (default: the source's
+subscription), the demo serves a bill derived from its own traffic (`queries.demo.bill`). Kept outside
+`queries.cost`, whose model never reads a source.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
 
 import pandas as pd
 
 from queries.config import Settings
+from queries.cost.bill import ACTUAL, COST_TYPES
 from queries.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-
-
-def bill_scope(settings: Settings) -> str | None:
-    if settings.billing.scope:
-        return settings.billing.scope
-    sub = settings.source.subscription_id
-    return f"/subscriptions/{sub}" if sub else None
-
-
-def read_bill(
-    settings: Settings,
-    ledger: pd.DataFrame,
-    deployments: pd.DataFrame,
-    start: datetime,
-    end: datetime,
-    today: Any,
-    *,
-    bill_client: Any = None,
-) -> pd.DataFrame:
-    """The bill's rows (Day, ResourceId, MeterName, Cost) for [start, end)."""
-    if settings.is_demo and bill_client is None:
-        from queries.demo.bill import demo_bill
-
-        b = demo_bill(ledger, deployments, today)
-        day = pd.to_datetime(b["Day"], utc=True)
-        return b[(day >= pd.Timestamp(start).floor("D")) & (day < pd.Timestamp(end))].reset_index(drop=True)
-    from queries.cost.bill import BillError, CostManagementBill
-
-    if bill_client is None:
-        scope = bill_scope(settings)
-        if not scope:
-            raise BillError("no Cost Management scope: set billing.scope or source.subscription_id")
-        bill_client = CostManagementBill.connect(scope, settings.source.management_endpoint)
-    frame: pd.DataFrame = bill_client.daily(start, end)
-    return frame
+from queries.reader import LensLike
+from queries.scope import Scope
 
 
 def reconciliation(
-    settings: Settings, lens: Any, start: datetime, end: datetime, *, bill_client: Any = None
+    settings: Settings,
+    lens: LensLike,
+    start: datetime,
+    end: datetime,
+    *,
+    cost_type: str = ACTUAL,
+    today: date | None = None,
 ) -> pd.DataFrame:
-    """Estimate vs bill per day × account × model × meter for [start, end) (what the CLI and the Cost
-    page show)."""
-    from queries.cost.bill import billed_daily, estimate_daily, reconcile
-    from queries.cost.report import allocate
+    """Estimate vs bill per day × account × model × meter for the days of [start, end) (what the CLI, the
+    Cost page and the billing_drift rule show): Day, ResourceId, Account (its name), Model, Meter,
+    Estimate, Billed, Difference, DifferencePct, Status. The bill comes through `lens.bill` (the
+    management source's: Cost Management, or the demo's), so a team-scoped view refuses it."""
+    from queries.cost.bill import billed_daily, estimate_daily, reconcile, whole_days
+    from queries.cost.service import allocation
 
-    result = allocate(lens, settings, start, end)
+    start, end = whole_days(start, end)
+    bill = lens.bill(start, end, cost_type)  # type: ignore[attr-defined]  # a ScopedLens raises ScopeError here
+    result = allocation(lens, start, end, scope=Scope.everything())
     deployments = lens.deployments().frame
     ids = dict(zip(deployments["Resource"].astype(str).str.lower(), deployments["ResourceId"], strict=False))
-    today = lens.now().date()
-    bill = read_bill(settings, result.ledger, deployments, start, end, today, bill_client=bill_client)
     b = settings.billing
-    return reconcile(
+    rec = reconcile(
         estimate_daily(result.ledger, ids),
         billed_daily(bill),
-        today=today,
+        today=today or lens.now().date(),
         lag_days=b.lag_days,
         drift_pct=b.drift_pct,
         drift_min_usd=b.drift_min_usd,
     )
+    rec.insert(2, "Account", rec["ResourceId"].astype(str).str.rsplit("/", n=1).str[-1])
+    return rec
 
 
 def render(rec: pd.DataFrame) -> str:
@@ -85,7 +63,7 @@ def render(rec: pd.DataFrame) -> str:
         body.append(
             [
                 f"{r.Day:%Y-%m-%d}",
-                str(r.ResourceId).rsplit("/", 1)[-1],
+                str(r.Account),
                 r.Model or "-",
                 r.Meter,
                 "-" if pd.isna(r.Estimate) else f"{r.Estimate:,.2f}",
@@ -110,7 +88,7 @@ def render(rec: pd.DataFrame) -> str:
 
 
 def cost_reconcile(args: argparse.Namespace) -> int:
-    """`aoai-lens cost reconcile --month YYYY-MM [--format table|csv]`."""
+    """`aoai-lens cost reconcile --month YYYY-MM [--format table|csv] [--cost-type actual|amortized]`."""
     from queries.config import load_settings
     from queries.cost.bill import BillError
     from queries.cost.report import month_period
@@ -124,7 +102,8 @@ def cost_reconcile(args: argparse.Namespace) -> int:
         print(f"cost reconcile: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        rec = reconciliation(settings, lens, start, end)
+        cost_type = COST_TYPES[getattr(args, "cost_type", None) or "actual"]
+        rec = reconciliation(settings, lens, start, end, cost_type=cost_type)
     except BillError as e:
         print(f"cost reconcile: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -236,6 +236,7 @@ class AlertRule(Section):
         "caller_spend",
         "no_data",
         "model_retirement",
+        "billing_drift",
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
@@ -244,6 +245,15 @@ class AlertRule(Section):
     team: str | None = None
     feature: str | None = None
     channels: list[str] = Field(default_factory=list)
+    min_usd: float | None = Field(None, ge=0)  # billing_drift: dollars a difference must exceed too
+
+    @model_validator(mode="after")
+    def _billing_drift(self) -> AlertRule:
+        if self.kind == "billing_drift" and (self.team or self.feature or self.deployment):
+            raise ValueError("a billing_drift rule judges the whole bill: no team, feature or deployment")
+        if self.min_usd is not None and self.kind != "billing_drift":
+            raise ValueError("min_usd applies to billing_drift rules only")
+        return self
 
     @model_validator(mode="before")
     @classmethod

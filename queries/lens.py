@@ -36,6 +36,7 @@ from queries.sources.base import LogsAnswer, LogsRequest, LogsSource, Management
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NAMES_KEPT = 200_000  # callers' names a process keeps in memory (a few MB)
+BILL_TTL = timedelta(hours=1)  # Cost Management refreshes the bill a few times a day; its query quota is small
 
 __all__ = ["Lens", "QueryResult", "RenderError", "TimeRange", "get_lens"]
 
@@ -69,6 +70,7 @@ class Lens:
     def from_settings(cls, settings: Settings) -> Lens:
         if settings.is_demo:
             from queries.demo import world
+            from queries.demo.bill import DemoBill
             from queries.sources.embedded import (
                 EmbeddedEstate,
                 EmbeddedLogs,
@@ -78,17 +80,19 @@ class Lens:
             )
 
             ws = EmbeddedWorkspace(settings.demo_path)
+            mgmt = EmbeddedManagement(ws)
             lens = cls(
                 settings,
                 EmbeddedLogs(ws),
                 EmbeddedMetrics(ws),
-                EmbeddedManagement(ws),
+                mgmt,
                 cache=cache_from_settings(settings),
                 scope_resource_id=world.RESOURCES[0].arm_id,
                 estate=EmbeddedEstate(ws),
                 names=_demo_names(settings),
             )
             lens.names_cache = _names_cache(lens.cache)
+            mgmt.bill_source = DemoBill(lens)  # the demo's bill is priced from its traffic, through this Lens
             return lens
         from queries.sources.azure import azure_estate, azure_sources
 
@@ -328,6 +332,17 @@ class Lens:
             lambda: collect(estate, now=self.now(), destinations=inv.destinations, retirement_days=inv.retirement_days),
             keep=lambda answer: answer.status == "ok",
         )
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = "ActualCost") -> pd.DataFrame:
+        """What Azure billed for the days of [start, end) (Day, ResourceId, MeterName, Cost), from the
+        management source (Cost Management; the demo's own bill), read once per days, cost type and hour
+        and shared through the cache. Whole-estate money: a team-scoped view refuses it. Raises what the
+        source raises (a 401/403 names the role needed)."""
+        from queries.cost.bill import whole_days
+
+        s, e = whole_days(start, end)
+        key = f"bill:{self.management.name}:{cost_type}:{s:%Y-%m-%d}:{e:%Y-%m-%d}:{self.now():%Y-%m-%dT%H}"
+        return self.memo(key, BILL_TTL, lambda: self.management.bill(s, e, cost_type))
 
     # ---- computed values (the cost model's allocation) ---------------------------------------------
     def memo(self, key: str, ttl: timedelta, compute: Callable[[], T], *, keep: Callable[[T], bool] | None = None) -> T:

@@ -114,10 +114,16 @@ def features_of(teams: Iterable[str], rules: Sequence[AttributionRule]) -> froze
     return frozenset(r.feature for r in rules if r.team in wanted)
 
 
+WHOLE_ESTATE_RULES = frozenset({"billing_drift"})
+
+
 def alert_rule_visible(scope: Scope, rule: Any, rules: Sequence[AttributionRule]) -> bool:
-    """Whether a scoped user may see an alert rule's states: rules about another team's spend are hidden."""
+    """Whether a scoped user may see an alert rule's states: rules about another team's spend are hidden,
+    and so are rules about the whole bill (`billing_drift`: Azure bills accounts, not teams)."""
     if scope.teams is None or rule is None:
         return True
+    if getattr(rule, "kind", None) in WHOLE_ESTATE_RULES:
+        return False
     if getattr(rule, "team", None) and rule.team not in scope.teams:
         return False
     return not getattr(rule, "feature", None) or rule.feature in features_of(scope.teams, rules)

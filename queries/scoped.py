@@ -30,9 +30,10 @@ class ScopedLens:
     - SCOPED: answers narrowed to the scope (catalogue rows; settings with the scope's budgets and rules);
     - SHARED: deployment-level infrastructure every signed-in user sees (the module docstring says why),
       or no data at all (the KQL text, the time range);
-    - REFUSED: the sources, the cache and the unscoped computations behind the view; and the estate
+    - REFUSED: the sources, the cache and the unscoped computations behind the view; the estate
       inventory (every account across the subscriptions, with its network exposure, key auth and where
-      its logs go: an estate owner's view, not a team's).
+      its logs go: an estate owner's view, not a team's); and the bill: Azure bills an account, not a
+      team, so the bill is whole-estate money no team scope can be cut from.
     The cost model reaches the whole data only through `whole(lens)`, and scopes its answer."""
 
     SCOPED = frozenset({"run", "run_many", "settings", "caller_names"})
@@ -44,6 +45,7 @@ class ScopedLens:
             "allowed",
             "names",
             "names_cache",
+            "bill",
             "memo",
             "cache",
             "logs",

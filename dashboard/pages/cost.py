@@ -9,11 +9,16 @@ from typing import Any
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, callback, html
+from dash import Input, Output, callback, dcc, html
 
 from dashboard import figures
 from dashboard.costs import (
+    WHOLE_ESTATE_ONLY,
+    Allocation,
     allocation,
+    bill_check,
+    bill_daily,
+    bill_lines,
     budgets_frame,
     month_end,
     month_start,
@@ -25,7 +30,7 @@ from dashboard.costs import (
 from dashboard.data import Context, deployments_frame, page_answer
 from dashboard.filters import Filters
 from dashboard.layout import filters_id, page_shell, row
-from dashboard.panels import body_id, frame_table, panel, panel_body, safe
+from dashboard.panels import GRAPH_CONFIG, body_id, compact, frame_table, panel, panel_body, safe
 from queries.cost.forecast import METHOD as FORECAST_METHOD
 from queries.cost.report import narrow
 from queries.scope import Scope
@@ -33,7 +38,7 @@ from queries.scope import Scope
 dash.register_page(__name__, path="/cost", name="Cost", order=1, title="Cost · aoai-lens")
 
 PAGE = "cost"
-PANELS = ("over_time", "budgets", "shares", "ptu", "statement")
+PANELS = ("over_time", "budgets", "shares", "ptu", "statement", "bill")
 BY = {"deployment": "Deployment", "model": "Model", "team": "Team", "feature": "Feature", "cost-center": "CostCenter"}
 
 
@@ -117,6 +122,18 @@ def layout(**query: Any) -> Any:
                     ),
                     6,
                 ),
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "bill",
+                        "Estimate vs billed",
+                        "The ledger's estimate beside what Azure billed (Cost Management), per day; the lines that "
+                        "drift or were billed but never seen in the logs",
+                    ),
+                    12,
+                )
             ),
         ],
         show=("range", "resource", "deployment", "team"),
@@ -252,8 +269,58 @@ def render(f: Filters, by: str, month: object, ctx: Context, include_idle: bool 
         note = f"statement {label}" + (f" · {month_problem}" if month_problem else "")
         return panel_body(PAGE, "statement", table, [monthly.envelope], frame=st, note=note)
 
-    builders = {"over_time": over_time, "budgets": budgets, "shares": shares_panel, "ptu": ptu, "statement": statement}
+    def bill() -> list[Any]:
+        return bill_panel(f, ctx, start, now, period)
+
+    builders = {
+        "over_time": over_time,
+        "budgets": budgets,
+        "shares": shares_panel,
+        "ptu": ptu,
+        "statement": statement,
+        "bill": bill,
+    }
     return [safe(PAGE, k, builders[k]) for k in PANELS]
+
+
+def bill_panel(f: Filters, ctx: Context, start: datetime, now: datetime, period: Allocation) -> list[Any]:
+    """Estimate vs billed over the whole days of the page's range (dashboard.costs.bill_check)."""
+    check = bill_check(ctx, start, now, period)
+    if check.refused:
+        shown = html.Div(WHOLE_ESTATE_ONLY, className="text-muted small p-3 panel-whole-estate")
+        return panel_body(PAGE, "bill", shown, [check.envelope], frame=pd.DataFrame())
+    rec = check.frame
+    notes = []
+    if f.resource and not rec.empty:
+        rec = rec[rec["Account"].astype(str).str.lower() == f.resource.lower()]
+    if f.deployments or f.team:
+        notes.append("the bill is per account: the deployment and team filters do not narrow it")
+    fig = compact(figures.estimate_vs_billed(bill_daily(rec)))
+    fig.update_layout(height=260)
+    lines = bill_lines(rec)
+    lines["Difference"] = [f"{'-' if v < 0 else '+'}${abs(v):,.2f}" for v in lines["Difference"]]
+    lines["Estimate"] = [f"${v:,.2f}" if pd.notna(v) else "not in the logs" for v in lines["Estimate"]]
+    lines["Billed"] = [f"${v:,.2f}" if pd.notna(v) else "not billed" for v in lines["Billed"]]
+    table = frame_table(
+        lines,
+        {"Pct": "{:+.1f}%"},
+        max_rows=12,
+        empty="Every settled line matches the bill",
+        class_name="bill-lines",
+    )
+    content = html.Div(
+        [dcc.Graph(figure=fig, config=GRAPH_CONFIG, id={"type": "panel-graph", "page": PAGE, "key": "bill"}), table]
+    )
+    if not rec.empty:
+        counts = rec["Status"].value_counts()
+        lag = ctx.settings.billing.lag_days
+        notes.insert(
+            0,
+            " · ".join(f"{k} {int(counts.get(k, 0))}" for k in ("match", "drift", "bill-only", "unpriced"))
+            + f" · pending {int(counts.get('pending', 0))} (the last {lag} days: the bill lags)",
+        )
+    frame = rec.assign(Day=pd.to_datetime(rec["Day"], utc=True).dt.strftime("%Y-%m-%d")) if not rec.empty else rec
+    return panel_body(PAGE, "bill", content, [check.envelope], frame=frame, note=" · ".join(notes) or None)
 
 
 @callback(

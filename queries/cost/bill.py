@@ -30,9 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from queries.config import Settings
 from queries.cost.ledger import METER_CACHED, METER_EMBEDDINGS, METER_INPUT, METER_OUTPUT, METER_PTU
 
 MATCH, DRIFT, PENDING, UNPRICED, BILL_ONLY = "match", "drift", "pending", "unpriced", "bill-only"
+ACTUAL, AMORTIZED = "ActualCost", "AmortizedCost"
+COST_TYPES = {"actual": ACTUAL, "amortized": AMORTIZED}  # the CLI's word -> the Query API's type
 STATUSES = (MATCH, DRIFT, PENDING, UNPRICED, BILL_ONLY)
 KEY = ["Day", "ResourceId", "Model", "Meter"]
 ROLE = "Cost Management Reader"
@@ -42,6 +45,22 @@ _SCOPE_WORDS = {"glbl", "global", "gl", "dz", "dzone", "data", "zone", "regnl", 
 _CACHED = {"cached", "cd", "cchd"}
 _INPUT = {"inp", "inpt", "input", "in"}
 _OUTPUT = {"outp", "opt", "output", "out"}
+
+
+def bill_scope(settings: Settings) -> str | None:
+    """The Cost Management scope the bill is read for: `billing.scope`, else the source's subscription."""
+    if settings.billing.scope:
+        return settings.billing.scope
+    sub = settings.source.subscription_id
+    return f"/subscriptions/{sub}" if sub else None
+
+
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) widened to whole UTC days: the bill has one line per day."""
+    s, e = (pd.Timestamp(t) for t in (start, end))
+    s = s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC")
+    e = e.tz_localize("UTC") if e.tzinfo is None else e.tz_convert("UTC")
+    return s.floor("D").to_pydatetime(), e.ceil("D").to_pydatetime()
 
 
 def parse_meter(name: str) -> tuple[str, str]:
@@ -192,22 +211,38 @@ class CostManagementBill:
 
     @classmethod
     def connect(
-        cls, scope: str, endpoint: str = "https://management.azure.com", credential: Any = None
+        cls,
+        scope: str,
+        endpoint: str = "https://management.azure.com",
+        credential: Any = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> CostManagementBill:
+        """The real client for `scope` at the management `endpoint` (a loopback http endpoint: a test server)."""
+        from urllib.parse import urlparse
+
         from azure.mgmt.costmanagement import CostManagementClient
 
         if credential is None:
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
+        endpoint = endpoint.rstrip("/")
+        host = urlparse(endpoint).hostname or ""
+        local = host in ("localhost", "127.0.0.1", "::1")
+        audience = "https://management.azure.com" if local else endpoint
         # throttling is handled here (the SDK's retry policy does not read Cost Management's headers)
-        return cls(CostManagementClient(credential, base_url=endpoint, retry_total=0), scope)
+        client = CostManagementClient(
+            credential, base_url=endpoint, retry_total=0, credential_scopes=[f"{audience}/.default"]
+        )
+        options = {"enforce_https": False} if local and endpoint.startswith("http://") else {}
+        return cls(client, scope, sleep=sleep, request_kwargs=options)
 
-    def _definition(self, start: datetime, end: datetime) -> Any:
+    def _definition(self, start: datetime, end: datetime, cost_type: str) -> Any:
         from azure.mgmt.costmanagement import models as m
 
         return m.QueryDefinition(
-            type=self.cost_type,
+            type=cost_type,
             timeframe="Custom",
             time_period=m.QueryTimePeriod(
                 from_property=start.replace(hour=0, minute=0, second=0, microsecond=0),
@@ -242,11 +277,15 @@ class CostManagementBill:
                 raise BillError(f"Cost Management answered {code}: {e.reason or e.message}") from None
         raise BillError("Cost Management kept throttling")  # pragma: no cover (the loop returns or raises)
 
-    def daily(self, start: datetime, end: datetime) -> pd.DataFrame:
-        """Cost per day × resource × meter in [start, end): Day, ResourceId, MeterName, Cost."""
+    def daily(self, start: datetime, end: datetime, cost_type: str | None = None) -> pd.DataFrame:
+        """Cost per day × resource × meter in [start, end): Day, ResourceId, MeterName, Cost. `cost_type`
+        (default: this client's) is ActualCost or AmortizedCost."""
         from azure.core.rest import HttpRequest
 
-        definition = self._definition(start, end)
+        kind = cost_type or self.cost_type
+        if kind not in (ACTUAL, AMORTIZED):
+            raise BillError(f"unknown cost type {kind!r}: {ACTUAL} or {AMORTIZED}")
+        definition = self._definition(start, end, kind)
         result = self._call(lambda: self.client.query.usage(self.scope, definition, **self.request_kwargs))
         frames = []
         while result is not None:

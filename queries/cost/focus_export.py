@@ -5,8 +5,9 @@ One row per hour × resource × deployment × meter × allocation: the ledger's 
 statement (both read the same rows) and to the ledger's total to the cent. Usage no price covers is left
 out (FOCUS has no cost to state for it; the statement's ``unpriced`` line shows its tokens).
 
-Units. Tokens are consumed as ``Tokens`` and priced per ``1M Tokens`` (so PricingQuantity is tokens /
-1,000,000 and the unit prices read as the price list does); a provisioned deployment's hours are consumed
+Units. Tokens are consumed as ``Tokens`` and priced per ``1000000 Tokens`` (FOCUS's unit format: a unit
+quantity is a positive integer, so not "1M"; PricingQuantity is tokens / 1,000,000 and the unit prices read
+as the price list's "1M" ones do); a provisioned deployment's hours are consumed
 and priced as ``PTU-Hours`` (15 PTUs for one hour is 15 PTU-Hours, never "24 Hours"). ListCost =
 ListUnitPrice × PricingQuantity and ContractedCost = ContractedUnitPrice × PricingQuantity, as the
 specification requires. A provisioned deployment's token rows carry their tokens at no cost: their money
@@ -38,7 +39,7 @@ PROVIDER = "Microsoft"
 SERVICE_NAME = "Azure OpenAI"
 SERVICE_SUBCATEGORY = "Generative AI"
 RESOURCE_TYPE = "Azure OpenAI deployment"
-TOKENS, MTOKENS, PTU_HOURS, HOURS = "Tokens", "1M Tokens", "PTU-Hours", "Hours"
+TOKENS, MTOKENS, PTU_HOURS, HOURS = "Tokens", "1000000 Tokens", "PTU-Hours", "Hours"
 FORMATS = ("focus-csv", "focus-parquet")
 
 METER_WORDS = {
@@ -132,6 +133,15 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
     billing_ids = pd.Series([billing_id] * n, dtype=object) if billing_id else _none_if_empty(subscription)
     if billing_ids.isna().any():  # no account configured and no subscription known: still not null
         billing_ids = billing_ids.fillna("unknown")
+    # the billing account's display name; with no account configured the subscription is the account, and
+    # its name (billing.subscription_names) is the account's (FOCUS: not null when the issuer names accounts)
+    account_names = (
+        pd.Series([ctx.account_name] * n, dtype=object)
+        if ctx.account_name
+        else _none_if_empty(sub_name)
+        if not ctx.account_id
+        else pd.Series([None] * n, dtype=object)
+    )
     quantity = rows["Quantity"].astype("float64")
     hosting = rows["Meter"] == METER_HOSTING
     hourly = ptu | hosting
@@ -168,7 +178,7 @@ def focus_frame(ledger: pd.DataFrame, ctx: ExportContext) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "BillingAccountId": billing_ids,
-            "BillingAccountName": ctx.account_name or None,
+            "BillingAccountName": account_names,
             "BillingCurrency": ctx.currency,
             "BillingPeriodStart": start,
             "BillingPeriodEnd": end,

@@ -62,7 +62,13 @@ X: Final = "Extension"
 COLUMNS: tuple[FocusColumn, ...] = (
     # --- billing account and period -------------------------------------------------------------------
     FocusColumn("BillingAccountId", M, "String", False, why="billing.account_id"),
-    FocusColumn("BillingAccountName", M, "String", True, why="billing.account_name; null when not set"),
+    FocusColumn(
+        "BillingAccountName",
+        M,
+        "String",
+        True,
+        why="billing.account_name; else the subscription's name when the subscription is the account",
+    ),
     FocusColumn("BillingCurrency", M, "String", False, why="ISO 4217 code, prices.currency"),
     FocusColumn("BillingPeriodStart", M, "DateTime", False, why="first instant of the month (inclusive)"),
     FocusColumn("BillingPeriodEnd", M, "DateTime", False, why="first instant of the next month (exclusive)"),
@@ -87,7 +93,7 @@ COLUMNS: tuple[FocusColumn, ...] = (
     FocusColumn("ContractedUnitPrice", C, "Decimal", True, why="price per PricingUnit after the discount"),
     FocusColumn("PricingCategory", C, "String", True, PRICING_CATEGORIES, "Standard; Committed on reserved PTU"),
     FocusColumn("PricingQuantity", M, "Decimal", True, why="tokens, or PTU-hours"),
-    FocusColumn("PricingUnit", M, "String", True, why="1M Tokens, PTU-Hours or Hours (fine-tuned hosting)"),
+    FocusColumn("PricingUnit", M, "String", True, why="1000000 Tokens, PTU-Hours or Hours (fine-tuned hosting)"),
     FocusColumn("ConsumedQuantity", C, "Decimal", True, why="tokens, or PTU-hours"),
     FocusColumn("ConsumedUnit", C, "String", True, why="Tokens, PTU-Hours or Hours (fine-tuned hosting)"),
     # --- service, SKU, region, resource ---------------------------------------------------------------

@@ -8,13 +8,22 @@ Planted, so reconciliation has something to find:
 - `FAULT_DAYS_AGO` days ago, `FAULT_DEPLOYMENT`'s cached input tokens are billed at the full input
   price (Azure/azure-rest-api-specs#45178 describes such an incident);
 - `PHANTOM_METER` is billed on `PHANTOM_ACCOUNT` that day, though no log ever saw it.
+
+`DemoBill` serves it behind the management source's `bill(start, end, cost_type)` (the embedded source
+holds one; `Lens.from_settings` wires it). The demo has no reservations or savings plans, so its
+AmortizedCost bill is its ActualCost bill, as Cost Management's is for such a scope.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import pandas as pd
+
+from queries.cost import service
+from queries.cost.bill import BILL_COLUMNS, whole_days
+from queries.reader import WholeLens
 
 LAG_DAYS = 2
 FAULT_DAYS_AGO = 4
@@ -71,3 +80,22 @@ def demo_bill(ledger: pd.DataFrame, deployments: pd.DataFrame, today: date) -> p
         }
     )
     return pd.concat([out, phantom], ignore_index=True)
+
+
+@dataclass
+class DemoBill:
+    """The demo's bill for the days of [start, end), from the shared allocation of those days."""
+
+    lens: WholeLens
+
+    def __call__(self, start: datetime, end: datetime, cost_type: str = "ActualCost") -> pd.DataFrame:
+        start, end = whole_days(start, end)
+        today = self.lens.now().date()
+        billed_to = datetime(today.year, today.month, today.day, tzinfo=start.tzinfo) - timedelta(days=LAG_DAYS)
+        end = min(end, billed_to)  # nothing later is billed yet
+        if end <= start:
+            return pd.DataFrame(columns=BILL_COLUMNS)
+        result = service.allocation(self.lens, start, end)
+        b = demo_bill(result.ledger, self.lens.deployments().frame, today)
+        day = pd.to_datetime(b["Day"], utc=True)
+        return b[(day >= pd.Timestamp(start)) & (day < pd.Timestamp(end))].reset_index(drop=True)

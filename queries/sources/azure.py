@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from queries.config import Settings
+from queries.cost.bill import bill_scope
 from queries.sources.azure_http import default_credential
 from queries.sources.estate import AzureEstate
 from queries.sources.loganalytics import LogAnalyticsLogs
@@ -55,6 +56,7 @@ def azure_sources(
         resource_ids=list(src.resource_ids),
         subscription_id=src.subscription_id or "",
         default_location=src.metrics_region or "",
+        bill_scope=bill_scope(settings),
         transport=transport,
         sleep=sleep,
     )

@@ -2,7 +2,9 @@
 
 A logs source runs rendered KQL; a metrics source answers the Azure Monitor metrics questions; a
 management source lists deployments and quota usages. The embedded demo workspace and Azure each
-provide all three, so tests swap sources instead of patching SDKs.
+provide all three, so tests swap sources instead of patching SDKs. The management source also answers
+the bill (what Azure charged, per day x resource x meter): Cost Management for Azure, a bill derived from
+the demo's own traffic for the embedded workspace.
 """
 
 from __future__ import annotations
@@ -69,4 +71,10 @@ class ManagementSource(Protocol):
 
     def usages(self) -> pd.DataFrame:
         """Location, Name, Sku, Model, Current, Limit (thousands of TPM)."""
+        ...
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = "ActualCost") -> pd.DataFrame:
+        """The bill for the days of [start, end): Day (UTC midnight), ResourceId, MeterName, Cost (USD).
+        `cost_type`: "ActualCost" or "AmortizedCost" (as the Cost Management Query API names them).
+        Raises when the bill cannot be read (the message says why and, for 401/403, which role is needed)."""
         ...

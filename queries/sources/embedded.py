@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -244,12 +244,22 @@ class EmbeddedMetrics:
 
 
 class EmbeddedManagement:
-    """Management-plane source: deployments and quota usages from the workspace's ARM bodies."""
+    """Management-plane source: deployments and quota usages from the workspace's ARM bodies, and the
+    demo's bill. The bill is derived from the demo's own traffic priced by the cost model, which reads
+    through a Lens: `Lens.from_settings` hands this source its `bill_source` (`queries.demo.bill.DemoBill`)."""
 
     name = "embedded"
 
-    def __init__(self, workspace: EmbeddedWorkspace) -> None:
+    def __init__(
+        self, workspace: EmbeddedWorkspace, bill_source: Callable[[datetime, datetime, str], pd.DataFrame] | None = None
+    ) -> None:
         self.workspace = workspace
+        self.bill_source = bill_source
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = "ActualCost") -> pd.DataFrame:
+        if self.bill_source is None:
+            raise WorkspaceError("this demo workspace has no bill: a Lens built by Lens.from_settings serves it")
+        return self.bill_source(start, end, cost_type)
 
     def _rows(self, sql: str) -> list[tuple[str, str]]:
         with self.workspace.reading() as con:

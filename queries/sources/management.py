@@ -7,13 +7,16 @@ Plain REST through azure-core's `PipelineClient` with a bearer-token policy (sco
     GET {endpoint}{account id}?api-version=2024-10-01                                 (its location)
     GET {endpoint}/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/usages?api-version=2024-10-01
 
-The bodies become frames with the same functions the embedded source uses.
+The bodies become frames with the same functions the embedded source uses. The bill (`bill`) comes from
+the Cost Management Query API through its SDK (`queries.cost.bill.CostManagementBill`), for `billing.scope`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +25,7 @@ from azure.core import PipelineClient
 from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HttpLoggingPolicy, UserAgentPolicy
 from azure.core.rest import HttpRequest
 
+from queries.cost.bill import BillError, CostManagementBill
 from queries.sources.arm_shapes import deployments_frame, usages_frame
 from queries.sources.azure_http import BoundedRetryPolicy, https_options, is_loopback
 
@@ -51,10 +55,15 @@ class ArmManagement:
         resource_ids: list[str],
         subscription_id: str = "",
         default_location: str = "",
+        bill_scope: str | None = None,
         transport: Any = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.credential = credential
+        self.bill_scope = bill_scope
+        self._sleep = sleep
+        self._bill: CostManagementBill | None = None
         self.resource_ids = resource_ids
         self.subscription_id = subscription_id
         self.default_location = default_location
@@ -131,3 +140,15 @@ class ArmManagement:
             path = f"/subscriptions/{quote(sub)}/providers/Microsoft.CognitiveServices/locations/{quote(loc)}/usages"
             items.append((loc, {"value": self._list(path)}))
         return usages_frame(items)
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = "ActualCost") -> pd.DataFrame:
+        """The bill of `bill_scope` from the Cost Management Query API (azure-mgmt-costmanagement), for the
+        days of [start, end); needs Cost Management Reader on the scope."""
+        if not self.bill_scope:
+            raise BillError("no Cost Management scope: set billing.scope or source.subscription_id")
+        with self._lock:
+            if self._bill is None:
+                self._bill = CostManagementBill.connect(
+                    self.bill_scope, self.endpoint, self.credential, sleep=self._sleep or time.sleep
+                )
+        return self._bill.daily(start, end, cost_type)

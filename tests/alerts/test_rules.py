@@ -221,6 +221,52 @@ def test_no_data() -> None:
     }
 
 
+def test_billing_drift_by_hand() -> None:
+    today = NOW.date()  # 2026-11-15; lag 3: the 12th on is pending
+    d = lambda n: pd.Timestamp(f"2026-11-{n:02d}", tz="UTC")  # noqa: E731
+    nan = float("nan")
+    rec = pd.DataFrame(
+        [
+            [d(10), "acct", "gpt-4o", "input", 10.0, 10.004, "match"],  # within a cent: ok
+            [d(11), "acct", "gpt-4o", "input", 10.0, 10.40, "match"],  # +4%: under 5%
+            [d(10), "acct", "gpt-4o", "cached_input", 2.0, 4.0, "drift"],  # +100%, $2: fires
+            [d(11), "acct", "gpt-4o", "cached_input", 2.0, 2.0, "match"],
+            [d(10), "acct", "gpt-4o", "output", 0.2, 0.3, "drift"],  # +50% but $0.10: under min_usd
+            [d(10), "acct", "gpt-4.1-mini", "input", nan, 2.37, "bill-only"],  # never in the logs: fires
+            [d(10), "acct", "gpt-5", "input", 0.0, nan, "unpriced"],  # no estimate to compare: not judged
+            [d(13), "acct", "o3", "output", 5.0, nan, "pending"],  # the bill lags: not judged
+            [d(10), "acct", "", "ptu_hour", 48.0, nan, "drift"],  # estimated, never billed: fires at -100%
+        ],
+        columns=["Day", "Account", "Model", "Meter", "Estimate", "Billed", "Status"],
+    )
+    found = rules.billing_drift(rule("billing_drift", 5), rec, today, lag_days=3, min_usd=0.5)
+    assert by_subject(found) == {
+        "acct/gpt-4o/input": (False, 4.0),
+        "acct/gpt-4o/cached_input": (True, 100.0),
+        "acct/gpt-4o/output": (False, 50.0),
+        "acct/gpt-4.1-mini/input": (True, None),
+        "acct/ptu_hour": (True, -100.0),
+    }
+    reason = next(f.reason for f in found if f.subject == "acct/gpt-4o/cached_input")
+    assert "billed $4.00 vs estimated $2.00 on 2026-11-10 (+100.0%, $+2.00)" in reason and "1 of 2" in reason
+    assert "never seen in the logs" in next(f.reason for f in found if f.value is None)
+    # a smaller minimum lets the output line fire; a higher threshold quietens the cached line
+    assert by_subject(rules.billing_drift(rule("billing_drift", 5), rec, today, lag_days=3, min_usd=0.05))[
+        "acct/gpt-4o/output"
+    ] == (True, 50.0)
+    assert not by_subject(rules.billing_drift(rule("billing_drift", 150), rec, today, lag_days=3, min_usd=0.5))[
+        "acct/gpt-4o/cached_input"
+    ][0]
+
+
+def test_billing_drift_rules_are_whole_estate() -> None:
+    with pytest.raises(ValueError, match="whole bill"):
+        rule("billing_drift", 5, team="growth")
+    with pytest.raises(ValueError, match="billing_drift rules only"):
+        rule("budget_pace", 100, min_usd=1)
+    assert rule("billing_drift", 5, min_usd=1).min_usd == 1
+
+
 class FrameData:
     """RuleData answering from fixed frames (and failing where told)."""
 

@@ -168,3 +168,20 @@ def test_callers_are_shown_by_name_not_guid(browser_page: tuple[Any, list[str]],
         assert any(n in text for n in names.values()), f"{path}: no caller name in {text!r}"
         assert expected is None or expected in text, f"{path}: {expected} not in {text!r}"
         assert not [oid for oid in names if oid in text.lower()], f"{path}: a full object id is shown"
+
+
+def test_cost_page_sets_the_estimate_beside_the_bill(browser_page: tuple[Any, list[str]], live_url: str) -> None:
+    """The Estimate vs billed panel draws its chart and lists the demo's two planted faults by name."""
+    page, problems = browser_page
+    problems.clear()
+    page.goto(live_url + "/cost?range=7d")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    panel = page.locator("#cost-bill-panel")
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(ARTIFACTS / "cost-bill-panel.png"))
+    assert panel.locator(".js-plotly-plot .barlayer .trace").count() >= 1
+    rows = panel.locator("table.bill-lines tbody tr").all_inner_texts()
+    assert len(rows) == 2, rows
+    assert any("drift" in r and "cached input" in r and "contoso-oai-eastus" in r for r in rows), rows
+    assert any("bill-only" in r and "gpt-4.1-mini" in r for r in rows), rows
+    assert not problems, problems

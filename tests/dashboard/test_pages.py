@@ -442,3 +442,31 @@ def test_the_inventory_page_is_not_shown_to_a_team(dash_app: dash.Dash, dash_set
     bodies = list(map(_text, page.render(ctx)))
     assert all("shown to users who see every team" in t for t in bodies)
     assert not any("contoso-oai" in t for t in bodies)
+
+
+def test_estimate_vs_billed_names_the_planted_faults_and_is_whole_estate_only(
+    dash_app: dash.Dash, dash_settings: Settings
+) -> None:
+    from dashboard.costs import WHOLE_ESTATE_ONLY
+    from queries.lens import Lens
+    from queries.scope import Scope
+    from queries.scoped import ScopedLens
+
+    page = page_module(dash_app, "/cost")
+    lens = Lens.from_settings(dash_settings)
+    bodies = dict(
+        zip(page.PANELS, page.render(Filters(range="7d"), "team", None, Context(dash_settings, lens)), strict=True)
+    )
+    text = _text(bodies["bill"])
+    assert "panel-failed" not in text and "scatter" in text and '"type": "bar"' in text
+    table = _text([c for c in bodies["bill"] if "bill-lines" in _text(c)])
+    # the two planted faults, by name (account, model, meter), and nothing else flagged
+    assert table.count('"drift"') == 1 and table.count('"bill-only"') == 1
+    assert "cached input" in table and "gpt-4.1-mini" in table and "contoso-oai-eastus" in table
+    assert "/subscriptions/" not in table  # names, not ids
+    assert "drift 1 \\u00b7 bill-only 1" in text
+
+    scope = Scope.of(["search"])
+    scoped = Context(scope.settings(dash_settings), ScopedLens(lens, scope, dash_settings.attribution), scope=scope)
+    mine = _text(page.render(Filters(range="7d"), "team", None, scoped)[page.PANELS.index("bill")])
+    assert WHOLE_ESTATE_ONLY in mine and "panel-failed" not in mine and "bill-only" not in mine

@@ -1,7 +1,7 @@
 """A local Cost Management Query API: `POST {scope}/providers/Microsoft.CostManagement/query`.
 
 Answers `properties.columns` [{name, type}] and `properties.rows` from a bill frame (Day, ResourceId,
-MeterName, Cost), `page_size` rows a page with `properties.nextLink` to the rest (`$skiptoken`). Queue
+MeterName, Cost; `amortized`: the AmortizedCost one, default the same), `page_size` rows a page with `properties.nextLink` to the rest (`$skiptoken`). Queue
 `throttle()` for a 429 with Cost Management's `x-ms-ratelimit-microsoft.costmanagement-*-retry-after`
 headers, or `forbid()` for a 403 naming the missing permission.
 """
@@ -19,9 +19,17 @@ _QUERY = re.compile(r"(?P<scope>/.+)/providers/Microsoft\.CostManagement/query",
 
 
 class CostManagementServer(FakeAzureServer):
-    def __init__(self, bill: pd.DataFrame, *, page_size: int = 50, require_auth: bool = True) -> None:
+    def __init__(
+        self,
+        bill: pd.DataFrame,
+        *,
+        amortized: pd.DataFrame | None = None,
+        page_size: int = 50,
+        require_auth: bool = True,
+    ) -> None:
         super().__init__(require_auth=require_auth)
         self.bill = bill
+        self.amortized = amortized if amortized is not None else bill
         self.page_size = page_size
 
     def throttle(self, qpu_retry_after: int = 7, *, times: int = 1) -> None:
@@ -44,6 +52,9 @@ class CostManagementServer(FakeAzureServer):
             )
         )
 
+    def unauthorised(self) -> None:
+        self.enqueue(Reply(401, error_body("InvalidAuthenticationToken", "The access token is invalid.")))
+
     def handle(self, request: RecordedRequest) -> Reply:
         queued = self._next_queued()
         if queued is not None:
@@ -57,7 +68,11 @@ class CostManagementServer(FakeAzureServer):
         period = body.get("timePeriod") or {}
         start = pd.Timestamp(period["from"]).floor("D")
         end = pd.Timestamp(period["to"])
-        b = self.bill[(self.bill["Day"] >= start) & (self.bill["Day"] <= end)].reset_index(drop=True)
+        kind = body.get("type")
+        if kind not in ("ActualCost", "AmortizedCost", "Usage"):
+            return Reply(400, error_body("BadRequest", f"Invalid query type {kind!r}"))
+        source = self.amortized if kind == "AmortizedCost" else self.bill
+        b = source[(source["Day"] >= start) & (source["Day"] <= end)].reset_index(drop=True)
         skip = int(request.query.get("$skiptoken", "0"))
         page = b.iloc[skip : skip + self.page_size]
         rows = [

@@ -121,6 +121,20 @@ def test_a_forged_team_or_feature_parameter_is_refused(scoped: ScopedLens) -> No
             scoped.run("caller_usage_hourly", since=timedelta(days=1), params=params)
 
 
+def test_the_bill_is_whole_estate_money_refused_to_a_team(scoped: ScopedLens, lens: Lens) -> None:
+    """Azure bills accounts, not teams: no team's share of a bill line can be cut, so a team-scoped view
+    refuses the bill and the reconciliation built on it, while the whole Lens answers."""
+    from queries.billing import reconciliation
+
+    end = lens.now()
+    with pytest.raises(ScopeError, match="'bill' is not offered"):
+        scoped.bill(end - timedelta(days=7), end)
+    with pytest.raises(ScopeError):
+        reconciliation(scoped.settings, scoped, end - timedelta(days=7), end)
+    answer = lens.bill(end - timedelta(days=7), end)
+    assert not answer.empty and list(answer.columns) == ["Day", "ResourceId", "MeterName", "Cost"]
+
+
 def test_whole_is_the_cost_models_way_through(scoped: ScopedLens, lens: Lens) -> None:
     assert whole(scoped) is lens and whole(lens) is lens
     assert not any(n == "whole" or n == "_whole" for n in public_names(ScopedLens) if not n.isupper())
@@ -139,6 +153,7 @@ def populated(tmp_path: Path, demo_settings: Settings) -> tuple[Store, Settings]
                         AlertRule(name="pace", kind="budget_pace", threshold=100),
                         AlertRule(name="growth-burn", kind="burn_rate", threshold=2, team="growth"),
                         AlertRule(name="throttle", kind="rate_429", threshold=5),
+                        AlertRule(name="bill", kind="billing_drift", threshold=5),  # whole-estate money
                     ]
                 }
             )
@@ -155,6 +170,7 @@ def populated(tmp_path: Path, demo_settings: Settings) -> tuple[Store, Settings]
         ("pace", "growth"),  # a bare name is infrastructure to the parser: it must not hide or reveal by string
         ("growth-burn", "team:growth"),
         ("throttle", "chat-gpt4o"),
+        ("bill", "contoso-oai-eastus/gpt-4o/cached_input"),  # infrastructure to the parser, hidden by its rule
     ]
     for i, (rule, subject) in enumerate(subjects):
         t = store.apply(Transition(rule, subject, "ok", "firing", now + i, f"{subject} over", 1.0))

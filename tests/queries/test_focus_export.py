@@ -4,6 +4,7 @@ chargeback statement per team to the cent and with the ledger computed apart."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -124,7 +125,7 @@ def test_one_row_per_priced_ledger_row_with_quantities_per_meter(result: Allocat
     assert (frame["ChargePeriodEnd"] - frame["ChargePeriodStart"] == pd.Timedelta(hours=1)).all()
     ptu = frame["SkuMeter"] == "ptu_hour"
     tokens = frame[~ptu]
-    assert set(tokens["ConsumedUnit"]) == {"Tokens"} and set(tokens["PricingUnit"]) == {"1M Tokens"}
+    assert set(tokens["ConsumedUnit"]) == {"Tokens"} and set(tokens["PricingUnit"]) == {"1000000 Tokens"}
     assert (tokens["PricingQuantity"] * 1e6 - tokens["ConsumedQuantity"]).abs().max() < 1e-6
     # ListCost = ListUnitPrice x PricingQuantity; ContractedCost = ContractedUnitPrice x PricingQuantity
     assert ((frame["ListUnitPrice"] * frame["PricingQuantity"] - frame["ListCost"]).abs() < 1e-9).all()
@@ -215,3 +216,20 @@ def test_the_period_bounds_are_the_month(frame: pd.DataFrame, period: tuple[date
     assert frame["ChargePeriodStart"].min() >= pd.Timestamp(period[0])
     assert frame["ChargePeriodEnd"].max() <= pd.Timestamp(period[1]).ceil("h")
     assert period[0].tzinfo is UTC or period[0].utcoffset() == timedelta(0)
+
+
+def test_the_subscription_names_the_account_when_no_account_is_configured(
+    result: AllocationResult, lens: Lens, demo_settings: Settings, period: tuple[datetime, datetime, datetime]
+) -> None:
+    sub = "3d9b6f1e-2c47-4a8b-b5e0-9f1a7c6d4e28"
+    billing = demo_settings.billing.model_copy(update={"subscription_names": {sub: "contoso-prod"}})
+    ctx = focus_export.context_from(
+        demo_settings.model_copy(update={"billing": billing}), lens.deployments().frame, period[0], period[2]
+    )
+    frame = focus_export.focus_frame(result.ledger.head(50), ctx)
+    assert set(frame["BillingAccountId"]) == {f"/subscriptions/{sub}"}
+    assert set(frame["BillingAccountName"]) == {"contoso-prod"}  # not null: Azure names its accounts
+    unnamed = focus_export.focus_frame(result.ledger.head(50), dataclasses.replace(ctx, subscription_names={}))
+    assert unnamed["BillingAccountName"].isna().all()  # no name known: null, never an invented one
+    named = dataclasses.replace(ctx, account_id="ba-1")  # a billing account without a configured name
+    assert focus_export.focus_frame(result.ledger.head(50), named)["BillingAccountName"].isna().all()

@@ -4,6 +4,7 @@ client against a local Query API (paging, throttling headers, 403 naming the rol
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
@@ -15,6 +16,7 @@ from fakes.costmanagement_server import CostManagementServer
 
 from queries import billing
 from queries import lens as api
+from queries.cache import MemoryCache
 from queries.config import Settings
 from queries.cost import bill
 from queries.cost.report import allocate
@@ -136,7 +138,10 @@ def test_real_client_pages_waits_as_told_and_names_the_role(
         assert [g["name"] for g in body["dataset"]["grouping"]] == ["ResourceId", "Meter"]
         assert len(got) == len(the_bill)
         assert round(got["Cost"].sum(), 2) == round(the_bill["Cost"].sum(), 2)
-        rec = billing.reconciliation(demo_settings, lens, *window, bill_client=source)
+        # the same reconciliation with the bill read through the real client as the Lens's bill
+        through = dataclasses.replace(lens, management=BillFrom(lens.management, source))
+        through.cache = MemoryCache()
+        rec = billing.reconciliation(demo_settings, through, *window)
         direct = billing.reconciliation(demo_settings, lens, *window)
         pd.testing.assert_frame_equal(rec, direct)
 
@@ -144,6 +149,24 @@ def test_real_client_pages_waits_as_told_and_names_the_role(
         with pytest.raises(bill.BillError, match="Cost Management Reader") as e:
             source.daily(*window)
         assert "403" in str(e.value)
+
+
+class BillFrom:
+    """A management source whose deployments are the demo's and whose bill is read by `client`."""
+
+    name = "costmanagement"
+
+    def __init__(self, inner: object, client: bill.CostManagementBill) -> None:
+        self.inner, self.client = inner, client
+
+    def deployments(self) -> pd.DataFrame:
+        return self.inner.deployments()  # type: ignore[attr-defined, no-any-return]
+
+    def usages(self) -> pd.DataFrame:
+        return self.inner.usages()  # type: ignore[attr-defined, no-any-return]
+
+    def bill(self, start: datetime, end: datetime, cost_type: str = bill.ACTUAL) -> pd.DataFrame:
+        return self.client.daily(start, end, cost_type)
 
 
 @pytest.fixture
@@ -166,6 +189,7 @@ def test_cli_reconcile_table_and_csv(cli_env: None, capsys: pytest.CaptureFixtur
     assert list(csv.columns) == [
         "Day",
         "ResourceId",
+        "Account",
         "Model",
         "Meter",
         "Estimate",
@@ -176,3 +200,84 @@ def test_cli_reconcile_table_and_csv(cli_env: None, capsys: pytest.CaptureFixtur
     ]
     assert set(csv["Status"]) <= set(bill.STATUSES)
     assert main(["cost", "reconcile", "--month", "1999-1"]) == 2
+
+
+def test_the_azure_management_source_reads_the_bill_amortised_when_asked(
+    tmp_path: object, demo_end: datetime, window: tuple[datetime, datetime]
+) -> None:
+    """The Azure configuration's management source reads Cost Management with the real SDK: the query type
+    follows `cost_type`, the Lens reads a period once an hour, and a 401 names the role."""
+    from fakes.azure_env import azure_settings
+    from fakes.credential import FakeCredential as Cred
+
+    day = pd.Timestamp(window[0])
+    rid = "/subscriptions/s/resourcegroups/rg/providers/microsoft.cognitiveservices/accounts/a"
+    actual = pd.DataFrame(
+        {"Day": [day], "ResourceId": [rid], "MeterName": ["Provisioned Managed Global Unit"], "Cost": [0.0]}
+    )
+    amortized = actual.assign(Cost=[24.5])  # a reservation's cost spread over its days
+    with CostManagementServer(actual, amortized=amortized) as server:
+        settings = azure_settings(tmp_path, server.url, server.url, server.url)  # type: ignore[arg-type]
+        from queries.sources.azure import azure_sources
+
+        cred = Cred()
+        logs, metrics, mgmt = azure_sources(settings, credential=cred, sleep=lambda _s: None)
+        lens = Lens(settings, logs, metrics, mgmt, now=lambda: demo_end)
+        got_actual = lens.bill(*window)
+        got_amortised = lens.bill(*window, "AmortizedCost")
+        again = lens.bill(*window, "AmortizedCost")  # cached: no third query
+        posts = [r for r in server.requests if r.method == "POST"]
+        assert [p.body["type"] for p in posts] == ["ActualCost", "AmortizedCost"]
+        assert posts[0].path.lower().startswith(f"/subscriptions/{settings.source.subscription_id}/providers/")
+        assert list(got_actual["Cost"]) == [0.0] and list(got_amortised["Cost"]) == [24.5]
+        pd.testing.assert_frame_equal(again, got_amortised)
+        assert all(p.authorized for p in posts) and ("https://management.azure.com/.default",) in cred.scopes
+
+        server.unauthorised()
+        with pytest.raises(bill.BillError, match=r"401.*Cost Management Reader"):
+            mgmt.bill(*window)
+        with pytest.raises(bill.BillError, match="unknown cost type"):
+            mgmt.bill(*window, "Usage2")
+
+
+def test_cli_reconcile_amortised_on_the_demo(
+    cli_env: None, capsys: pytest.CaptureFixture[str], demo_end: datetime
+) -> None:
+    """The demo has no reservations: its amortised bill is its actual bill, and the same two faults show."""
+    from dashboard.cli import main
+
+    month = f"{demo_end:%Y-%m}"
+    assert main(["cost", "reconcile", "--month", month, "--cost-type", "amortized"]) == 0
+    amortised = capsys.readouterr().out
+    assert main(["cost", "reconcile", "--month", month]) == 0
+    assert capsys.readouterr().out == amortised
+    with pytest.raises(SystemExit):
+        main(["cost", "reconcile", "--cost-type", "usage"])
+
+
+def test_billing_drift_rule_on_the_demo_fires_for_the_two_planted_faults_only(
+    demo_settings: Settings, demo_end: datetime, lens: Lens, tmp_path: object
+) -> None:
+    from fakes.doubles import FakeClock
+
+    from alerts.data import LensData
+    from alerts.evaluate import Evaluator
+    from alerts.notify import Notifier
+    from alerts.store import Store
+
+    settings = demo_settings.model_copy(update={"data_dir": tmp_path})
+    drift = [r for r in settings.alerts.rules if r.kind == "billing_drift"]
+    assert len(drift) == 1  # the demo configuration ships one
+    settings = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"rules": drift})})
+    report = Evaluator(
+        settings, Store(settings.state_path), LensData(lens), Notifier([]), clock=FakeClock(demo_end.timestamp())
+    ).evaluate()
+    assert not report.skipped, report.skipped
+    found = report.findings[drift[0].name]
+    assert len(found) > 10  # every settled account x meter is judged
+    firing = {f.subject: f.value for f in found if f.firing}
+    assert firing == {
+        f"{demo_bill.PHANTOM_ACCOUNT}/gpt-4.1-mini/input": None,
+        "contoso-oai-eastus/gpt-4o/cached_input": pytest.approx(100.0, abs=10.0),  # a few cents, rounded
+    }
+    assert {t.subject for t in report.transitions} == set(firing)
