@@ -146,7 +146,7 @@ def to_row(record: dict[str, Any], *, received: datetime, tenant_id: str, size: 
         "OperationVersion": "",
         "ResultType": "",
         "ResultSignature": str(record.get("resultSignature") or ""),
-        "ResultDescription": "",
+        "ResultDescription": str(record.get("resultDescription") or ""),  # a refused call's error code
         "DurationMs": int(duration) if duration not in (None, "") else 0,
         "CallerIPAddress": str(record.get("callerIpAddress") or ""),
         "CorrelationId": str(record.get("correlationId") or ""),

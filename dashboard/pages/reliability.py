@@ -19,7 +19,7 @@ from queries.throttling import burst_queries, explain_results
 dash.register_page(__name__, path="/reliability", name="Reliability", order=3, title="Reliability · aoai-lens")
 
 PAGE = "rel"
-PANELS = ("status", "explain", "rates", "latency", "percentiles", "ttft", "headroom", "quota", "callers")
+PANELS = ("status", "explain", "rates", "latency", "percentiles", "ttft", "headroom", "quota", "callers", "errors")
 
 
 def layout(**query: Any) -> Any:
@@ -64,6 +64,18 @@ def layout(**query: Any) -> Any:
                 (
                     panel(
                         PAGE,
+                        "errors",
+                        "Client errors by kind",
+                        "4xx besides 429, per deployment: content filter, other 400s, not found (a retired "
+                        "deployment still called), access",
+                    ),
+                    12,
+                )
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
                         "callers",
                         "Top callers before each 429 burst",
                         "Who sent the most requests in the minutes before a minute with many 429s",
@@ -95,6 +107,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
             "percentiles": ("latency_by_stream_type", {**t, "params": params}),
             "peaks": ("peak_load_by_deployment", {**t, "params": params}),
             "callers": ("top_callers_before_429", {**t, "params": params}),
+            "errors": ("client_errors_by_kind", {**t, "params": params}),
         },
     )
     colours = figures.colour_map(deps["Deployment"].astype(str)) if not deps.empty else {}
@@ -161,6 +174,10 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         )
         return panel_body(PAGE, "callers", table, [r["callers"]])
 
+    def errors() -> list[Any]:
+        frame = r["errors"].frame
+        return panel_body(PAGE, "errors", figures.client_errors_by_kind(frame), [r["errors"]])
+
     builders = {
         "status": status,
         "explain": explain,
@@ -171,6 +188,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         "headroom": headroom,
         "quota": quota,
         "callers": callers,
+        "errors": errors,
     }
     return [safe(PAGE, key, builders[key]) for key in PANELS]
 

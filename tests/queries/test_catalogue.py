@@ -133,17 +133,27 @@ def test_answers_are_consistent_across_queries(demo_results: dict) -> None:
     summary = demo_results["summary_by_deployment"].frame.set_index("Deployment")
     throttling = demo_results["throttling_by_deployment"].frame.groupby("Deployment")[["Requests", "Throttled"]].sum()
     by_status = demo_results["requests_by_status"].frame.groupby("Deployment")["Requests"].sum()
-    tokens = demo_results["tokens_by_deployment"].frame.groupby("Deployment")[["PromptTokens", "CompletionTokens"]]
+    # a deployment with no usage records (the retired one, every call refused) has no tokens row: 0 tokens
+    tokens = (
+        demo_results["tokens_by_deployment"]
+        .frame.groupby("Deployment")[["PromptTokens", "CompletionTokens"]]
+        .sum()
+        .reindex(summary.index, fill_value=0)
+    )
     callers = demo_results["caller_usage_hourly"].frame.groupby("Deployment")[["Requests", "PromptTokens"]].sum()
     for dep, row in summary.iterrows():
         assert row.Requests == throttling.loc[dep, "Requests"] == by_status.loc[dep] == callers.loc[dep, "Requests"]
         assert row.Throttled == throttling.loc[dep, "Throttled"]
         assert row.Requests == row.Succeeded + row.Throttled + row.ClientErrors + row.ServerErrors
-        assert row.PromptTokens == tokens.sum().loc[dep, "PromptTokens"] == callers.loc[dep, "PromptTokens"]
+        assert row.PromptTokens == tokens.loc[dep, "PromptTokens"] == callers.loc[dep, "PromptTokens"]
     # the demo's story: chat-gpt4o and embed-large burst past their TPM, chat-gpt4o-mini gets a flood of
     # small calls (RPM), the provisioned pilot saturates; rag-gpt41 had a 5xx incident
     assert summary.loc["chat-gpt4o", "Throttled"] > 0 and summary.loc["embed-large", "Throttled"] > 0
     assert summary.loc["rag-gpt41", "ServerErrors"] > 0
+    # a deployment retired ten days ago, no longer listed by the management plane, still called: every
+    # call a 404 (counted as a client error), no tokens
+    retired = summary.loc[world.RETIRED_DEPLOYMENT[0]]
+    assert retired.Requests > 0 and retired.ClientErrors == retired.Requests and retired.PromptTokens == 0
     throttled = {"chat-gpt4o", "embed-large", "chat-gpt4o-mini", "support-gpt4o-ptu"}
     bursts = demo_results["top_callers_before_429"].frame
     assert set(bursts.Deployment) <= throttled and len(bursts) > 0
@@ -156,7 +166,9 @@ def test_answers_are_consistent_across_queries(demo_results: dict) -> None:
     assert (explained.PeakRequestsPer10s <= explained.PeakRequestsPerMinute).all()
     assert (explained.Throttled <= explained.Requests).all()
     peak = demo_results["peak_load_by_deployment"].frame.set_index("Deployment")
-    assert (peak.PeakTPM > 0).all() and (peak.PeakRPM > 0).all()
+    assert (peak.PeakRPM > 0).all()
+    assert (peak.drop(index=world.RETIRED_DEPLOYMENT[0]).PeakTPM > 0).all()  # the retired one used no tokens
+    assert peak.loc[world.RETIRED_DEPLOYMENT[0], "PeakTPM"] == 0
 
 
 def test_deployments_parameter_filters(lens: Lens) -> None:
