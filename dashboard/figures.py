@@ -730,7 +730,8 @@ def client_errors_by_kind(frame: pd.DataFrame) -> go.Figure:
                 name=str(kind),
                 orientation="h",
                 marker_color=CLIENT_ERROR_COLOURS.get(str(kind), OTHER),
-                hovertemplate="%{y}: %{x:,} " + str(kind) + "<extra></extra>",
+                customdata=[str(kind)] * len(order),
+                hovertemplate="%{y}: %{x:,} %{customdata}<extra></extra>",
             )
         )
     fig.update_layout(barmode="stack")
