@@ -312,7 +312,11 @@ def build_rows(
     health = BuildHealth()
     tokens = attribution.token_rows(usage, metrics, deployments, health=health.tokens)
     rows = attribution.attribute(tokens, rules, probe_object_id)
-    rows = rows.merge(_deployment_info(deployments), on=["Resource", "Deployment"], how="left")
+    info = _deployment_info(deployments)
+    rows = rows.merge(info, on=["Resource", "Deployment"], how="left")
+    # a deployment the management plane no longer lists still ran in its account's region
+    account_region = info[info["Region"] != ""].groupby("Resource")["Region"].first()
+    rows["Region"] = rows["Region"].fillna(rows["Resource"].map(account_region))
     # a deployment the management plane no longer lists (retired, still called) only matters with tokens:
     # its refused calls carry none and cost nothing; its tokens, if any, are unpriced (never $0)
     missing = rows["Sku"].isna() & ((rows["PromptTokens"] + rows["CompletionTokens"]) > 0)
