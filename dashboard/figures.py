@@ -767,3 +767,42 @@ def estimate_vs_billed(frame: pd.DataFrame) -> go.Figure:
     fig = _layout(fig, y="USD per day")
     fig.update_yaxes(tickprefix="$", tickformat=",.0f")
     return fig
+
+
+CLIENT_ERROR_COLOURS = {
+    "content filter": "#6A1B9A",
+    "other 400": "#EF6C00",
+    "400, reason not logged": "#FFB74D",
+    "not found (404)": "#5D4037",
+    "access (401/403)": "#1565C0",
+    "other 4xx": OTHER,
+}
+
+
+def client_errors_by_kind(frame: pd.DataFrame) -> go.Figure:
+    """Stacked horizontal bars: each deployment's client errors (4xx besides 429) by kind
+    (client_errors_by_kind), so content-filter refusals stand apart from bad requests and from calls to
+    a deployment that no longer exists."""
+    if _is_empty(frame, "Deployment", "Kind", "Requests"):
+        return empty_figure("No client errors in this range")
+    g = frame.groupby(["Deployment", "Kind"], as_index=False)["Requests"].sum()
+    order = g.groupby("Deployment")["Requests"].sum().sort_values().index.tolist()
+    fig = go.Figure()
+    kinds = [k for k in CLIENT_ERROR_COLOURS if k in set(g["Kind"])] + sorted(
+        set(g["Kind"]) - set(CLIENT_ERROR_COLOURS)
+    )
+    for kind in kinds:
+        part = g[g["Kind"] == kind].set_index("Deployment").reindex(order)
+        fig.add_trace(
+            go.Bar(
+                y=order,
+                x=part["Requests"].fillna(0),
+                name=str(kind),
+                orientation="h",
+                marker_color=CLIENT_ERROR_COLOURS.get(str(kind), OTHER),
+                customdata=[str(kind)] * len(order),
+                hovertemplate="%{y}: %{x:,} %{customdata}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    return _layout(fig, y="", x="Requests", height=max(260, 60 + 28 * len(order)), time=False)

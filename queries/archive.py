@@ -6,12 +6,16 @@ in a container per category:
     insights-logs-requestresponse/resourceId=/SUBSCRIPTIONS/<sub>/RESOURCEGROUPS/<rg>/PROVIDERS/
         MICROSOFT.COGNITIVESERVICES/ACCOUNTS/<NAME>/y=2026/m=12/d=01/h=13/m=00/PT1H.json
 
-JSON lines, appended during the hour. The import reads them incrementally: a checkpoint (a small JSON
-file) remembers, per blob, the ETag and how many bytes were loaded, so an appended blob is read from
-where the last run stopped (a ranged download), an unchanged one (same ETag) is not read at all, and a
-re-run adds nothing. Rows are mapped exactly as the local importer maps them (`queries.ingest`) and
-appended as one immutable Parquet part under the workspace's writer lock, then the checkpoint is
-written (atomically); a half-written last line waits for the next run. Bad lines are counted by reason.
+JSON lines, appended during the hour. The import reads them incrementally: a checkpoint remembers, per
+blob, the ETag and how many bytes were loaded, so an appended blob is read from where the last run
+stopped (a ranged download), an unchanged one (same ETag) is not read at all, and a re-run adds nothing.
+Rows are mapped exactly as the local importer maps them (`queries.ingest`) and appended as one
+immutable Parquet part under the workspace's writer lock, the checkpoint committed in the same manifest
+as the part (`AppendLog.append(..., checkpoint=...)`): a crash between writing the part and saving the
+checkpoint can neither load those records twice nor lose them. The checkpoint file
+(`archive-checkpoint.json`) is a copy for people and the first run after an upgrade; the manifest's
+is what the next run reads. A half-written last line waits for the next run. Bad lines are counted by
+reason.
 
 Credentials: a connection string (`AOAI_LENS_ARCHIVE__CONNECTION_STRING` or `..._FILE`), or
 `DefaultAzureCredential` against the account URL (role: Storage Blob Data Reader on the account).
@@ -49,15 +53,21 @@ class BlobState:
     offset: int
 
 
-class Checkpoint:
-    """Per blob (account/container/name): the ETag last seen and the bytes loaded, in a JSON file."""
+CHECKPOINT_KEY = "import archive"  # the key of this importer's checkpoint in the workspace's manifest
 
-    def __init__(self, path: Path) -> None:
+
+class Checkpoint:
+    """Per blob (account/container/name): the ETag last seen and the bytes loaded. Read from `stored`
+    (the checkpoint committed with the last appended part) when given, else from the JSON file."""
+
+    def __init__(self, path: Path, stored: dict[str, Any] | None = None) -> None:
         self.path = path
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError):
-            raw = {}
+        raw: Any = stored
+        if raw is None:
+            try:
+                raw = json.loads(path.read_text())
+            except (OSError, ValueError):
+                raw = {}
         self.blobs: dict[str, BlobState] = {}
         for key, v in (raw.get("blobs", {}) if isinstance(raw, dict) else {}).items():
             try:
@@ -65,9 +75,11 @@ class Checkpoint:
             except (KeyError, TypeError, ValueError):
                 continue
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"blobs": {k: {"etag": s.etag, "offset": s.offset} for k, s in sorted(self.blobs.items())}}
+
     def save(self) -> None:
-        body = {"blobs": {k: {"etag": s.etag, "offset": s.offset} for k, s in sorted(self.blobs.items())}}
-        atomic_write_text(self.path, json.dumps(body, indent=1))
+        atomic_write_text(self.path, json.dumps(self.as_dict(), indent=1))
 
 
 def blob_service(account_url: str | None, connection_string: str | None, credential: Any = None) -> BlobServiceClient:
@@ -120,7 +132,7 @@ def import_archive(
     ensure_workspace(workspace)
     log_ = append_log(workspace)
     with WORKSPACE_LOCK, log_.writer_lock(f"import archive ({command_line()})"):
-        checkpoint = Checkpoint(checkpoint_path)
+        checkpoint = Checkpoint(checkpoint_path, log_.checkpoint(CHECKPOINT_KEY))
         rows: list[dict[str, Any]] = []
         updates: dict[str, BlobState] = {}
         for container in containers:
@@ -152,11 +164,12 @@ def import_archive(
                 rows.extend(new)
                 # an incomplete last line keeps the ETag unset, so the next run reads from `start + complete`
                 updates[key] = BlobState(etag if complete == len(chunk) else "", start + complete)
-        if rows:
-            log_.append(as_arrow(rows))
-            report.loaded = len(rows)
         if updates:
             checkpoint.blobs.update(updates)
+        if rows or updates:
+            # one manifest commits the part and the checkpoint past it (see the module docstring)
+            log_.append(as_arrow(rows) if rows else None, checkpoint={CHECKPOINT_KEY: checkpoint.as_dict()})
+            report.loaded = len(rows)
             checkpoint.save()
     if report.bad or report.flagged:
         log.warning("%s; first problems: %s", report, "; ".join(report.problems[:3]))

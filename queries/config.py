@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -25,6 +26,8 @@ from queries.errors import ConfigError
 
 ENV_PREFIX = "AOAI_LENS_"
 DEMO_CONFIG = Path(__file__).parent / "demo" / "demo.toml"
+# Kusto database names: letters, digits, spaces, underscores, hyphens and dots, up to 260 characters
+ADX_DATABASE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,259}")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Dotted paths of the secret settings: refused in the file, read from the environment or *_FILE.
@@ -57,9 +60,10 @@ class Section(BaseModel):
 
 
 class SourceSettings(Section):
-    """Where data comes from: the embedded demo workspace or Azure."""
+    """Where data comes from: the embedded demo workspace, Azure (Log Analytics), or Azure with the logs
+    in Azure Data Explorer / Fabric Eventhouse (`adx`: metrics and the management plane still from Azure)."""
 
-    kind: Literal["demo", "azure"] = "demo"
+    kind: Literal["demo", "azure", "adx"] = "demo"
     workspace_id: str | None = None
     # more Log Analytics workspaces: every catalogue query runs across all of them (workspace_id first)
     workspace_ids: list[str] = Field(default_factory=list)
@@ -71,6 +75,33 @@ class SourceSettings(Section):
     management_endpoint: str = "https://management.azure.com"
     server_timeout_s: int = Field(180, ge=1, le=600)
     max_concurrent_queries: int = Field(5, ge=1, le=5)
+    # kind = "adx": the cluster's query URI (ADX or a Fabric Eventhouse) and the database holding the tables
+    adx_cluster_url: str | None = None
+    adx_database: str | None = None
+
+    @field_validator("adx_cluster_url")
+    @classmethod
+    def _cluster_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parsed = urlparse(v)
+        host = parsed.hostname or ""
+        if parsed.scheme not in ("https", "http") or not host:
+            raise ValueError(f"{v!r} is not a cluster URL like https://mycluster.westeurope.kusto.windows.net")
+        if parsed.scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"{v!r}: a cluster is reached over https (plain http only for a loopback test endpoint)")
+        if parsed.path not in ("", "/") or parsed.query:
+            raise ValueError(
+                f"{v!r}: give the cluster's query URI alone, without a path (the database is adx_database)"
+            )
+        return v.rstrip("/")
+
+    @field_validator("adx_database")
+    @classmethod
+    def _database(cls, v: str | None) -> str | None:
+        if v is not None and not ADX_DATABASE.fullmatch(v):
+            raise ValueError(f"{v!r} is not a database name (letters, digits, spaces, '_', '-', '.'; at most 260)")
+        return v
 
     @field_validator("workspace_id", "subscription_id")
     @classmethod
@@ -111,14 +142,16 @@ class SourceSettings(Section):
 
     @model_validator(mode="after")
     def _azure_needs(self) -> SourceSettings:
-        if self.kind == "azure":
+        if self.kind in ("azure", "adx"):
             missing = [n for n in ("subscription_id", "metrics_region") if not getattr(self, n)]
-            if not self.workspaces:
+            if self.kind == "azure" and not self.workspaces:
                 missing.insert(0, "workspace_id (or workspace_ids)")
+            if self.kind == "adx":
+                missing[:0] = [n for n in ("adx_cluster_url", "adx_database") if not getattr(self, n)]
             if not self.resource_ids:
                 missing.append("resource_ids")
             if missing:
-                raise ValueError(f"kind = 'azure' needs {', '.join(missing)}")
+                raise ValueError(f"kind = {self.kind!r} needs {', '.join(missing)}")
         return self
 
 

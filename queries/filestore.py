@@ -14,7 +14,10 @@ written as files that never change once they are visible:
   Parquet parts plus a manifest (JSON) naming the parts that make up the table now. Appending writes
   a part, then a new manifest; compaction merges parts into one, writes the manifest without them, and
   deletes replaced parts only a grace period later, so a reader holding the previous manifest can
-  still read them.
+  still read them. A writer that reads its input incrementally (an importer's per-file offsets) keeps
+  its checkpoint in the same manifest (`append(table, checkpoint=...)`): one rename makes the part
+  visible and moves the checkpoint past it, so a crash between the two cannot load records twice or
+  lose them. A part a crash left unlisted is never read, and deleted a grace period later.
 """
 
 from __future__ import annotations
@@ -163,6 +166,12 @@ class AppendLog:
         """The parts that make up the table now (paths that exist)."""
         return [self.dir / name for name in self.manifest().get("parts", []) if (self.dir / name).exists()]
 
+    def checkpoint(self, key: str) -> dict[str, Any] | None:
+        """The checkpoint a writer committed with its last append under `key`, or None."""
+        stored = self.manifest().get("checkpoints", {})
+        value = stored.get(key) if isinstance(stored, dict) else None
+        return value if isinstance(value, dict) else None
+
     def stamp(self) -> tuple[int, int]:
         """Changes whenever the set of parts changes (for readers that cache a view)."""
         m = self.manifest()
@@ -172,18 +181,24 @@ class AppendLog:
     def writer_lock(self, command: str) -> WriterLock:
         return WriterLock(self.root / ".writer.lock", command)
 
-    def append(self, table: pa.Table) -> Path | None:
-        """Write one part and a manifest that includes it; merge the parts when there are many."""
-        if table.num_rows == 0:
+    def append(self, table: pa.Table | None, *, checkpoint: dict[str, dict[str, Any]] | None = None) -> Path | None:
+        """Write one part and a manifest that includes it (and the writer's `checkpoint`, by key, in the
+        same manifest: committed together or not at all); merge the parts when there are many. With no
+        rows, only a given checkpoint is committed."""
+        rows = table is not None and table.num_rows > 0
+        if not rows and not checkpoint:
             return None
-        name = f"part-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}.parquet"
-        atomic_write(self.dir / name, lambda tmp: pq.write_table(table, tmp))
         m = self.manifest()
-        parts = [*m.get("parts", []), name]
-        self._write_manifest(parts, m)
-        if len(parts) >= self.COMPACT_AT:
+        parts = list(m.get("parts", []))
+        name = None
+        if rows:
+            name = f"part-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}.parquet"
+            atomic_write(self.dir / name, lambda tmp: pq.write_table(table, tmp))
+            parts.append(name)
+        self._write_manifest(parts, m, checkpoints=checkpoint)
+        if name is not None and len(parts) >= self.COMPACT_AT:
             self.compact()
-        return self.dir / name
+        return self.dir / name if name is not None else None
 
     def compact(self) -> None:
         m = self.manifest()
@@ -198,7 +213,14 @@ class AppendLog:
         retired.update(dict.fromkeys(parts, now))
         self._write_manifest([name], m, retired)
 
-    def _write_manifest(self, parts: list[str], old: dict[str, Any], retired: dict[str, float] | None = None) -> None:
+    def _write_manifest(
+        self,
+        parts: list[str],
+        old: dict[str, Any],
+        retired: dict[str, float] | None = None,
+        *,
+        checkpoints: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         retired = dict(old.get("retired", {}) if retired is None else retired)
         now = time.time()
         for name, when in list(retired.items()):
@@ -206,8 +228,25 @@ class AppendLog:
                 with contextlib.suppress(FileNotFoundError):
                     (self.dir / name).unlink()
                 del retired[name]
-        body = {"version": int(old.get("version", 0)) + 1, "parts": parts, "retired": retired}
+        self._sweep_orphans({*parts, *retired}, now)
+        kept = old.get("checkpoints", {})
+        body = {
+            "version": int(old.get("version", 0)) + 1,
+            "parts": parts,
+            "retired": retired,
+            "checkpoints": {**(kept if isinstance(kept, dict) else {}), **(checkpoints or {})},
+        }
         atomic_write_text(self.dir / self.MANIFEST, json.dumps(body, indent=1))
+
+    def _sweep_orphans(self, listed: set[str], now: float) -> None:
+        """Delete parts no manifest ever listed (a writer died between writing one and its manifest) once
+        they are older than the grace period (the one writer is the only one who could still list them)."""
+        for f in [*self.dir.glob("part-*.parquet"), *self.dir.glob("merged-*.parquet")]:
+            if f.name in listed:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - f.stat().st_mtime > self.GRACE_S:
+                    f.unlink()
 
     def clear(self) -> None:
         """Forget every part (the base it was appended to was rebuilt)."""

@@ -146,7 +146,7 @@ def to_row(record: dict[str, Any], *, received: datetime, tenant_id: str, size: 
         "OperationVersion": "",
         "ResultType": "",
         "ResultSignature": str(record.get("resultSignature") or ""),
-        "ResultDescription": "",
+        "ResultDescription": str(record.get("resultDescription") or ""),  # a refused call's error code
         "DurationMs": int(duration) if duration not in (None, "") else 0,
         "CallerIPAddress": str(record.get("callerIpAddress") or ""),
         "CorrelationId": str(record.get("correlationId") or ""),
@@ -165,15 +165,28 @@ def to_row(record: dict[str, Any], *, received: datetime, tenant_id: str, size: 
     }
 
 
-class Offsets:
-    """How far each archive file has been loaded (bytes), kept in a small JSON file."""
+OFFSETS_KEY = "ingest"  # the key of this importer's offsets in the workspace's manifest
 
-    def __init__(self, path: Path) -> None:
+
+class Offsets:
+    """How far each archive file has been loaded (bytes). Committed with the appended part in the
+    workspace's manifest (so a crash between the two neither duplicates nor loses records); the JSON
+    file is a copy, read when the manifest has none (the first run after an upgrade)."""
+
+    def __init__(self, path: Path, stored: dict[str, Any] | None = None) -> None:
         self.path = path
-        try:
-            self.data: dict[str, int] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            self.data = {}
+        raw: Any = stored.get("files") if isinstance(stored, dict) else None
+        if raw is None:
+            try:
+                raw = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                raw = {}
+        self.data: dict[str, int] = {}
+        for k, v in (raw if isinstance(raw, dict) else {}).items():
+            try:
+                self.data[str(k)] = int(v)
+            except (TypeError, ValueError):
+                continue
 
     def get(self, f: Path) -> int:
         return int(self.data.get(str(f.resolve()), 0))
@@ -292,14 +305,15 @@ def ingest(
         raise FileNotFoundError(f"no demo workspace at {workspace.name}: run `aoai-lens demo seed`")
     log_ = append_log(workspace)
     with WORKSPACE_LOCK, log_.writer_lock(f"ingest ({command_line()})"):
-        offsets = Offsets(offsets_path)
+        offsets = Offsets(offsets_path, log_.checkpoint(OFFSETS_KEY))
         received = datetime.fromtimestamp(clock(), UTC).replace(tzinfo=None)
         rows, ends = read_new(files, offsets, report, received, tenant_id)
-        if rows:
-            log_.append(as_arrow(rows))
-            report.loaded = len(rows)
         for f, end in ends.items():
             offsets.set(f, end)
+        if rows or ends:
+            # the part and the offsets past it, in one manifest
+            log_.append(as_arrow(rows) if rows else None, checkpoint={OFFSETS_KEY: {"files": dict(offsets.data)}})
+            report.loaded = len(rows)
         offsets.save()
     if report.bad or report.flagged:
         log.warning("%s; first problems: %s", report, "; ".join(report.problems[:3]))

@@ -268,12 +268,20 @@ class Lens:
             status=status,
             notice=notice,
             kql=kql,
-            portal_url=portal_link(kql, self.scope_resource_id, tr.start, tr.end) if self.scope_resource_id else None,
+            portal_url=self._link(kql, tr),
             duration_s=took,
             cached=False,
             source=self.logs.name,
             rows_transferred=answer.rows,
         )
+
+    def _link(self, kql: str, tr: TimeRange) -> str | None:
+        """Where a person can run the query: the source's own UI when it has one (ADX's deep link), else
+        the Azure portal's Logs blade scoped to the first resource."""
+        deep_link = getattr(self.logs, "deep_link", None)
+        if callable(deep_link):
+            return str(deep_link(kql))
+        return portal_link(kql, self.scope_resource_id, tr.start, tr.end) if self.scope_resource_id else None
 
     def _key(self, kql: str) -> str:
         return self.logs.name + ":" + hashlib.sha256(kql.encode()).hexdigest()

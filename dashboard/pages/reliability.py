@@ -29,6 +29,7 @@ PANELS: tuple[str, ...] = (
     "headroom",
     "quota",
     "callers",
+    "errors",
 )
 PANELS += ("ptu", "spill", "limits", "forecast")  # capacity: dashboard/capacity.py
 
@@ -70,6 +71,18 @@ def layout(**query: Any) -> Any:
             row(
                 (panel(PAGE, "ttft", "Probe time to first token", "Synthetic streamed chat calls"), 6),
                 (panel(PAGE, "quota", "Regional quota used", "Management plane usages, per region and model"), 6),
+            ),
+            row(
+                (
+                    panel(
+                        PAGE,
+                        "errors",
+                        "Client errors by kind",
+                        "4xx besides 429, per deployment: content filter, other 400s, not found (a retired "
+                        "deployment still called), access",
+                    ),
+                    12,
+                )
             ),
             row(
                 (
@@ -146,6 +159,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
             "percentiles": ("latency_by_stream_type", {**t, "params": params}),
             "peaks": ("peak_load_by_deployment", {**t, "params": params}),
             "callers": ("top_callers_before_429", {**t, "params": params}),
+            "errors": ("client_errors_by_kind", {**t, "params": params}),
         },
     )
     colours = figures.colour_map(deps["Deployment"].astype(str)) if not deps.empty else {}
@@ -210,6 +224,10 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         )
         return panel_body(PAGE, "callers", table, [r["callers"]], frame=frame, note=names_note)
 
+    def errors() -> list[Any]:
+        frame = r["errors"].frame
+        return panel_body(PAGE, "errors", figures.client_errors_by_kind(frame), [r["errors"]])
+
     builders = {
         "status": status,
         "explain": explain,
@@ -224,6 +242,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         "spill": lambda: capacity.spillover(PAGE, ctx, dep_result.frame, scope, start, end),
         "limits": lambda: capacity.limits(PAGE, dep_result, r["peaks"], usages, scope),
         "forecast": lambda: capacity.time_to_limit(PAGE, ctx, scope),
+        "errors": errors,
     }
     return [safe(PAGE, key, builders[key]) for key in PANELS]
 

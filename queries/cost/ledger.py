@@ -269,6 +269,13 @@ def _token_meter_rows(tok: pd.DataFrame, book: Any) -> pd.DataFrame:
     rows["Priced"] = rows["Known"].fillna(False).astype(bool) & rows["UnitPrice"].notna()
     no_output = rows["Known"].fillna(False).astype(bool) & rows["UnitPrice"].isna()
     rows.loc[no_output, "PriceKey"] = "unpriced: no output price for " + rows.loc[no_output, "PriceKey"].astype(str)
+    # Requests with no tokens at all (refused calls: a 404 for a deployment that no longer exists, 400s)
+    # cost nothing whatever the price: priced at 0, never unpriced (there is nothing to put a price on)
+    nothing = (rows["Quantity"] <= 0) & ~rows["Priced"]
+    if nothing.any():
+        rows.loc[nothing, "Priced"] = True
+        rows.loc[nothing, "UnitPrice"] = 0.0
+        rows.loc[nothing, "PriceKey"] = "no tokens: nothing to price"
     rows["Unit"] = "tokens"
     rows["ListUnitPrice"] = np.where(rows["Provisioned"].fillna(False).astype(bool), 0.0, rows["UnitPrice"] / factor)
     rows["EffectiveCost"] = np.where(rows["Priced"], rows["Quantity"] * rows["UnitPrice"], np.nan)
@@ -510,8 +517,14 @@ def build_rows(
     health = BuildHealth()
     tokens = attribution.token_rows(usage, metrics, deployments, health=health.tokens)
     rows = attribution.attribute(tokens, rules, probe_object_id)
-    rows = rows.merge(_deployment_info(deployments), on=["Resource", "Deployment"], how="left")
-    missing = rows["Sku"].isna()
+    info = _deployment_info(deployments)
+    rows = rows.merge(info, on=["Resource", "Deployment"], how="left")
+    # a deployment the management plane no longer lists still ran in its account's region
+    account_region = info[info["Region"] != ""].groupby("Resource")["Region"].first()
+    rows["Region"] = rows["Region"].fillna(rows["Resource"].map(account_region))
+    # a deployment the management plane no longer lists (retired, still called) only matters with tokens:
+    # its refused calls carry none and cost nothing; its tokens, if any, are unpriced (never $0)
+    missing = rows["Sku"].isna() & ((rows["PromptTokens"] + rows["CompletionTokens"]) > 0)
     if missing.any():
         health.no_deployment_record = sorted(set(rows.loc[missing, "Deployment"].astype(str)))
     rows["Sku"] = rows["Sku"].fillna("").astype(str)

@@ -743,6 +743,109 @@ class Seeder:
             ]
             con.execute("INSERT INTO MgmtUsages VALUES (?, ?)", [loc, json.dumps({"value": items})])
 
+    def _refused_copies(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        where: str,
+        status: str,
+        reason: str,
+        tag: str,
+        props: str = "properties_s",
+    ) -> None:
+        """Refused calls derived from a slice of successful RequestResponse rows (`where`, deterministic):
+        answered at once with `status` and the error code Azure records in resultDescription (`reason`),
+        a short duration with the .NET ticks and TimeGenerated agreeing with it, the small error body as
+        the response length, a fresh CorrelationId, and no usage record. `props` is the SQL expression
+        of the new properties_s (before the times and lengths are set)."""
+        con.execute(
+            f"""
+            INSERT INTO AzureDiagnostics
+            SELECT * EXCLUDE (h, dur, req_ticks) REPLACE (
+                '{status}' AS ResultSignature,
+                '{reason}' AS ResultDescription,
+                dur AS DurationMs,
+                TimeGenerated - to_milliseconds(DurationMs) + to_milliseconds(dur) AS TimeGenerated,
+                regexp_replace(regexp_replace({props},
+                    '"responseTime":[0-9]+', '"responseTime":' || CAST(req_ticks + dur * 10000 AS VARCHAR)),
+                    '"responseLength":[0-9]+', '"responseLength":' || CAST(190 + dur AS VARCHAR)) AS properties_s,
+                substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-a'
+                    || substr(h, 18, 3) || '-' || substr(h, 21, 12) AS CorrelationId
+            )
+            FROM (SELECT *, md5(CorrelationId || ':{tag}') AS h, 5 + DurationMs % 40 AS dur,
+                         CAST(json_extract(properties_s, '$.requestTime') AS BIGINT) AS req_ticks
+                  FROM AzureDiagnostics
+                  WHERE Category = 'RequestResponse' AND ResultSignature = '200'
+                    AND NOT contains(properties_s, '{world.PROBE_OBJECT_ID}') AND ({where}))
+            """
+        )
+
+    def _retired_deployment_calls(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A deployment retired ten days ago (`world.RETIRED_DEPLOYMENT`) is still called by a client
+        nobody updated: Azure answers 404 DeploymentNotFound and logs the call with the deployment name
+        from the path and no model. Derived from a slice of the replacement's calls (deterministic)."""
+        name, replacement = world.RETIRED_DEPLOYMENT
+        d = world.deployment(replacement)
+        since = self.end - timedelta(days=10)
+        old = f'"modelDeploymentName":"{d.name}","modelName":"{d.model}","modelVersion":"{d.version}"'
+        new = f'"modelDeploymentName":"{name}","modelName":"","modelVersion":""'
+        self._refused_copies(
+            con,
+            where=f"TimeGenerated >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}' AND contains(properties_s, '{old}') "
+            "AND hash(CorrelationId) % 40 = 0",
+            status="404",
+            reason="DeploymentNotFound",
+            tag="404",
+            props=f"replace(properties_s, '{old}', '{new}')",
+        )
+
+    # 400s that are not the content filter: (deployment, error code, one call in N of its successful ones)
+    OTHER_400 = (("agent-o4-mini", "unsupported_parameter", 30), ("rag-gpt41", "context_length_exceeded", 150))
+
+    def _refused_call_reasons(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Why each 400 was refused, as Azure records it in the record's resultDescription (AzureDiagnostics
+        `ResultDescription`): the content filter's say `content_filter`. Besides them, 400s for other
+        reasons: the reasoning agent's client sometimes still sends `max_tokens` to o4-mini
+        (`unsupported_parameter`), and rag-answers now and then overflows the context window
+        (`context_length_exceeded`)."""
+        con.execute(
+            "UPDATE AzureDiagnostics SET ResultDescription = 'content_filter' "
+            "WHERE Category = 'RequestResponse' AND ResultSignature = '400'"
+        )
+        for dep, code, every in self.OTHER_400:
+            self._refused_copies(
+                con,
+                where=f"""OperationName = 'ChatCompletions_Create' AND contains(properties_s, '"modelDeploymentName":"{dep}"')
+                          AND hash(CorrelationId || '{code}') % {every} = 0""",
+                status="400",
+                reason=code,
+                tag=code,
+            )
+
+    # the reasoning agent calls through the Responses API this share of the time (one in N calls)
+    RESPONSES_EVERY = 2
+
+    def _responses_api_calls(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The reasoning agent calls o4-mini through the Responses API half of the time: those calls are
+        logged as `Responses_Create` (RequestResponse and usage rows alike, api-version
+        2025-04-01-preview), with usage like any other call, so they are costed the same way."""
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE responses_calls AS
+            SELECT CorrelationId FROM AzureDiagnostics
+            WHERE Category = 'RequestResponse' AND contains(properties_s, '"modelDeploymentName":"agent-o4-mini"')
+              AND NOT contains(properties_s, '{world.PROBE_OBJECT_ID}') AND hash(CorrelationId) % {self.RESPONSES_EVERY} = 0
+            """
+        )
+        con.execute(
+            """
+            UPDATE AzureDiagnostics SET OperationName = 'Responses_Create',
+                properties_s = regexp_replace(properties_s, '"apiName":"[^"]*"',
+                                              '"apiName":"Azure OpenAI API version 2025-04-01-preview"')
+            WHERE CorrelationId IN (SELECT CorrelationId FROM responses_calls)
+            """
+        )
+
     def run(self, path: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".building")
@@ -766,10 +869,13 @@ class Seeder:
                 requests += self._insert(con, self._day(day), end_ms)
                 if progress:
                     progress(day + 1, self.days + 1)
+            self._responses_api_calls(con)
             self._metrics(con)
             gap = self._planted_usage_gap(con)
             self._management(con)
             estate.write(con, self.end)
+            self._retired_deployment_calls(con)
+            self._refused_call_reasons(con)
             info = {
                 "seed": str(self.seed),
                 "days": str(self.days),

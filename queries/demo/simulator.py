@@ -111,6 +111,7 @@ class CallRecord:
     completion_tokens: int = 0  # visible output tokens
     reasoning_tokens: int = 0  # hidden reasoning tokens (reasoning models), billed as output
     cached_tokens: int = 0
+    error_code: str = ""  # a refused call's error code (`content_filter`, `unsupported_parameter`, ...)
 
 
 class SimulatorError(Exception):
@@ -315,6 +316,7 @@ class Simulator:
                 "category": "RequestResponse",
                 "durationMs": call.duration_ms,
                 "resultSignature": str(call.status),
+                **({"resultDescription": call.error_code} if call.error_code else {}),
                 "callerIpAddress": mask_ip(call.caller_ip),
                 "event": "ShoeboxCallResult",
                 "properties": {
@@ -514,6 +516,8 @@ class Simulator:
     def _fail(self, call: CallRecord, e: SimulatorError, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         body = json.dumps(e.body).encode()
         call.status = e.status
+        error = e.body.get("error") if isinstance(e.body, dict) else None
+        call.error_code = str(error.get("code") or "") if isinstance(error, dict) else ""
         call.stream = False if e.status != 200 else call.stream
         return self._finish(call, e.status, {**headers, **e.headers, "content-type": "application/json"}, body)
 

@@ -14,6 +14,8 @@ from queries import limits
 TENANT_ID = "7f3c2a10-5b8e-4d2f-9a61-0c4e8b7d1a23"  # the Log Analytics workspace id (TenantId column)
 SUBSCRIPTION_ID = "3d9b6f1e-2c47-4a8b-b5e0-9f1a7c6d4e28"
 RESOURCE_GROUP = "rg-contoso-ai"
+# (retired deployment, the one that replaced it): still called by a client nobody updated -> 404s
+RETIRED_DEPLOYMENT = ("chat-gpt35", "chat-gpt4o-mini")
 PROBE_OBJECT_ID = "9c1e4b7a-0d2f-4e86-a3b5-6f8d2c9e1b04"  # the managed identity the probes call with
 
 

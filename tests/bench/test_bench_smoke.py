@@ -40,7 +40,8 @@ def test_our_path_and_the_naive_baseline_agree_on_the_overview(overview: tuple[d
     # the numbers are real, not two empty answers agreeing
     assert sum(agg["status_classes"].values()) > 1000
     assert agg["cost_total"] > 0 and agg["cost_mtd_total"] > 0
-    assert all("P95" in v for v in agg["summary_by_deployment"].values())
+    # every deployment that answered has a latency (the retired one only ever answered 404)
+    assert all("P95" in v for d, v in agg["summary_by_deployment"].items() if d != "chat-gpt35")
     assert naive["answer"]["rows_pulled"] > sum(agg["status_classes"].values())  # it pulled raw rows
 
 

@@ -245,6 +245,9 @@ def _hostile_builds() -> dict[str, object]:
                 }
             )
         ),
+        "client_errors_by_kind": figures.client_errors_by_kind(
+            pd.DataFrame({"Deployment": [a, b, a], "Kind": ["content filter", a, b], "Requests": [1, 2, 3]})
+        ),
         "empty_figure": figures.empty_figure(LINK),
     }
 

@@ -141,6 +141,15 @@ FRAMES: dict[str, pd.DataFrame] = {
     "daily_peak_load": pd.DataFrame(
         {"Day": T, "Deployment": ["chat", "chat"], "PeakTPM": [12000, 13000], "PeakRPM": [40, 41]}
     ),
+    "client_errors_by_kind": pd.DataFrame(
+        {
+            "TimeGenerated": [T[0], T[1]],
+            "Deployment": ["chat", "chat"],
+            "Kind": ["content filter", "other 400"],
+            "Reason": ["content_filter", "unsupported_parameter"],
+            "Requests": [3, 2],
+        }
+    ),
 }
 DEPLOYMENTS = pd.DataFrame(
     {
@@ -234,6 +243,7 @@ def test_reliability_panels_from_small_frames(dash_app: dash.Dash, bare_settings
     assert "TPM (tokens per minute)" in by["explain"] and "96,000 tokens in the busiest minute" in by["explain"]
     assert "(API key) 10.0.0.***" in by["explain"] and "1 TPM" in by["explain"]  # the note counts causes
     assert "No probe results yet" in by["ttft"]
+    assert '"name": "content filter"' in by["errors"] and '"name": "other 400"' in by["errors"]
     assert "requests_by_status | take 10" in by["status"]  # the KQL is in the panel
     # the deployment filter reached every query
     assert all(k["params"]["deployments"] == ["chat"] for _, k in lens.calls)

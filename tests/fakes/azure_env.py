@@ -54,3 +54,21 @@ def azure_lens(
         settings, credential=credential or FakeCredential(), sleep=sleep or (lambda _s: None)
     )
     return Lens(settings, logs, metrics, mgmt, scope_resource_id=settings.source.resource_ids[0])
+
+
+def adx_settings(data_dir: Path | str, cluster_url: str, *, database: str = "AOAILogs", **extra: str) -> Settings:
+    """Settings of kind adx for the demo world: the logs from a local Kusto endpoint (metrics and the
+    management plane at their defaults unless `extra` points them somewhere)."""
+    ids = ",".join(f'"{r.arm_id}"' for r in world.RESOURCES)
+    return load_settings(
+        environ={
+            "AOAI_LENS_DATA_DIR": str(data_dir),
+            "AOAI_LENS_SOURCE__KIND": "adx",
+            "AOAI_LENS_SOURCE__ADX_CLUSTER_URL": cluster_url,
+            "AOAI_LENS_SOURCE__ADX_DATABASE": database,
+            "AOAI_LENS_SOURCE__SUBSCRIPTION_ID": world.SUBSCRIPTION_ID,
+            "AOAI_LENS_SOURCE__METRICS_REGION": "eastus",
+            "AOAI_LENS_SOURCE__RESOURCE_IDS": f"[{ids}]",
+            **extra,
+        }
+    )

@@ -256,3 +256,47 @@ def test_a_reasoning_model_reports_reasoning_tokens_in_usage_and_in_the_usage_re
     [f] = (tmp_path / "d" / "insights-logs-azureopenairequestusage").rglob("PT1H.json")
     props = json.loads(f.read_text().splitlines()[0])["properties"]
     assert props["reasoningTokens"] == [reasoning] and props["generatedTokens"] == [5 + reasoning]
+
+
+def test_a_crash_between_a_part_and_its_checkpoint_loads_nothing_twice(
+    azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The part and the checkpoint past it are committed by one manifest: a run killed after writing the
+    part but before committing leaves nothing visible (the next run loads those records once), and one
+    killed after committing but before the checkpoint file is written loads nothing again."""
+    from queries.filestore import AppendLog
+
+    archive = Archive(BlobServiceClient.from_connection_string(azurite.connection_string))
+    hour = NOW.replace(minute=0)
+    archive.append(RES, hour, lines([record(RES, hour + timedelta(minutes=i)) for i in range(3)]))
+    parts_dir = append_log(tmp_path / "ws.duckdb").dir
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise OSError("killed")
+
+    # 1. killed between writing the part and committing its manifest
+    with monkeypatch.context() as m:
+        m.setattr(AppendLog, "_write_manifest", killed)
+        with pytest.raises(OSError, match="killed"):
+            run(azurite, tmp_path)
+    assert len(list(parts_dir.glob("part-*.parquet"))) == 1 and loaded(tmp_path / "ws.duckdb") == []
+    assert run(azurite, tmp_path).loaded == 3
+    assert len(loaded(tmp_path / "ws.duckdb")) == 3
+
+    # 2. killed after the commit, before the checkpoint file is written
+    archive.append(RES, hour, lines([record(RES, hour + timedelta(minutes=10 + i)) for i in range(2)]))
+    with monkeypatch.context() as m:
+        m.setattr(Checkpoint, "save", killed)
+        with pytest.raises(OSError, match="killed"):
+            run(azurite, tmp_path)
+    assert run(azurite, tmp_path).loaded == 0
+    ids = [r["CorrelationId"] for r in loaded(tmp_path / "ws.duckdb")]
+    assert len(ids) == len(set(ids)) == 5
+
+    # the part the first crash left behind is never read, and is deleted once past the grace period
+    orphans = [p for p in parts_dir.glob("part-*.parquet") if p not in append_log(tmp_path / "ws.duckdb").parts()]
+    assert len(orphans) == 1
+    monkeypatch.setattr(AppendLog, "GRACE_S", 0.0)
+    archive.append(RES, hour, lines([record(RES, hour + timedelta(minutes=20))]))
+    assert run(azurite, tmp_path).loaded == 1
+    assert not orphans[0].exists() and len(loaded(tmp_path / "ws.duckdb")) == 6

@@ -58,7 +58,7 @@ def test_every_problem_is_one_location_line(clean_env: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(environ={})
     lines = e.value.problems
-    assert f"{path}:2 source.kind: Input should be 'demo' or 'azure' (got 'dmeo')" in lines
+    assert f"{path}:2 source.kind: Input should be 'demo', 'azure' or 'adx' (got 'dmeo')" in lines
     assert f"{path}:3 source.colour: unknown setting" in lines
     assert any(line.startswith(f"{path}:6 dashboard.port:") for line in lines)
     assert len(lines) == 3

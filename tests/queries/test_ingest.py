@@ -163,3 +163,27 @@ def test_bad_lines_are_counted_and_nothing_is_loaded_twice(tmp_path: Path, clock
 )
 def test_parse_time(text: str, iso: str) -> None:
     assert parse_time(text).isoformat() == iso
+
+
+def test_a_crash_after_the_part_before_the_offsets_file_loads_nothing_twice(
+    tmp_path: Path, clock: FakeClock, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offsets are committed in the manifest that lists the part: losing the offsets file (a run
+    killed just after the commit) does not load the same lines again."""
+    from queries.ingest import Offsets
+
+    archive = _traffic(tmp_path, clock)
+    good = archive.read_text().splitlines()
+    offsets = tmp_path / "offsets.json"
+
+    def killed(*_args: object) -> None:
+        raise OSError("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(Offsets, "save", killed)
+        with pytest.raises(OSError, match="killed"):
+            ingest(archive, workspace, offsets, clock=clock)
+    assert not offsets.exists()
+    assert ingest(archive, workspace, offsets, clock=clock).loaded == 0
+    with view(workspace) as con:
+        assert con.execute("SELECT count(*) FROM AzureDiagnostics").fetchone() == (len(good),)

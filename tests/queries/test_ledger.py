@@ -274,3 +274,42 @@ def test_money_is_conserved_in_every_grouping_of_a_random_world(requests: list[R
     with an object id and callers without one: the lines of every statement add up to the total
     computed from the raw requests, to the cent."""
     assert_conserved(requests)
+
+
+# ---- a deployment the management plane no longer lists (retired, still called) -------------------------
+
+
+def _gone(requests: list[Request]) -> pd.DataFrame:
+    """The usage frame, the retired deployment's rows logged as Azure logs a 404: its name, no model."""
+    frame = usage_frame(requests)
+    frame.loc[frame["Deployment"] == "gone", ["Model", "ModelVersion"]] = ""
+    return frame
+
+
+def test_a_retired_deployments_refused_calls_neither_crash_nor_cost() -> None:
+    world = [_req(0, "std", "a", 100_000, 10_000)]
+    refused = [Request(h, "gone", "a", 0, 0, 0, False, False, 300) for h in range(3)]
+    r = allocate_frames(_gone(world + refused), metrics_frame(world), DEPS, RULES, FakeBook(), START, END)
+    assert r.total == pytest.approx(expected_total(world))
+    gone = r.ledger[r.ledger["Deployment"] == "gone"]
+    assert gone["Requests"].sum() == 3 and gone["Quantity"].sum() == 0
+    assert gone["Priced"].all() and (gone["EffectiveCost"] == 0).all()  # nothing used, nothing to price
+    assert r.unpriced.empty and not r.health.no_deployment_record
+    assert not any("no management-plane record" in n or "have no price" in n for n in r.notices)
+    s = statement(r, "deployment").set_index("Deployment")
+    assert s.loc["gone", "Requests"] == 3 and s.loc["gone", "Cost"] == 0.0
+    assert s.loc["total", "Cost"] == pytest.approx(round(expected_total(world), 2))
+
+
+def test_a_retired_deployments_tokens_are_unpriced_never_zero() -> None:
+    world = [_req(0, "std", "a", 100_000, 10_000)]
+    answered = [_req(1, "gone", "a", 40_000, 2_000)]  # it answered before the record disappeared
+    r = allocate_frames(_gone(world + answered), metrics_frame(world), DEPS, RULES, FakeBook(), START, END)
+    assert r.total == pytest.approx(expected_total(world))  # not a cent for tokens nothing prices
+    gone = r.ledger[r.ledger["Deployment"] == "gone"]
+    assert (~gone["Priced"]).all() and gone["EffectiveCost"].isna().all()
+    assert gone["Quantity"].sum() == 42_000
+    assert r.health.no_deployment_record == ["gone"]
+    assert any("no management-plane record (SKU, region) for gone" in n for n in r.notices)
+    unpriced = statement(r, "team").set_index("Kind").loc["unpriced"]
+    assert unpriced["PromptTokens"] + unpriced["CompletionTokens"] == 42_000
