@@ -34,6 +34,7 @@ class RuleData(Protocol):
     def last_seen(self, start: datetime, end: datetime) -> dict[str, datetime | None]: ...
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+    def prompt_cache(self, start: datetime, end: datetime) -> pd.DataFrame: ...
 
 
 class LensData:
@@ -109,6 +110,16 @@ class LensData:
         ]
         out = per.groupby(["Hour", "Caller", "Team", "Feature"], sort=True, dropna=False)["Cost"].sum().reset_index()
         return out.rename(columns={"Hour": "TimeGenerated", "Cost": "CostUsd"})[cols]
+
+    def prompt_cache(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Deployment, PromptTokens, CachedTokens of the cacheable prompts (`prompt_cache_by_caller`'s
+        Eligible* columns summed per deployment): what the cache_hit_rate rule judges."""
+        f = self._result_frame(self.lens.run("prompt_cache_by_caller", start=start, end=end))
+        cols = ["Deployment", "PromptTokens", "CachedTokens"]
+        if f.empty:
+            return pd.DataFrame(columns=cols)
+        g = f.groupby("Deployment", as_index=False, sort=True)[["EligiblePromptTokens", "EligibleCachedTokens"]].sum()
+        return g.rename(columns={"EligiblePromptTokens": "PromptTokens", "EligibleCachedTokens": "CachedTokens"})[cols]
 
 
 def lookback(rule_window_minutes: int, threshold: float | None = None) -> timedelta:

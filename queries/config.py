@@ -234,6 +234,7 @@ class AlertRule(Section):
         "spend_anomaly",
         "caller_spend",
         "no_data",
+        "cache_hit_rate",
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
@@ -242,6 +243,13 @@ class AlertRule(Section):
     team: str | None = None
     feature: str | None = None
     channels: list[str] = Field(default_factory=list)
+    min_prompt_tokens: int = Field(100_000, ge=0)  # cache_hit_rate: prompt tokens a deployment needs to be judged
+
+    @model_validator(mode="after")
+    def _cache_rate_is_a_percent(self) -> AlertRule:
+        if self.kind == "cache_hit_rate" and not 0 <= self.threshold <= 100:
+            raise ValueError(f"a cache_hit_rate threshold is a percent (0 to 100), not {self.threshold:g}")
+        return self
 
 
 class AlertChannel(Section):

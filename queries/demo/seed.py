@@ -197,7 +197,8 @@ class Seeder:
         self._incident(rng, df)
         self._background_errors(day, df)
         self._finish(rng, df)
-        return df
+        df["no_usage"] = False
+        return self._planted_waste(day, df, day_start, day_end)
 
     def _burst_size(self, s: Stream) -> int:
         """Requests in a 12-minute burst: half again what the primary deployment admits per minute."""
@@ -456,6 +457,9 @@ class Seeder:
             )
             """
         )
+        con.execute(  # the planted streams without include_usage: their usage rows go after the metrics
+            f"INSERT INTO planted_no_usage SELECT CorrelationId FROM (SELECT {common} {joins} {received} AND r.no_usage)"
+        )
         kept = con.execute(f"SELECT count(*) FROM req r {received}").fetchall()[0][0]
         con.unregister("req")
         return int(kept)
@@ -581,6 +585,68 @@ class Seeder:
         )
         return {"usage_gap_deployment": dep, "usage_gap_hour": hour.isoformat() + "Z"}
 
+    # ---- planted waste: one of each kind the Waste page finds ---------------------------------------
+    # (idle PTU hours, the prompt cache and the doc-indexer's re-index spikes need no planting). Each is a
+    # few calls an hour with their own random stream, added after the limits: the rest of the data does
+    # not move, and no deployment-hour's tokens change by more than the logs-vs-metrics tolerance.
+    NO_USAGE_FEATURE = "support-chat"  # a new web widget streams on chat-gpt4o without include_usage
+    CAPPED_FEATURE = "marketing-copy"  # a template sends max_tokens=512: long copy stops at 512 tokens
+    CAP_TOKENS = 512
+    SHORT_FEATURE = "marketing-copy"  # subject lines on gpt-4o: ~120-token prompts, ~25-token answers
+
+    def _planted_waste(self, day: int, df: pd.DataFrame, day_start: datetime, day_end: datetime) -> pd.DataFrame:
+        """The day's planted calls (one stream without usage, two capped, six short per hour), finished
+        like the rest and merged in time order."""
+        rng = np.random.default_rng([self.seed, day, 7])
+        names = [f.name for f in world.FEATURES]
+        first = np.datetime64(day_start, "h")
+        hours = np.arange(first, np.datetime64(day_end, "h") + 1).astype("datetime64[ms]").astype(np.int64)
+        parts = []
+        plan = (  # feature, calls per hour, prompt, completion, streamed share, cap, no usage row
+            (self.NO_USAGE_FEATURE, 1, (200, 0.15), (150, 0.2), 1.0, None, True),
+            (self.CAPPED_FEATURE, 2, (600, 0.4), (700, 0.5), 0.3, self.CAP_TOKENS, False),
+            (self.SHORT_FEATURE, 6, (120, 0.3), (25, 0.3), 0.0, None, False),
+        )
+        for feature, per_hour, prompt, completion, streamed, cap, no_usage in plan:
+            caller = names.index(feature)
+            s = replace(
+                self.streams[caller],
+                prompt=prompt,
+                completion=completion,
+                cached_share=0.0,
+                streaming=streamed,
+                content_filter=0.0,
+            )
+            t = np.repeat(hours, per_hour) + rng.integers(0, 3_600_000, len(hours) * per_hour)
+            part = self._requests(rng, s, caller, t, np.full(len(t), self.dep_index["chat-gpt4o"]))
+            if cap is not None:
+                part["completion"] = np.minimum(part["completion"], cap)
+            if no_usage:  # at most 450 tokens a call, two in an hour at most: under the logs-vs-metrics
+                part["prompt"] = np.minimum(part["prompt"], 250)  # check's 1,000-token floor
+                part["completion"] = np.minimum(part["completion"], 200)
+            frame = pd.DataFrame(part)
+            frame = frame[
+                (frame.t >= np.datetime64(day_start, "ms").astype(np.int64))
+                & (frame.t < np.datetime64(day_end, "ms").astype(np.int64))
+            ].reset_index(drop=True)
+            self._finish(rng, frame)
+            frame["no_usage"] = no_usage
+            parts.append(frame)
+        out = pd.concat([df, *parts], ignore_index=True)
+        return out.sort_values(["t", "caller"], kind="stable").reset_index(drop=True)
+
+    def _planted_streams_without_usage(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """The planted streams' usage rows never arrive (the metrics, written before, still count their
+        tokens). Recorded in WorkspaceInfo as no_usage_feature / no_usage_calls."""
+        con.execute(
+            """
+            DELETE FROM AzureDiagnostics
+            WHERE Category = 'AzureOpenAIRequestUsage' AND CorrelationId IN (SELECT CorrelationId FROM planted_no_usage)
+            """
+        )
+        n = con.execute("SELECT count(*) FROM planted_no_usage").fetchall()[0][0]
+        return {"no_usage_feature": self.NO_USAGE_FEATURE, "no_usage_calls": str(n)}
+
     def _management(self, con: duckdb.DuckDBPyConnection) -> None:
         """Deployments and regional quota usages, as the ARM REST API returns them."""
         con.execute("CREATE TABLE MgmtDeployments (ResourceId VARCHAR, Body VARCHAR)")
@@ -662,6 +728,7 @@ class Seeder:
             con.execute(schemas.create_table_sql("AzureDiagnostics"))
             con.execute(schemas.create_table_sql("AzureMetrics"))
             con.execute("CREATE TABLE WorkspaceInfo (Key VARCHAR, Value VARCHAR)")
+            con.execute("CREATE TEMP TABLE planted_no_usage (CorrelationId VARCHAR)")
             self._dimensions(con)
             end_ms = int(np.datetime64(self.end, "ms").astype(np.int64))
             requests = 0
@@ -671,6 +738,7 @@ class Seeder:
                     progress(day + 1, self.days + 1)
             self._metrics(con)
             gap = self._planted_usage_gap(con)
+            gap |= self._planted_streams_without_usage(con)
             self._management(con)
             info = {
                 "seed": str(self.seed),
