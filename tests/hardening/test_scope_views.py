@@ -196,3 +196,23 @@ def test_subjects_are_parsed_not_matched_as_strings() -> None:
     assert parse_subject("feature:copy:v2") == ("feature", "copy:v2")
     assert parse_subject("deployment-with:colon") == ("infra", "deployment-with:colon")
     assert parse_subject("growth") == ("infra", "growth")
+
+
+def test_waste_findings_hold_only_the_scopes_callers(scoped: ScopedLens, lens: Lens, demo_settings: Settings) -> None:
+    """Waste findings with callers are the scope's own (the catalogue answers through the view, the ledger
+    narrowed); idle PTU capacity is nobody's team and not shown; the $ is the scope's part of the whole."""
+    from queries import waste
+
+    end = lens.now()
+    mine = {f.key: f for f in waste.report(scoped, end - timedelta(days=7), end).findings}
+    every = {f.key: f for f in waste.report(lens, end - timedelta(days=7), end).findings}
+    for key, f in mine.items():
+        assert _other_teams_rows(f.evidence, demo_settings).empty, (key, f.evidence.head())
+        assert f.usd <= every[key].usd + 1e-9, key
+    assert mine["ptu_idle"].evidence.empty and mine["ptu_idle"].usd == 0 and every["ptu_idle"].usd > 0
+    assert any("not shown to a team-scoped view" in n for n in mine["ptu_idle"].notes)
+    # support's planted streams without include_usage are theirs to see; growth's capped copy is not
+    assert set(mine["streams_without_usage"].evidence["Feature"]) == {"support-chat"}
+    assert mine["streams_without_usage"].usd == pytest.approx(every["streams_without_usage"].usd)
+    assert mine["completion_cap"].evidence.empty and not every["completion_cap"].evidence.empty
+    assert mine["embedding_spikes"].evidence.empty and not every["embedding_spikes"].evidence.empty
