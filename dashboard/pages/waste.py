@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import dash
@@ -78,10 +80,23 @@ def _envelope(finding: waste.Finding, ctx: Context) -> QueryResult:
     return QueryResult(name="cost ledger", frame=finding.evidence, kql=finding.kql, source="cost model")
 
 
+def narrowed(report: waste.WasteReport, f: Filters, deps: pd.DataFrame, ctx: Context) -> list[waste.Finding]:
+    """The findings as the page's filters narrow them: each evidence table filtered, and its $ the sum of
+    the rows left when a filter removed some (the report itself is already the user's scope)."""
+    out = []
+    for x in report.findings:
+        shown = _filtered(x.evidence, f, deps, ctx)
+        if len(shown) != len(x.evidence) and "USD" in shown.columns:
+            usd = float(shown["USD"].sum())
+            x = replace(x, evidence=shown, usd=usd, usd_per_month=waste.monthly(usd, report.hours))
+        out.append(x)
+    return out
+
+
 def render(f: Filters, ctx: Context) -> list[Any]:
     start, end = f.window(ctx.now())
     report = waste.report(ctx.lens, start, end)
-    deps = deployments_frame(ctx)
+    report = replace(report, findings=narrowed(report, f, deployments_frame(ctx), ctx))
     by_key = {x.key: x for x in report.findings}
 
     def summary() -> list[Any]:
@@ -99,7 +114,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
 
     def one(key: str) -> list[Any]:
         x = by_key[key]
-        shown = _filtered(x.evidence, f, deps, ctx)
+        shown = x.evidence
         table = frame_table(shown.drop(columns=[c for c in HIDDEN if c in shown.columns]), FORMATS)
         lines = [
             html.Div(
@@ -114,10 +129,9 @@ def render(f: Filters, ctx: Context) -> list[Any]:
             *[html.Div(n, className="small text-warning-emphasis") for n in x.notes],
             table,
         ]
-        return panel_body(PAGE, key, html.Div(lines), [_envelope(x, ctx)], frame=x.evidence)
+        return panel_body(PAGE, key, html.Div(lines), [_envelope(x, ctx)], frame=shown)
 
-    builders = {"summary": summary, **{k: (lambda k=k: one(k)) for k in FINDINGS}}
-    return [safe(PAGE, k, builders[k]) for k in PANELS]
+    return [safe(PAGE, "summary", summary), *[safe(PAGE, k, partial(one, k)) for k in FINDINGS]]
 
 
 def figures_graph(fig: Any) -> Any:

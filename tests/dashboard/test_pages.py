@@ -383,3 +383,20 @@ def test_the_team_filter_narrows_the_chargeback_statement(dash_app: dash.Dash, d
     assert "search" in mine["statement"] and "team search" in mine["statement"]
     assert "growth" not in mine["statement"] and "support" not in mine["statement"]
     assert "7 complete days" in mine["budgets"]  # the forecast method is named where the forecast is shown
+
+
+def test_waste_page_shows_each_finding_with_its_dollars_and_kql(dash_app: dash.Dash, demo_settings: Settings) -> None:
+    from queries.lens import Lens
+
+    page = page_module(dash_app, "/waste")
+    ctx = Context(demo_settings, Lens.from_settings(demo_settings))
+    bodies = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d"), ctx)), strict=True))
+    assert not [k for k, t in bodies.items() if "panel-failed" in t or "panel-partial" in t]
+    assert '"type": "bar"' in bodies["summary"] and "Idle PTU hours" in bodies["summary"]
+    for key in page.FINDINGS:
+        assert "per month" in bodies[key] and "Show KQL" in bodies[key] and "What to do" in bodies[key], key
+        assert "AzureDiagnostics" in bodies[key], key  # the KQL that found it
+    assert "mi-marketing-copy" in bodies["completion_cap"]  # callers by name
+    assert "mi-doc-indexer" in bodies["embedding_spikes"]
+    mine = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d", team="support"), ctx)), strict=True))
+    assert "mi-support-chat" in mine["streams_without_usage"] and "mi-marketing-copy" not in mine["completion_cap"]
