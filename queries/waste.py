@@ -22,8 +22,8 @@ a test can build a world by hand and check the dollars:
 - ``embedding_spikes``: embedding hours far above the same caller's usual for that hour of day (a
   re-index). $: the ledger's embedding cost of the tokens above that usual.
 
-Every $ is for the window first and then monthly-ised: × 730 / the window's hours (an average month
-has 730 hours), stated on each finding. Provisioned deployments' token rows cost $0 in the ledger (their
+Every $ is for the window first and then monthly-ised: × 730 / the window's hours from its first hour of
+data (an average month has 730 hours), stated on each finding. Provisioned deployments' token rows cost $0 in the ledger (their
 money is PTU-hours), so token findings on them are $0 and say so.
 
 Scope: the catalogue answers come through the view's Lens (a team-scoped view keeps its teams' callers
@@ -83,10 +83,12 @@ class WasteReport:
     start: datetime
     end: datetime
     findings: list[Finding] = field(default_factory=list)
+    data_start: datetime | None = None  # the first hour the ledger has, when later than `start`
 
     @property
     def hours(self) -> float:
-        return window_hours(self.start, self.end)
+        """The hours the $ were counted over: the range, from its first hour of data."""
+        return covered_hours(self.start, self.end, self.data_start)
 
     def summary(self) -> pd.DataFrame:
         """One row per finding: Finding, Items (evidence rows), USD, USDPerMonth, Method, ToDo."""
@@ -110,13 +112,21 @@ def window_hours(start: datetime, end: datetime) -> float:
     return max((end - start).total_seconds() / 3600.0, 1e-9)
 
 
+def covered_hours(start: datetime, end: datetime, data_start: datetime | None) -> float:
+    """The range's hours from its first hour of data: a 30-day range over a workspace a week old is a
+    week of waste, not a month's."""
+    if data_start is not None and pd.Timestamp(data_start) > pd.Timestamp(start):
+        start = pd.Timestamp(data_start).to_pydatetime()
+    return window_hours(start, end)
+
+
 def monthly(usd: float, hours: float) -> float:
     """$ in a window of `hours` as $ per average month (730 hours)."""
     return usd * MONTH_HOURS / hours
 
 
 def monthly_method(hours: float) -> str:
-    return f"× 730 h / {hours:,.0f} h in the window (an average month)"
+    return f"× 730 h / {hours:,.0f} h of data in the range (an average month)"
 
 
 # ---- prices from the ledger --------------------------------------------------------------------------
@@ -443,6 +453,15 @@ def _method(key: str, hours: float, target: float) -> str:
     return f"{base}; {monthly_method(hours)}"
 
 
+def whole_first_hour(alloc: Any) -> datetime | None:
+    """The first hour the allocation's ledger (the view's) has any row."""
+    ledger = getattr(alloc, "ledger", None)
+    if ledger is None or ledger.empty or "Hour" not in ledger.columns:
+        return None
+    first = pd.to_datetime(ledger["Hour"], utc=True).min()
+    return None if pd.isna(first) else first.to_pydatetime()
+
+
 def _names(frame: pd.DataFrame, rules: Any, probe_object_id: str | None) -> pd.DataFrame:
     """ObjectId / CallerIP → a Caller name (and Feature) for people; the ids stay in the CSV."""
     if frame.empty or "ObjectId" not in frame.columns:
@@ -491,7 +510,8 @@ def report(
         _spec, _tr, ledger_kql = lens.render(LEDGER_QUERY, start=start, end=end, bin=timedelta(hours=1))
     except Exception:  # the KQL is shown as a courtesy
         ledger_kql = ""
-    hours = window_hours(start, end)
+    first = whole_first_hour(alloc)
+    hours = covered_hours(start, end, first)
     rules = settings.attribution
     scoped = not lens.scope.is_everything
 
@@ -519,7 +539,7 @@ def report(
             notes=tuple(notes),
         )
 
-    out = WasteReport(start, end)
+    out = WasteReport(start, end, data_start=first)
     r = results["waste_streams_without_usage"]
     ev, usd = streams_without_usage(frame_of("waste_streams_without_usage"), ledger)
     out.findings.append(make("streams_without_usage", ev, usd, r.kql, r, []))

@@ -3,7 +3,7 @@ the whole report on the demo workspace, where each planted kind of waste is foun
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -262,6 +262,10 @@ def test_embedding_spikes_against_the_callers_usual_for_that_hour() -> None:
 def test_monthly_is_730_hours_over_the_window() -> None:
     assert waste.monthly(7.0, 168.0) == pytest.approx(7.0 * 730 / 168)
     assert "730 h / 168 h" in waste.monthly_method(168.0)
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    assert waste.covered_hours(start, end, None) == 720.0
+    assert waste.covered_hours(start, end, datetime(2026, 11, 24, tzinfo=UTC)) == 168.0  # a week of data
+    assert waste.covered_hours(start, end, datetime(2026, 10, 1, tzinfo=UTC)) == 720.0
 
 
 def test_the_demo_shows_every_finding(demo_settings: Settings, demo_end: datetime) -> None:
