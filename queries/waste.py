@@ -453,7 +453,7 @@ def _method(key: str, hours: float, target: float) -> str:
     return f"{base}; {monthly_method(hours)}"
 
 
-def whole_first_hour(alloc: Any) -> datetime | None:
+def first_hour(alloc: Any) -> datetime | None:
     """The first hour the allocation's ledger (the view's) has any row."""
     ledger = getattr(alloc, "ledger", None)
     if ledger is None or ledger.empty or "Hour" not in ledger.columns:
@@ -501,8 +501,12 @@ def report(
         from queries.cost.prices import PriceBook
 
         book = PriceBook.load(settings)
-    alloc = alloc_fn(lens, start, end)  # the shared allocation (narrowed to the view's scope)
-    ledger = alloc.ledger if alloc.ledger is not None else pd.DataFrame()
+    try:
+        alloc: Any = alloc_fn(lens, start, end)  # the shared allocation (narrowed to the view's scope)
+        no_ledger = None
+    except Exception as e:  # every $ comes from the ledger: the findings still list what they found
+        alloc, no_ledger = None, f"no $: the cost ledger could not be read ({type(e).__name__}: {e})"
+    ledger = alloc.ledger if alloc is not None and alloc.ledger is not None else pd.DataFrame()
     ledger = ledger[~ledger["IsProbe"].astype(bool)] if not ledger.empty else ledger
     prices = ledger_prices(ledger, book)
     results = dict(zip(QUERIES, lens.run_many([(q, {"start": start, "end": end}) for q in QUERIES]), strict=True))
@@ -510,7 +514,7 @@ def report(
         _spec, _tr, ledger_kql = lens.render(LEDGER_QUERY, start=start, end=end, bin=timedelta(hours=1))
     except Exception:  # the KQL is shown as a courtesy
         ledger_kql = ""
-    first = whole_first_hour(alloc)
+    first = first_hour(alloc)
     hours = covered_hours(start, end, first)
     rules = settings.attribution
     scoped = not lens.scope.is_everything
@@ -524,6 +528,9 @@ def report(
     ) -> Finding:
         if result is not None and result.status == "failed":
             notes = [f"{result.name} failed: {result.notice}", *notes]
+            usd = float("nan")
+        if no_ledger:
+            notes = [no_ledger, *notes]
             usd = float("nan")
         return Finding(
             key=key,

@@ -589,7 +589,7 @@ class Seeder:
     # (idle PTU hours, the prompt cache and the doc-indexer's re-index spikes need no planting). Each is a
     # few calls an hour with their own random stream, added after the limits: the rest of the data does
     # not move, and no deployment-hour's tokens change by more than the logs-vs-metrics tolerance.
-    NO_USAGE_FEATURE = "support-chat"  # a new web widget streams on chat-gpt4o without include_usage
+    NO_USAGE_FEATURE = "rag-answers"  # a new web widget streams on rag-gpt41 without include_usage
     CAPPED_FEATURE = "marketing-copy"  # a template sends max_tokens=512: long copy stops at 512 tokens
     CAP_TOKENS = 512
     SHORT_FEATURE = "marketing-copy"  # subject lines on gpt-4o: ~120-token prompts, ~25-token answers
@@ -602,12 +602,12 @@ class Seeder:
         first = np.datetime64(day_start, "h")
         hours = np.arange(first, np.datetime64(day_end, "h") + 1).astype("datetime64[ms]").astype(np.int64)
         parts = []
-        plan = (  # feature, calls per hour, prompt, completion, streamed share, cap, no usage row
-            (self.NO_USAGE_FEATURE, 1, (200, 0.15), (150, 0.2), 1.0, None, True),
-            (self.CAPPED_FEATURE, 2, (600, 0.4), (700, 0.5), 0.3, self.CAP_TOKENS, False),
-            (self.SHORT_FEATURE, 6, (120, 0.3), (25, 0.3), 0.0, None, False),
+        plan = (  # feature, deployment, calls per hour, prompt, completion, streamed share, cap, no usage row
+            (self.NO_USAGE_FEATURE, "rag-gpt41", 1, (200, 0.15), (150, 0.2), 1.0, None, True),
+            (self.CAPPED_FEATURE, "chat-gpt4o", 2, (600, 0.4), (700, 0.5), 0.3, self.CAP_TOKENS, False),
+            (self.SHORT_FEATURE, "chat-gpt4o", 6, (120, 0.3), (25, 0.3), 0.0, None, False),
         )
-        for feature, per_hour, prompt, completion, streamed, cap, no_usage in plan:
+        for feature, deployment, per_hour, prompt, completion, streamed, cap, no_usage in plan:
             caller = names.index(feature)
             s = replace(
                 self.streams[caller],
@@ -618,7 +618,7 @@ class Seeder:
                 content_filter=0.0,
             )
             t = np.repeat(hours, per_hour) + rng.integers(0, 3_600_000, len(hours) * per_hour)
-            part = self._requests(rng, s, caller, t, np.full(len(t), self.dep_index["chat-gpt4o"]))
+            part = self._requests(rng, s, caller, t, np.full(len(t), self.dep_index[deployment]))
             if cap is not None:
                 part["completion"] = np.minimum(part["completion"], cap)
             if no_usage:  # at most 450 tokens a call, two in an hour at most: under the logs-vs-metrics

@@ -399,4 +399,5 @@ def test_waste_page_shows_each_finding_with_its_dollars_and_kql(dash_app: dash.D
     assert "mi-marketing-copy" in bodies["completion_cap"]  # callers by name
     assert "mi-doc-indexer" in bodies["embedding_spikes"]
     mine = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d", team="support"), ctx)), strict=True))
-    assert "mi-support-chat" in mine["streams_without_usage"] and "mi-marketing-copy" not in mine["completion_cap"]
+    assert "mi-support-chat" in mine["short_calls"] and "mi-marketing-copy" not in mine["short_calls"]
+    assert "mi-marketing-copy" not in mine["completion_cap"] and "mi-rag-answers" in bodies["streams_without_usage"]

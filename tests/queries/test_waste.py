@@ -278,7 +278,7 @@ def test_the_demo_shows_every_finding(demo_settings: Settings, demo_end: datetim
         assert not f.evidence.empty and f.kql and "AzureDiagnostics" in f.kql, f.key
         assert f.result is None or f.result.status == "ok", (f.key, f.result.notice)
     # each planted kind is found where it was planted, named by its caller
-    assert set(found["streams_without_usage"].evidence["Feature"]) == {"support-chat"}
+    assert set(found["streams_without_usage"].evidence["Feature"]) == {"rag-answers"}
     cap = found["completion_cap"].evidence
     assert cap[["Deployment", "Feature", "CapTokens"]].values.tolist() == [["chat-gpt4o", "marketing-copy", 512]]
     short = found["short_calls"].evidence
@@ -287,3 +287,18 @@ def test_the_demo_shows_every_finding(demo_settings: Settings, demo_end: datetim
     assert set(found["embedding_spikes"].evidence["Feature"]) == {"doc-indexer"}
     assert "rag-gpt41" in set(found["prompt_cache"].evidence["Deployment"])
     assert "probes" not in " ".join(str(v) for f in report.findings for v in f.evidence.get("Caller", []))
+
+
+def test_without_the_ledger_the_findings_say_so_and_carry_no_dollars(
+    demo_settings: Settings, demo_end: datetime
+) -> None:
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("usage query failed")
+
+    lens = Lens.from_settings(demo_settings)
+    report = waste.report(lens, demo_end - timedelta(days=1), demo_end, allocation=broken)
+    for f in report.findings:
+        assert pd.isna(f.usd) and pd.isna(f.usd_per_month), f.key
+        assert any("cost ledger could not be read" in n and "usage query failed" in n for n in f.notes), f.key
+    found = {f.key: f for f in report.findings}
+    assert not found["completion_cap"].evidence.empty  # what the queries found is still listed
