@@ -24,7 +24,7 @@ def test_index_loads_nothing_from_another_host(dash_app: dash.Dash) -> None:
 
 def test_every_page_is_in_the_nav_in_order(dash_app: dash.Dash) -> None:
     names = [p["name"] for p in sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)]
-    assert names == ["Overview", "Cost", "Features & teams", "Reliability", "Probes", "Alerts", "Data health"]
+    assert names == ["Overview", "Cost", "Waste", "Features & teams", "Reliability", "Probes", "Alerts", "Data health"]
     layout = dash_app.server.test_client().get("/_dash-layout").get_json()
     links = {}
 
@@ -43,6 +43,7 @@ def test_every_page_is_in_the_nav_in_order(dash_app: dash.Dash) -> None:
     assert links == {
         "Overview": "/",
         "Cost": "/cost",
+        "Waste": "/waste",
         "Features & teams": "/features",
         "Reliability": "/reliability",
         "Probes": "/probes",
