@@ -40,6 +40,7 @@ class RuleData(Protocol):
     def caller_cost(self, start: datetime, end: datetime) -> pd.DataFrame: ...
     def retirements(self) -> pd.DataFrame: ...
     def billing(self, start: datetime, end: datetime, today: date) -> pd.DataFrame: ...
+    def prompt_cache(self, start: datetime, end: datetime) -> pd.DataFrame: ...
 
 
 class LensData:
@@ -141,6 +142,16 @@ class LensData:
             return reconciliation(self.lens.settings, self.lens, start, end, today=today)
         except BillError as e:  # Cost Management unreadable now (throttled, no role): the rule keeps its state
             raise DataUnavailable(str(e)) from None
+
+    def prompt_cache(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Deployment, PromptTokens, CachedTokens of the cacheable prompts (`prompt_cache_by_caller`'s
+        Eligible* columns summed per deployment): what the cache_hit_rate rule judges."""
+        f = self._result_frame(self.lens.run("prompt_cache_by_caller", start=start, end=end))
+        cols = ["Deployment", "PromptTokens", "CachedTokens"]
+        if f.empty:
+            return pd.DataFrame(columns=cols)
+        g = f.groupby("Deployment", as_index=False, sort=True)[["EligiblePromptTokens", "EligibleCachedTokens"]].sum()
+        return g.rename(columns={"EligiblePromptTokens": "PromptTokens", "EligibleCachedTokens": "CachedTokens"})[cols]
 
 
 def _retirements(lens: Any) -> pd.DataFrame:

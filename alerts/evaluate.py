@@ -80,6 +80,8 @@ class Evaluator:
         if kind == "no_data":
             seen = self.data.last_seen(now - lookback(rule.window_minutes, rule.threshold), now)
             return rules.no_data(rule, seen, now)
+        if kind == "cache_hit_rate":
+            return rules.cache_hit_rate(rule, self.data.prompt_cache(start, now))
         budgets = self.settings.budgets
         if kind == "budget_pace":
             return rules.budget_pace(rule, self.data.cost(history_start(now), now), budgets, now)

@@ -468,3 +468,34 @@ def billing_drift(rule: AlertRule, rec: pd.DataFrame, today: date, *, lag_days: 
             )
         )
     return out
+
+
+THRESHOLDS["cache_hit_rate"] = (
+    "percent of the prompt tokens of cacheable prompts (1,024 tokens or more) served from the prompt cache in "
+    "the window, per deployment with at least min_prompt_tokens of them (fires below)"
+)
+
+
+def cache_hit_rate(rule: AlertRule, frame: pd.DataFrame) -> list[Finding]:
+    """The prompt cache's hit rate per deployment. frame: Deployment, PromptTokens, CachedTokens (of the
+    cacheable prompts in the window); a deployment with fewer than `rule.min_prompt_tokens` is not judged."""
+    out = []
+    for _, row in frame.iterrows():
+        dep = str(row["Deployment"])
+        if rule.deployment and dep != rule.deployment:
+            continue
+        prompt = float(row["PromptTokens"] or 0)
+        if prompt <= 0 or prompt < rule.min_prompt_tokens:
+            continue
+        cached = min(float(row["CachedTokens"] or 0), prompt)
+        pct = 100.0 * cached / prompt
+        out.append(
+            Finding(
+                dep,
+                pct < rule.threshold,
+                round(pct, 2),
+                f"{dep}: {_fmt(cached)} of {_fmt(prompt)} prompt tokens of cacheable prompts came from the prompt "
+                f"cache ({_fmt(pct)}%) in the last {rule.window_minutes} min; threshold {_fmt(rule.threshold)}%",
+            )
+        )
+    return out

@@ -270,6 +270,7 @@ class AlertRule(Section):
         "no_data",
         "model_retirement",
         "billing_drift",
+        "cache_hit_rate",
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
@@ -295,6 +296,14 @@ class AlertRule(Section):
         if isinstance(data, dict) and data.get("kind") == "model_retirement" and "threshold" not in data:
             return {**data, "threshold": 90}
         return data
+
+    min_prompt_tokens: int = Field(100_000, ge=0)  # cache_hit_rate: prompt tokens a deployment needs to be judged
+
+    @model_validator(mode="after")
+    def _cache_rate_is_a_percent(self) -> AlertRule:
+        if self.kind == "cache_hit_rate" and not 0 <= self.threshold <= 100:
+            raise ValueError(f"a cache_hit_rate threshold is a percent (0 to 100), not {self.threshold:g}")
+        return self
 
 
 class AlertChannel(Section):

@@ -200,7 +200,11 @@ class Seeder:
         self._finish(rng, df)
         df["spill"] = False
         df = self._append(df, self._eval_suite(day, day_start, day_end), [self.seed, day, 31])
-        return self._append(df, self._spilled(df, turned_away), [self.seed, day, 32])
+        df = self._append(df, self._spilled(df, turned_away), [self.seed, day, 32])
+        df["no_usage"] = False
+        df = self._planted_waste(day, df, day_start, day_end)
+        df["spill"] = df["spill"].astype("boolean").fillna(False).astype(bool)  # the planted calls never spill
+        return df
 
     def _burst_size(self, s: Stream) -> int:
         """Requests in a 12-minute burst: half again what the primary deployment admits per minute."""
@@ -540,6 +544,9 @@ class Seeder:
         )
         # the spilled calls, for the metrics' IsSpillover dimension (the logs carry no such mark)
         con.execute(f"INSERT INTO spilled SELECT {corr} FROM req r {received} AND r.spill")
+        con.execute(  # the planted streams without include_usage: their usage rows go after the metrics
+            f"INSERT INTO planted_no_usage SELECT CorrelationId FROM (SELECT {common} {joins} {received} AND r.no_usage)"
+        )
         kept = con.execute(f"SELECT count(*) FROM req r {received}").fetchall()[0][0]
         con.unregister("req")
         return int(kept)
@@ -666,6 +673,68 @@ class Seeder:
             [dep, hour, hour + timedelta(hours=1)],
         )
         return {"usage_gap_deployment": dep, "usage_gap_hour": hour.isoformat() + "Z"}
+
+    # ---- planted waste: one of each kind the Waste page finds ---------------------------------------
+    # (idle PTU hours, the prompt cache and the doc-indexer's re-index spikes need no planting). Each is a
+    # few calls an hour with their own random stream, added after the limits: the rest of the data does
+    # not move, and no deployment-hour's tokens change by more than the logs-vs-metrics tolerance.
+    NO_USAGE_FEATURE = "rag-answers"  # a new web widget streams on rag-gpt41 without include_usage
+    CAPPED_FEATURE = "marketing-copy"  # a template sends max_tokens=512: long copy stops at 512 tokens
+    CAP_TOKENS = 512
+    SHORT_FEATURE = "marketing-copy"  # subject lines on gpt-4o: ~120-token prompts, ~25-token answers
+
+    def _planted_waste(self, day: int, df: pd.DataFrame, day_start: datetime, day_end: datetime) -> pd.DataFrame:
+        """The day's planted calls (one stream without usage, two capped, six short per hour), finished
+        like the rest and merged in time order."""
+        rng = np.random.default_rng([self.seed, day, 7])
+        names = [f.name for f in world.FEATURES]
+        first = np.datetime64(day_start, "h")
+        hours = np.arange(first, np.datetime64(day_end, "h") + 1).astype("datetime64[ms]").astype(np.int64)
+        parts = []
+        plan = (  # feature, deployment, calls per hour, prompt, completion, streamed share, cap, no usage row
+            (self.NO_USAGE_FEATURE, "rag-gpt41", 1, (200, 0.15), (150, 0.2), 1.0, None, True),
+            (self.CAPPED_FEATURE, "chat-gpt4o", 2, (600, 0.4), (700, 0.5), 0.3, self.CAP_TOKENS, False),
+            (self.SHORT_FEATURE, "chat-gpt4o", 6, (120, 0.3), (25, 0.3), 0.0, None, False),
+        )
+        for feature, deployment, per_hour, prompt, completion, streamed, cap, no_usage in plan:
+            caller = names.index(feature)
+            s = replace(
+                self.streams[caller],
+                prompt=prompt,
+                completion=completion,
+                cached_share=0.0,
+                streaming=streamed,
+                content_filter=0.0,
+            )
+            t = np.repeat(hours, per_hour) + rng.integers(0, 3_600_000, len(hours) * per_hour)
+            part = self._requests(rng, s, caller, t, np.full(len(t), self.dep_index[deployment]))
+            if cap is not None:
+                part["completion"] = np.minimum(part["completion"], cap)
+            if no_usage:  # at most 450 tokens a call, two in an hour at most: under the logs-vs-metrics
+                part["prompt"] = np.minimum(part["prompt"], 250)  # check's 1,000-token floor
+                part["completion"] = np.minimum(part["completion"], 200)
+            frame = pd.DataFrame(part)
+            frame = frame[
+                (frame.t >= np.datetime64(day_start, "ms").astype(np.int64))
+                & (frame.t < np.datetime64(day_end, "ms").astype(np.int64))
+            ].reset_index(drop=True)
+            self._finish(rng, frame)
+            frame["no_usage"] = no_usage
+            parts.append(frame)
+        out = pd.concat([df, *parts], ignore_index=True)
+        return out.sort_values(["t", "caller"], kind="stable").reset_index(drop=True)
+
+    def _planted_streams_without_usage(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """The planted streams' usage rows never arrive (the metrics, written before, still count their
+        tokens). Recorded in WorkspaceInfo as no_usage_feature / no_usage_calls."""
+        con.execute(
+            """
+            DELETE FROM AzureDiagnostics
+            WHERE Category = 'AzureOpenAIRequestUsage' AND CorrelationId IN (SELECT CorrelationId FROM planted_no_usage)
+            """
+        )
+        n = con.execute("SELECT count(*) FROM planted_no_usage").fetchall()[0][0]
+        return {"no_usage_feature": self.NO_USAGE_FEATURE, "no_usage_calls": str(n)}
 
     def _management(self, con: duckdb.DuckDBPyConnection) -> None:
         """Deployments and regional quota usages, as the ARM REST API returns them."""
@@ -862,6 +931,7 @@ class Seeder:
             con.execute(schemas.create_table_sql("AzureMetrics"))
             con.execute("CREATE TABLE WorkspaceInfo (Key VARCHAR, Value VARCHAR)")
             con.execute("CREATE TEMP TABLE spilled (CorrelationId VARCHAR)")
+            con.execute("CREATE TEMP TABLE planted_no_usage (CorrelationId VARCHAR)")
             self._dimensions(con)
             end_ms = int(np.datetime64(self.end, "ms").astype(np.int64))
             requests = 0
@@ -872,6 +942,7 @@ class Seeder:
             self._responses_api_calls(con)
             self._metrics(con)
             gap = self._planted_usage_gap(con)
+            gap |= self._planted_streams_without_usage(con)
             self._management(con)
             estate.write(con, self.end)
             self._retired_deployment_calls(con)

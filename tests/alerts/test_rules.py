@@ -512,3 +512,61 @@ def test_caller_subjects_are_scoped_to_the_callers_team(tmp_path: Path) -> None:
     growth = ScopedStore(store, Scope.of(["growth"]), settings)
     assert list(growth.current_states()["subject"]) == ["caller:mi-copy"]
     assert {s for _, s in ScopedStore(store, Scope.of(["support"]), settings).states()} == {"caller:triage (API key)"}
+
+
+def test_cache_hit_rate_per_deployment_with_a_minimum_prompt_volume() -> None:
+    frame = pd.DataFrame(
+        {
+            "Deployment": ["rag", "chat", "tiny", "cold"],
+            "PromptTokens": [1_000_000, 400_000, 5_000, 0],
+            "CachedTokens": [150_000, 200_000, 0, 0],
+        }
+    )
+    r = rule("cache_hit_rate", 30, min_prompt_tokens=100_000)
+    found = rules.cache_hit_rate(r, frame)
+    # rag: 150,000 / 1,000,000 = 15% < 30%; chat: 50%; tiny and cold have too few prompt tokens to judge
+    assert by_subject(found) == {"rag": (True, 15.0), "chat": (False, 50.0)}
+    assert "150,000 of 1,000,000 prompt tokens" in found[0].reason and "threshold 30" in found[0].reason
+    assert by_subject(rules.cache_hit_rate(rule("cache_hit_rate", 60, deployment="chat"), frame)) == {
+        "chat": (True, 50.0)
+    }
+
+
+def test_a_cache_hit_rate_threshold_is_a_percent(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="cache_hit_rate threshold is a percent"):
+        Settings(data_dir=tmp_path, alerts={"rules": [{"name": "c", "kind": "cache_hit_rate", "threshold": 150}]})
+    with pytest.raises(ValidationError, match="min_prompt_tokens"):
+        Settings(
+            data_dir=tmp_path,
+            alerts={"rules": [{"name": "c", "kind": "cache_hit_rate", "threshold": 30, "min_prompt_tokens": -1}]},
+        )
+
+
+def test_the_cache_rule_reads_the_cacheable_prompts_per_deployment(demo_settings: Settings, tmp_path: Path) -> None:
+    from alerts.data import LensData
+    from queries.lens import Lens
+
+    settings = demo_settings.model_copy(
+        update={
+            "alerts": demo_settings.alerts.model_copy(
+                update={"rules": [rule("cache_hit_rate", 30, window_minutes=7 * 24 * 60, min_prompt_tokens=1_000_000)]}
+            )
+        }
+    )
+    lens = Lens.from_settings(settings)
+    data = LensData(lens)
+    now = lens.now()
+    frame = data.prompt_cache(now - timedelta(days=7), now)
+    raw = lens.run("prompt_cache_by_caller", start=now - timedelta(days=7), end=now).frame
+    rag = raw[raw["Deployment"] == "rag-gpt41"]
+    row = frame.set_index("Deployment").loc["rag-gpt41"]
+    assert (
+        row["PromptTokens"] == rag["EligiblePromptTokens"].sum()
+        and row["CachedTokens"] == rag["EligibleCachedTokens"].sum()
+    )
+    report = Evaluator(settings, Store(tmp_path / "s.sqlite"), data).evaluate()
+    found = by_subject(report.findings["r-cache_hit_rate"])
+    # rag-answers caches about a fifth of its long prompts; support-chat's PTU deployment about 45%
+    assert found["rag-gpt41"][0] is True and found["support-gpt4o-ptu"][0] is False

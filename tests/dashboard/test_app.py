@@ -27,6 +27,7 @@ def test_every_page_is_in_the_nav_in_order(dash_app: dash.Dash) -> None:
     assert names == [
         "Overview",
         "Cost",
+        "Waste",
         "Features & teams",
         "Reliability",
         "Probes",
@@ -52,6 +53,7 @@ def test_every_page_is_in_the_nav_in_order(dash_app: dash.Dash) -> None:
     assert links == {
         "Overview": "/",
         "Cost": "/cost",
+        "Waste": "/waste",
         "Features & teams": "/features",
         "Reliability": "/reliability",
         "Probes": "/probes",

@@ -82,6 +82,7 @@ def test_every_page_renders_with_charts_and_no_errors(browser_page: tuple[Any, l
         "Alerts",
         "Data health",
         "Inventory",
+        "Waste",
     }
     for info in pages:
         problems.clear()
@@ -184,4 +185,20 @@ def test_cost_page_sets_the_estimate_beside_the_bill(browser_page: tuple[Any, li
     assert len(rows) == 2, rows
     assert any("drift" in r and "cached input" in r and "contoso-oai-eastus" in r for r in rows), rows
     assert any("bill-only" in r and "gpt-4.1-mini" in r for r in rows), rows
+    assert not problems, problems
+
+
+def test_the_waste_page_shows_every_finding_with_its_dollars(
+    browser_page: tuple[Any, list[str]], live_url: str
+) -> None:
+    page, problems = browser_page
+    problems.clear()
+    page.goto(live_url + "/waste?range=7d")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    assert page.locator(".waste-summary tbody tr").count() == 6  # one row per finding
+    assert page.locator(".waste-usd").count() == 6 and "per month" in page.locator(".waste-usd").first.inner_text()
+    panel = page.locator("#waste-completion_cap-panel")
+    panel.get_by_text("Show KQL").click()
+    panel.locator(".panel-kql-code").wait_for(state="visible", timeout=10_000)
+    assert "AzureOpenAIRequestUsage" in panel.locator(".panel-kql-code").inner_text()
     assert not problems, problems

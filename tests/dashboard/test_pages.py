@@ -480,3 +480,21 @@ def test_estimate_vs_billed_names_the_planted_faults_and_is_whole_estate_only(
     scoped = Context(scope.settings(dash_settings), ScopedLens(lens, scope, dash_settings.attribution), scope=scope)
     mine = _text(page.render(Filters(range="7d"), "team", None, scoped)[page.PANELS.index("bill")])
     assert WHOLE_ESTATE_ONLY in mine and "panel-failed" not in mine and "bill-only" not in mine
+
+
+def test_waste_page_shows_each_finding_with_its_dollars_and_kql(dash_app: dash.Dash, demo_settings: Settings) -> None:
+    from queries.lens import Lens
+
+    page = page_module(dash_app, "/waste")
+    ctx = Context(demo_settings, Lens.from_settings(demo_settings))
+    bodies = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d"), ctx)), strict=True))
+    assert not [k for k, t in bodies.items() if "panel-failed" in t or "panel-partial" in t]
+    assert '"type": "bar"' in bodies["summary"] and "Idle PTU hours" in bodies["summary"]
+    for key in page.FINDINGS:
+        assert "per month" in bodies[key] and "Show KQL" in bodies[key] and "What to do" in bodies[key], key
+        assert "AzureDiagnostics" in bodies[key], key  # the KQL that found it
+    assert "mi-marketing-copy" in bodies["completion_cap"]  # callers by name
+    assert "mi-doc-indexer" in bodies["embedding_spikes"]
+    mine = dict(zip(page.PANELS, map(_text, page.render(Filters(range="7d", team="support"), ctx)), strict=True))
+    assert "mi-support-chat" in mine["short_calls"] and "mi-marketing-copy" not in mine["short_calls"]
+    assert "mi-marketing-copy" not in mine["completion_cap"] and "mi-rag-answers" in bodies["streams_without_usage"]

@@ -220,3 +220,23 @@ def test_the_estate_inventory_is_refused_to_a_team(scoped: ScopedLens, lens: Len
         with pytest.raises(ScopeError, match=name):
             getattr(scoped, name)
     assert whole(scoped).inventory().status == "ok"  # the whole Lens behind the view still has it
+
+
+def test_waste_findings_hold_only_the_scopes_callers(scoped: ScopedLens, lens: Lens, demo_settings: Settings) -> None:
+    """Waste findings with callers are the scope's own (the catalogue answers through the view, the ledger
+    narrowed); idle PTU capacity is nobody's team and not shown; the $ is the scope's part of the whole."""
+    from queries import waste
+
+    end = lens.now()
+    mine = {f.key: f for f in waste.report(scoped, end - timedelta(days=7), end).findings}
+    every = {f.key: f for f in waste.report(lens, end - timedelta(days=7), end).findings}
+    for key, f in mine.items():
+        assert _other_teams_rows(f.evidence, demo_settings).empty, (key, f.evidence.head())
+        assert f.usd <= every[key].usd + 1e-9, key
+    assert mine["ptu_idle"].evidence.empty and mine["ptu_idle"].usd == 0 and every["ptu_idle"].usd > 0
+    assert any("not shown to a team-scoped view" in n for n in mine["ptu_idle"].notes)
+    # support-chat's short calls on gpt-4o are theirs to see; search's streams and growth's capped copy are not
+    assert set(mine["short_calls"].evidence["Feature"]) == {"support-chat"} and mine["short_calls"].usd > 0
+    assert mine["streams_without_usage"].evidence.empty and not every["streams_without_usage"].evidence.empty
+    assert mine["completion_cap"].evidence.empty and not every["completion_cap"].evidence.empty
+    assert mine["embedding_spikes"].evidence.empty and not every["embedding_spikes"].evidence.empty

@@ -51,9 +51,10 @@ def test_demo_conserves_money_to_the_cent(result: AllocationResult, lens: Lens, 
     info = deps.assign(Resource=deps["Resource"].str.lower())[["Resource", "Deployment", "Sku", "Location"]]
     tok = usage.merge(info, on=["Resource", "Deployment"])
     tok = tok[~tok["Sku"].map(ptu.is_ptu)]
-    # the demo's planted usage gap: hours with calls but no usage rows are priced from the metrics' tokens
-    gaps = tok[(tok["UsageRows"] == 0) & (tok["Succeeded"] > 0)][["TimeGenerated", "Deployment"]].drop_duplicates()
-    assert len(gaps) == 1
+    # hours with successful calls without a usage row (the demo's planted usage gap, and its planted streams
+    # without include_usage) are priced from the metrics' tokens beyond the usage rows' (as uncached input)
+    gaps = tok[tok["UnmatchedRequests"] > 0][["TimeGenerated", "Deployment"]].drop_duplicates()
+    assert len(gaps) > 1 and set(gaps["Deployment"]) == {"rag-gpt41"}
     m = lens.metrics(
         ["ProcessedPromptTokens", "GeneratedTokens"],
         start=result.start,
@@ -64,13 +65,16 @@ def test_demo_conserves_money_to_the_cent(result: AllocationResult, lens: Lens, 
     m = m.pivot_table(index=["TimeStamp", "ModelDeploymentName"], columns="MetricName", values="Value").reset_index()
     m = m.rename(columns={"TimeStamp": "TimeGenerated", "ModelDeploymentName": "Deployment"})
     m["TimeGenerated"] = pd.to_datetime(m["TimeGenerated"], utc=True)
-    gap_tokens = gaps.merge(m, on=["TimeGenerated", "Deployment"])
-    assert len(gap_tokens) == 1 and gap_tokens["ProcessedPromptTokens"].iloc[0] > 0
+    logged = tok.groupby(["TimeGenerated", "Deployment"], as_index=False)[["PromptTokens", "CompletionTokens"]].sum()
+    gap_tokens = gaps.merge(m, on=["TimeGenerated", "Deployment"]).merge(logged, on=["TimeGenerated", "Deployment"])
+    gap_tokens["PromptTokens"] = (gap_tokens["ProcessedPromptTokens"] - gap_tokens["PromptTokens"]).clip(lower=0)
+    gap_tokens["CompletionTokens"] = (gap_tokens["GeneratedTokens"] - gap_tokens["CompletionTokens"]).clip(lower=0)
+    assert len(gap_tokens) == len(gaps) and (gap_tokens["PromptTokens"] > 0).all()
     first = tok.merge(gaps, on=["TimeGenerated", "Deployment"]).drop_duplicates(["TimeGenerated", "Deployment"])
     first = first.drop(columns=["PromptTokens", "CompletionTokens"]).merge(
-        gap_tokens, on=["TimeGenerated", "Deployment"]
+        gap_tokens[["TimeGenerated", "Deployment", "PromptTokens", "CompletionTokens"]],
+        on=["TimeGenerated", "Deployment"],
     )
-    first = first.rename(columns={"ProcessedPromptTokens": "PromptTokens", "GeneratedTokens": "CompletionTokens"})
     tok = pd.concat([tok, first.assign(CachedTokens=0)], ignore_index=True)
     priced = book.price_usage(
         pd.DataFrame(

@@ -74,15 +74,27 @@ def test_usage_rows_join_to_successful_request_rows(con) -> None:
     assert usage > 1000
     assert joined_ok == usage and joined_other == 0
     info = dict(q(con, "SELECT Key, Value FROM WorkspaceInfo"))
+    without = """FROM AzureDiagnostics r WHERE r.Category = 'RequestResponse' AND r.ResultSignature = '200'
+           AND r.CorrelationId NOT IN (SELECT CorrelationId FROM AzureDiagnostics WHERE Category = 'AzureOpenAIRequestUsage')"""
+    planted = world.feature(info["no_usage_feature"]).object_id
     ok_without_usage = q(
         con,
-        """SELECT DISTINCT json_extract_string(r.properties_s, '$.modelDeploymentName'), date_trunc('hour', r.TimeGenerated)
-           FROM AzureDiagnostics r WHERE r.Category = 'RequestResponse' AND r.ResultSignature = '200'
-           AND r.CorrelationId NOT IN (SELECT CorrelationId FROM AzureDiagnostics WHERE Category = 'AzureOpenAIRequestUsage')""",
+        f"""SELECT DISTINCT json_extract_string(r.properties_s, '$.modelDeploymentName'), date_trunc('hour', r.TimeGenerated)
+           {without} AND json_extract_string(r.properties_s, '$.objectId') <> '{planted}'""",
     )
-    # only the planted gap: one hour of one deployment whose usage rows never arrived
+    # besides the planted streams without include_usage: one hour of one deployment whose usage rows never arrived
     gap = datetime.fromisoformat(info["usage_gap_hour"].removesuffix("Z"))
     assert ok_without_usage == [(info["usage_gap_deployment"], gap)]
+    # the planted streams: all streamed, on rag-gpt41, every one of them without its usage row
+    streams = q(
+        con,
+        f"""SELECT json_extract_string(r.properties_s, '$.modelDeploymentName'), json_extract_string(r.properties_s, '$.streamType'),
+                  count(*) {without} AND json_extract_string(r.properties_s, '$.objectId') = '{planted}'
+           AND date_trunc('hour', r.TimeGenerated) <> TIMESTAMP '{gap:%Y-%m-%d %H:%M:%S}' GROUP BY ALL""",
+    )
+    assert [(d, st) for d, st, _ in streams] == [("rag-gpt41", "Streaming")]
+    planted_calls = int(info["no_usage_calls"])  # one an hour: at most two end in the gap hour
+    assert planted_calls - 2 <= streams[0][2] <= planted_calls and planted_calls > 100
     dup = q(
         con, "SELECT count(*) - count(DISTINCT CorrelationId) FROM AzureDiagnostics WHERE Category = 'RequestResponse'"
     )
