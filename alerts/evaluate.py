@@ -61,6 +61,9 @@ class Evaluator:
             return rules.probe_failures(rule, self.store.last_probes(max(1, int(rule.threshold))))
         if kind == "probe_ttft":
             return rules.probe_ttft(rule, self.store.probes(since=start.timestamp(), until=now.timestamp()))
+        if kind == "slo_burn":
+            window_probes = self.store.probes(since=start.timestamp(), until=now.timestamp())
+            return rules.slo_burn(rule, window_probes, self.settings.probes, now)
         if self.data is None:
             raise DataUnavailable("no data source")
         if kind in ("rate_429", "rate_5xx"):
@@ -77,7 +80,8 @@ class Evaluator:
             return rules.no_data(rule, seen, now)
         budgets = self.settings.budgets
         if kind == "budget_pace":
-            return rules.budget_pace(rule, self.data.cost(history_start(now), now), budgets, now)
+            min_days = self.settings.alerts.budget_min_history_days
+            return rules.budget_pace(rule, self.data.cost(history_start(now), now), budgets, now, min_days)
         if kind == "burn_rate":
             return rules.burn_rate(rule, self.data.cost(start, now), budgets, now)
         if kind == "spend_anomaly":
