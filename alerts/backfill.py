@@ -412,6 +412,8 @@ def step_of(rule: AlertRule) -> timedelta:
         return timedelta(minutes=max(60.0, rule.threshold / 4))
     if rule.kind in ("burn_rate", "spend_anomaly", "caller_spend"):
         return max(COST_STEP, timedelta(minutes=rule.window_minutes / 4))
+    if rule.kind == "slo_burn":  # its short window is a twelfth of the long one: judged that often
+        return timedelta(minutes=max(1.0, rule.window_minutes / 12))
     return timedelta(minutes=min(rule.window_minutes, 60))
 
 
@@ -463,8 +465,9 @@ class Gate:
             return self.memory.latest_failed(at.timestamp())
         if kind == "probe_ttft":
             return self.memory.any_probe(self._ttft > rule.threshold, start.timestamp(), at.timestamp())
-        if kind == "slo_burn":
-            return self.memory.any_probe(self._slo_bad(), start.timestamp(), at.timestamp())
+        if kind == "slo_burn":  # the short window must hold a bad probe
+            short = at - timedelta(minutes=rule.window_minutes / 12)
+            return self.memory.any_probe(self._slo_bad(), short.timestamp(), at.timestamp())
         if kind == "burn_rate" and self.settings.budgets:
             # the short window (a twelfth) must burn faster than the threshold for some budget; all
             # teams' spend together is at least any one budget's
