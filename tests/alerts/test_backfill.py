@@ -65,7 +65,7 @@ def test_probe_history_is_the_probe_traffic_in_the_logs(filled: tuple[Settings, 
 def test_the_month_is_told_by_the_evaluator_and_nobody_is_notified(
     filled: tuple[Settings, Store, BackfillReport], demo_end: datetime
 ) -> None:
-    settings, store, report = filled
+    _, store, report = filled
     history = [t for t in store.transitions() if t.backfilled]
     assert len(history) == report.transitions > 0 and store.deliveries() == []
     assert not report.rules_skipped, report.rules_skipped
