@@ -167,3 +167,22 @@ def test_a_version_1_state_file_gains_the_new_columns(tmp_path: Path) -> None:
     assert len(store.probes()) == 1 and store.ab_probes().empty
     store.add_probe(ProbeResult(ts=2, deployment="a", kind="chat", auth="key", klass="ok", ab="x", arm="A"))
     assert list(store.ab_probes()["arm"]) == ["A"] and len(store.probes()) == 1
+
+
+def test_demo_seed_backfills_and_a_reseed_replaces(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dashboard.cli import main
+
+    monkeypatch.setenv("AOAI_LENS_DATA_DIR", str(clean_env / "data"))
+    store = Store(clean_env / "data" / "state.sqlite")
+    counts = []
+    for end in ("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"):
+        assert main(["demo", "seed", "--days", "2", "--requests-per-day", "200", "--end", end]) == 0
+        out = capsys.readouterr().out
+        assert "backfilled" in out and "probe results" in out, out
+        counts.append(int((store.probes()["backfilled"] == 1).sum()))
+    # two days of probes every five minutes on four targets, once: the reseed replaced the first history
+    assert counts == [2 * 288 * 4, 2 * 288 * 4]
+    assert main(["demo", "seed", "--days", "1", "--requests-per-day", "50", "--path", str(clean_env / "o.duckdb")]) == 0
+    assert "probe results" not in capsys.readouterr().out  # another file than the configured workspace

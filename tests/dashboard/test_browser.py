@@ -98,6 +98,15 @@ def test_every_page_renders_with_charts_and_no_errors(browser_page: tuple[Any, l
         assert not problems, f"{info['name']}: {problems}"
         # the navigation is built from the registry and links every page
         assert page.locator(".navbar .nav-link").count() == len(pages)
+    # the Probes page's A/B and SLO sections, and the Alerts page's backfilled history
+    page.goto(live_url + "/probes")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    for title in ("A/B probes", "A/B comparison", "Probe SLO error budgets", "Probe SLOs"):
+        assert page.get_by_text(title, exact=True).count() == 1, title
+    assert page.get_by_text("mini: A is faster").count() == 1
+    page.goto(live_url + "/alerts")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    assert page.get_by_text("backfilled from the seeded month", exact=False).count() == 1
     if os.environ.get("AOAI_LENS_UPDATE_SCREENSHOTS") == "1":
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / "overview.png", README_SHOT)
