@@ -466,8 +466,8 @@ class Gate:
         if kind == "probe_ttft":
             return self.memory.any_probe(self._ttft > rule.threshold, start.timestamp(), at.timestamp())
         if kind == "slo_burn":  # the short window must hold a bad probe
-            short = at - timedelta(minutes=rule.window_minutes / 12)
-            return self.memory.any_probe(self._slo_bad(), short.timestamp(), at.timestamp())
+            since = at - timedelta(minutes=rule.window_minutes / 12)
+            return self.memory.any_probe(self._slo_bad(), since.timestamp(), at.timestamp())
         if kind == "burn_rate" and self.settings.budgets:
             # the short window (a twelfth) must burn faster than the threshold for some budget; all
             # teams' spend together is at least any one budget's
