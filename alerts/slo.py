@@ -106,7 +106,10 @@ def status(probes: pd.DataFrame, settings: ProbeSettings, now: datetime) -> pd.D
             continue
         mine = probes[probes["deployment"] == dep] if not probes.empty else probes
         window = _since(mine, now, slo.window_days * 1440) if not mine.empty else mine
+        streamed = not mine.empty and (mine["kind"] == "chat").any()
         for indicator, objective, threshold in indicators(slo):
+            if indicator == "ttft" and not streamed and not mine.empty:
+                continue  # an embedding deployment has no first token
             rate, n = burn(window, indicator, threshold, objective)
             burns = {}
             for pair in PAIRS:
