@@ -366,6 +366,13 @@ class WindowData:
                         out[res] = seen.to_pydatetime()
         return out
 
+    def deployment_last_seen(self, deployment: str, start: datetime, end: datetime) -> datetime | None:
+        w = self._slice(self.req, self._req_t, start, end)
+        mine = w[w["Deployment"] == deployment]["TimeGenerated"]
+        if mine.empty:
+            return None
+        return min(pd.Timestamp(mine.max()).tz_convert(UTC) + BIN, pd.Timestamp(end)).to_pydatetime()
+
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame:
         if self._cost is None:
             f = self._live.cost(history_start(self.start), self.end)

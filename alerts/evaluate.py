@@ -75,6 +75,10 @@ class Evaluator:
             return rules.latency_p95(rule, self.data.latency(start, now))
         if kind == "quota_headroom":
             return rules.quota_headroom(rule, self.data.peak_tpm(start, now))
+        if kind == "no_data" and rule.deployment:  # one deployment gone quiet, on a resource still busy
+            since = now - lookback(rule.window_minutes, rule.threshold)
+            last = self.data.deployment_last_seen(rule.deployment, since, now)  # type: ignore[attr-defined]
+            return rules.no_data(rule, {rule.deployment: last}, now)
         if kind == "no_data":
             seen = self.data.last_seen(now - lookback(rule.window_minutes, rule.threshold), now)
             return rules.no_data(rule, seen, now)

@@ -91,6 +91,13 @@ def test_the_month_is_told_by_the_evaluator_and_nobody_is_notified(
         assert failed[1] <= fired <= failed[1] + timedelta(minutes=5)
         assert fired < when[("probe-slo-burn", "rag-gpt41/success", "resolved")] <= start + timedelta(hours=2)
 
+    # the quiet deployment: legacy-gpt4o-mini's callers left four days before the end; twelve hours later
+    # (judged every three hours) its own no-data rule fires, and stays firing
+    quiet = demo_end - timedelta(days=world.deployment("legacy-gpt4o-mini").quiet_after_days or 0)
+    fired = when[("quiet-deployment", "legacy-gpt4o-mini", "firing")]
+    assert quiet + timedelta(hours=12) <= fired <= quiet + timedelta(hours=15, minutes=5)
+    assert ("quiet-deployment", "legacy-gpt4o-mini", "resolved") not in when
+
     # every subject's transitions alternate firing -> resolved, starting with firing
     by_subject: dict[tuple[str, str], list[str]] = {}
     for t in sorted(history, key=lambda t: t.ts):
@@ -117,6 +124,12 @@ def test_the_backfill_reads_the_same_windows_the_live_rules_read(
         mine = data.requests(lo, hi).set_index("Deployment").sort_index()
         theirs = live.requests(lo, hi - timedelta(microseconds=1)).set_index("Deployment").sort_index()
         assert mine.astype(int).to_dict() == theirs.astype(int).to_dict()
+    for dep in ("legacy-gpt4o-mini", "rag-gpt41"):
+        lo = demo_end - timedelta(days=5)
+        assert data.deployment_last_seen(dep, lo, demo_end) == live.deployment_last_seen(dep, lo, demo_end)
+    quiet = demo_end - timedelta(days=world.deployment("legacy-gpt4o-mini").quiet_after_days or 0)
+    last = live.deployment_last_seen("legacy-gpt4o-mini", demo_end - timedelta(days=5), demo_end)
+    assert last is not None and quiet - timedelta(hours=3) <= last <= quiet + timedelta(minutes=5)  # a small caller
 
 
 def test_once_per_workspace_and_rules_and_replaced_not_added(filled: tuple[Settings, Store, BackfillReport]) -> None:
