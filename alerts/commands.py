@@ -159,3 +159,19 @@ def simulator(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return EXIT_OK
+
+
+def demo_seed(args: argparse.Namespace) -> int:
+    """`demo seed`: build the workspace (queries.commands), then backfill its month's probe and alert
+    history into the state store, so the Probes and Alerts pages tell the month on first open. A
+    workspace written elsewhere (`--path`) is not the one the store describes: no backfill then."""
+    from alerts.backfill import ensure_backfilled
+    from queries import commands as query_commands
+    from queries.config import load_settings
+
+    code = query_commands.demo_seed(args)
+    if code != EXIT_OK or args.path:
+        return code
+    report = ensure_backfilled(load_settings())
+    print(report)
+    return EXIT_OK

@@ -104,6 +104,17 @@ class LensData:
                     out[str(r)] = (ts if ts.tzinfo else ts.tz_localize("UTC")).to_pydatetime()
         return out
 
+    def deployment_last_seen(self, deployment: str, start: datetime, end: datetime) -> datetime | None:
+        """When the deployment last answered a request in [start, end] (to 5 minutes), None: not at all."""
+        bin_ = timedelta(minutes=5)
+        f = self._result_frame(
+            self.lens.run("requests_by_status", start=start, end=end, bin=bin_, params={"deployments": [deployment]})
+        )
+        if f.empty:
+            return None
+        last = pd.Timestamp(pd.to_datetime(f["TimeGenerated"], utc=True).max()) + bin_
+        return min(last, pd.Timestamp(end)).to_pydatetime()
+
     def cost(self, start: datetime, end: datetime) -> pd.DataFrame:
         """TimeGenerated (hour), Team, Feature, CostUsd of the allocated cost, through this Lens."""
         return cost_frame(self.lens, self.lens.settings, start, end)

@@ -64,6 +64,9 @@ class Evaluator:
             return rules.probe_failures(rule, self.store.last_probes(max(1, int(rule.threshold))))
         if kind == "probe_ttft":
             return rules.probe_ttft(rule, self.store.probes(since=start.timestamp(), until=now.timestamp()))
+        if kind == "slo_burn":
+            window_probes = self.store.probes(since=start.timestamp(), until=now.timestamp())
+            return rules.slo_burn(rule, window_probes, self.settings.probes, now)
         if self.data is None:
             raise DataUnavailable("no data source")
         if kind in ("rate_429", "rate_5xx"):
@@ -77,6 +80,10 @@ class Evaluator:
             return rules.quota_headroom(rule, self.data.peak_tpm(start, now))
         if kind == "quota_forecast":
             return rules.quota_forecast(rule, self.data.quota_forecast(now))
+        if kind == "no_data" and rule.deployment:  # one deployment gone quiet, on a resource still busy
+            since = now - lookback(rule.window_minutes, rule.threshold)
+            last = self.data.deployment_last_seen(rule.deployment, since, now)  # type: ignore[attr-defined]
+            return rules.no_data(rule, {rule.deployment: last}, now)
         if kind == "no_data":
             seen = self.data.last_seen(now - lookback(rule.window_minutes, rule.threshold), now)
             return rules.no_data(rule, seen, now)
@@ -84,7 +91,8 @@ class Evaluator:
             return rules.cache_hit_rate(rule, self.data.prompt_cache(start, now))
         budgets = self.settings.budgets
         if kind == "budget_pace":
-            return rules.budget_pace(rule, self.data.cost(history_start(now), now), budgets, now)
+            min_days = self.settings.alerts.budget_min_history_days
+            return rules.budget_pace(rule, self.data.cost(history_start(now), now), budgets, now, min_days)
         if kind == "burn_rate":
             return rules.burn_rate(rule, self.data.cost(start, now), budgets, now)
         if kind == "spend_anomaly":

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from queries.config import AlertRule, Budget
+from queries.config import AlertRule, Budget, ProbeSettings
 from queries.cost.forecast import daily, month_end_forecast
 
 THRESHOLDS = {
@@ -33,6 +33,7 @@ THRESHOLDS = {
     "no_data": "minutes since a resource's last diagnostic record (fires above)",
     "model_retirement": "days until a deployment's model version retires, from the models list (fires at or below; default 90)",
     "billing_drift": "percent by which the bill differs from the ledger's estimate on one settled day, per account and meter (fires above, when the difference is above min_usd dollars too)",
+    "slo_burn": "probe SLO burn rate (bad share / error budget share) per deployment and indicator, over the window and over a twelfth of it (fires when both are above)",
 }
 
 
@@ -246,9 +247,13 @@ def _month(now: datetime) -> tuple[datetime, timedelta]:
     return start, timedelta(days=days)
 
 
-def budget_pace(rule: AlertRule, cost: pd.DataFrame, budgets: list[Budget], now: datetime) -> list[Finding]:
+def budget_pace(
+    rule: AlertRule, cost: pd.DataFrame, budgets: list[Budget], now: datetime, min_history_days: int = 0
+) -> list[Finding]:
     """The month-end forecast (`queries.cost.forecast`, the one the pages show) as percent of each budget.
-    `cost` should reach back to `forecast.history_start(now)` for the run rate."""
+    `cost` should reach back to `forecast.history_start(now)` for the run rate. A forecast whose run rate
+    rests on fewer than `min_history_days` complete days does not fire (a young workspace's first hours
+    are no month); spend already over the budget fires whatever the history."""
     out = []
     data_start = pd.to_datetime(cost["TimeGenerated"], utc=True).min() if not cost.empty else None
     for b in _budgets(rule, budgets):
@@ -260,14 +265,22 @@ def budget_pace(rule: AlertRule, cost: pd.DataFrame, budgets: list[Budget], now:
             data_start=None if data_start is None or pd.isna(data_start) else data_start.floor("D").to_pydatetime(),
         )
         pct = 100.0 * fc.forecast / b.monthly_usd
+        young = fc.run_rate_days < min_history_days and fc.month_to_date <= b.monthly_usd
+        hours = _history_hours(mine, data_start, now)
+        note = (
+            f"; not judged: the forecast needs {min_history_days} complete day(s) of history and has "
+            f"{fc.run_rate_days} ({hours:,.0f} h of data)"
+            if young
+            else ""
+        )
         out.append(
             Finding(
                 f"{b.scope}:{b.name}",
-                pct > rule.threshold,
+                pct > rule.threshold and not young,
                 round(pct, 2),
                 f"{b.scope} {b.name}: ${fc.month_to_date:,.2f} month to date, forecast ${fc.forecast:,.2f} = "
                 f"{_fmt(pct)}% of the ${b.monthly_usd:,.0f} budget (run rate ${fc.run_rate:,.2f}/day over "
-                f"{fc.run_rate_days} complete day(s)); threshold {_fmt(rule.threshold)}%",
+                f"{fc.run_rate_days} complete day(s)); threshold {_fmt(rule.threshold)}%{note}",
             )
         )
     return out
@@ -498,4 +511,54 @@ def cache_hit_rate(rule: AlertRule, frame: pd.DataFrame) -> list[Finding]:
                 f"cache ({_fmt(pct)}%) in the last {rule.window_minutes} min; threshold {_fmt(rule.threshold)}%",
             )
         )
+    return out
+
+
+def _history_hours(mine: pd.DataFrame, data_start: pd.Timestamp | None, now: datetime) -> float:
+    """Hours between the first data the forecast could read and now."""
+    first = data_start
+    if first is None or pd.isna(first):
+        t = pd.to_datetime(mine["TimeGenerated"], utc=True)
+        first = t.min() if len(t) else None
+    if first is None or pd.isna(first):
+        return 0.0
+    return max(0.0, (pd.Timestamp(now) - pd.Timestamp(first)).total_seconds() / 3600)
+
+
+def slo_burn(rule: AlertRule, probes: pd.DataFrame, settings: ProbeSettings, now: datetime) -> list[Finding]:
+    """Per probed deployment with an SLO and each of its indicators (`alerts.slo`): the burn rate over
+    the rule's window and over a twelfth of it; fires when both exceed the threshold (e.g. 14.4 over
+    60 min and 5 min). probes: regular probe results of the rule's window."""
+    from alerts import slo as slo_mod
+
+    out: list[Finding] = []
+    if probes.empty:
+        return out
+    short_minutes = rule.window_minutes / 12
+    ts = pd.to_numeric(probes["ts"], errors="coerce")
+    long_p = probes[(ts > (now - timedelta(minutes=rule.window_minutes)).timestamp()) & (ts <= now.timestamp())]
+    short_p = long_p[pd.to_numeric(long_p["ts"]) > (now - timedelta(minutes=short_minutes)).timestamp()]
+    for dep, g in long_p.groupby("deployment", sort=True):
+        slo = settings.slo_for(str(dep))
+        if slo is None or (rule.deployment and dep != rule.deployment):
+            continue
+        s = short_p[short_p["deployment"] == dep]
+        for indicator, objective, threshold in slo_mod.indicators(slo):
+            long_rate, n = slo_mod.burn(g, indicator, threshold, objective)
+            short_rate, _ = slo_mod.burn(s, indicator, threshold, objective)
+            if n < rule.min_count or long_rate != long_rate:
+                continue
+            short_txt = "no probes" if short_rate != short_rate else f"{short_rate:.1f}x"
+            firing = long_rate > rule.threshold and short_rate > rule.threshold
+            what = "success" if indicator == "success" else f"{indicator} under {threshold:,.0f} ms"
+            out.append(
+                Finding(
+                    f"{dep}/{indicator}",
+                    bool(firing),
+                    round(min(long_rate, short_rate) if short_rate == short_rate else long_rate, 3),
+                    f"{dep} {what} (objective {objective:g}%): burning the error budget {long_rate:.1f}x over "
+                    f"{rule.window_minutes} min ({n} probes) and {short_txt} over the last {short_minutes:g} min; "
+                    f"threshold {_fmt(rule.threshold)}x",
+                )
+            )
     return out

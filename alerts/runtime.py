@@ -19,10 +19,11 @@ from typing import Any
 
 import openai
 
+from alerts import ab as ab_mod
 from alerts import probes as probes_mod
 from alerts.evaluate import EvaluationReport, Evaluator
 from alerts.store import ProbeResult, Store
-from queries.config import ProbeTarget, Settings
+from queries.config import ABProbe, ABTarget, ProbeTarget, Settings
 from queries.cost import ledger_store
 from queries.cost.ledger_store import BuildReport
 from queries.ingest import IngestReport, ingest
@@ -53,6 +54,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._last_judged: dict[str, float] = {}
         self._cost = probes_mod.probe_cost_function(settings, lambda: self.lens().management.deployments())
+        self._ab_clients: dict[tuple[str, str], openai.OpenAI] = {}
+        self.ab_simulators: list[Any] = []
 
     # ---- paths ---------------------------------------------------------------------------------
     @property
@@ -127,6 +130,66 @@ class Runtime:
     def probe_all(self) -> list[ProbeResult]:
         return [self.probe(t) for t in self.settings.probes.targets]
 
+    # ---- A/B probes ----------------------------------------------------------------------------
+    def ab_client(self, ab: ABProbe, t: ABTarget) -> openai.OpenAI:
+        """One side's client, made once: its remote endpoint with its key, or (demo mode, no endpoint) a
+        local simulator of its own, slowed by the target's `demo_latency_scale`."""
+        with self._lock:
+            key_of = (ab.name, t.label)
+            if key_of not in self._ab_clients:
+                timeout = self.settings.probes.timeout_s
+                if t.remote:
+                    key = ab_mod.target_key(t)
+                    self._ab_clients[key_of] = ab_mod.make_ab_client(
+                        t, t.remote, key, timeout_s=timeout, http_client=self.http_client
+                    )
+                elif self.settings.is_demo:
+                    from queries.demo import simulator as sim
+
+                    key = secrets.token_urlsafe(24)
+                    options = {"api_key": key, "latency_scale": t.demo_latency_scale, **self.simulator_options}
+                    options.pop("archive_dir", None)  # another target's traffic is not this workspace's
+                    running = sim.start(sim.Simulator(**options))
+                    self.ab_simulators.append(running)
+                    url = running.url if t.api == "azure" else f"{running.url}/openai/v1"
+                    log.info("A/B probe %s: side %s on a local simulator at %s", ab.name, t.label, url)
+                    self._ab_clients[key_of] = ab_mod.make_ab_client(
+                        t, url, key, timeout_s=timeout, http_client=self.http_client
+                    )
+                else:
+                    raise ValueError(f"A/B probe {ab.name}: side {t.label} has no endpoint (needed outside demo mode)")
+            return self._ab_clients[key_of]
+
+    def ab(self, name: str) -> ABProbe:
+        for ab in self.settings.probes.ab:
+            if ab.name == name:
+                return ab
+        raise KeyError(f"no A/B probe {name}")
+
+    def probe_ab(self, name: str) -> list[ProbeResult]:
+        """Both sides of one A/B probe, one after the other (the order alternates, so neither side always
+        goes first), each result stored with the probe's name and the side's label."""
+        ab = self.ab(name)
+        sides = [ab.a, ab.b]
+        if int(self.clock() // max(ab.interval_s, 1)) % 2:
+            sides.reverse()
+        out = []
+        for t in sides:
+            model = t.model if t.api == "openai" and t.model else self.model_of(t.name)
+            try:
+                client = self.ab_client(ab, t)
+            except ab_mod.KeyMissing as e:  # recorded as an auth failure, the other side still runs
+                result = ProbeResult(ts=self.clock(), deployment=t.name, kind=ab.kind, auth="key", klass="auth")
+                result.error = str(e)
+            else:
+                result = probes_mod.run_probe(
+                    client, ab_mod.probe_target(ab, t), auth="key", clock=self.clock, cost=self._cost, model=model
+                )
+            result.ab, result.arm = ab.name, t.label
+            self.store.add_probe(result)
+            out.append(result)
+        return sorted(out, key=lambda r: r.arm != ab.a.label)
+
     # ---- ingestion and alerts ------------------------------------------------------------------
     def lens(self) -> Lens:
         if self._lens is None:
@@ -182,6 +245,10 @@ class Runtime:
         if self.simulator is not None:
             self.simulator.shutdown()
             self.simulator = None
+        for running in self.ab_simulators:
+            running.shutdown()
+        self.ab_simulators = []
+        self._ab_clients = {}
         self._client = None
 
 

@@ -57,6 +57,16 @@ def probe_job(deployment: str, kind: str) -> bool:
     return run_job(f"probe:{deployment}:{kind}", body, r)
 
 
+def ab_job(name: str) -> bool:
+    r = rt.current()
+
+    def body() -> None:
+        for result in r.probe_ab(name):
+            log.info("A/B probe %s %s: %s %.0f ms", name, result.arm, result.klass, result.latency_ms or 0)
+
+    return run_job(f"ab:{name}", body, r)
+
+
 def evaluate_job() -> bool:
     r = rt.current()
 
@@ -126,6 +136,16 @@ def job_specs(settings: Settings, groups: tuple[str, ...] = JOB_GROUPS) -> list[
                     "func": probe_job,
                     "args": [t.deployment, t.kind],
                     "trigger": IntervalTrigger(seconds=t.interval_s),
+                }
+            )
+    if "probes" in groups:
+        for ab in settings.probes.ab:
+            specs.append(
+                {
+                    "id": f"ab:{ab.name}",
+                    "func": ab_job,
+                    "args": [ab.name],
+                    "trigger": IntervalTrigger(seconds=ab.interval_s),
                 }
             )
     if "alerts" in groups and settings.alerts.rules:

@@ -29,6 +29,7 @@ class StoreView(Protocol):
     def states(self) -> dict[tuple[str, str], str]: ...
     def deliveries(self) -> list[dict[str, Any]]: ...
     def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame: ...
+    def ab_probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame: ...
     def last_probes(self, n: int) -> pd.DataFrame: ...
     def job_counts(self) -> dict[str, dict[str, int]]: ...
 
@@ -37,8 +38,20 @@ class ScopedStore:
     """Offers exactly SCOPED and SHARED; every other name of `Store` raises `ScopeError`."""
 
     SCOPED = frozenset({"current_states", "transitions", "states", "deliveries"})
-    SHARED = frozenset({"probes", "last_probes", "job_counts"})
-    REFUSED = frozenset({"path", "connect", "add_probe", "apply", "record_evaluation", "add_delivery", "add_job_run"})
+    SHARED = frozenset({"probes", "ab_probes", "last_probes", "job_counts"})
+    REFUSED = frozenset(
+        {
+            "path",
+            "connect",
+            "add_probe",
+            "apply",
+            "record_evaluation",
+            "add_delivery",
+            "add_job_run",
+            "backfill_key",
+            "replace_backfill",
+        }
+    )
 
     def __init__(self, store: Store, scope: Scope, settings: Settings) -> None:
         if scope.is_everything:
@@ -85,6 +98,9 @@ class ScopedStore:
     # ---- shared ----
     def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
         return self._inner.probes(since=since, until=until)
+
+    def ab_probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        return self._inner.ab_probes(since=since, until=until)
 
     def last_probes(self, n: int) -> pd.DataFrame:
         return self._inner.last_probes(n)

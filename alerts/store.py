@@ -31,7 +31,7 @@ import pandas as pd
 log = logging.getLogger("aoai_lens.store")
 
 # PRAGMA user_version of a store with every table below; 0 is a new, empty (or emptied) file
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: A/B probe columns, backfilled history
 # SQLite's result codes for a file that is not a database, or a damaged one
 _NOT_A_DATABASE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 
@@ -54,7 +54,10 @@ CREATE TABLE IF NOT EXISTS probe_results (
   cost_usd REAL,
   request_id TEXT,
   ratelimit TEXT,
-  error TEXT
+  error TEXT,
+  ab TEXT,
+  arm TEXT,
+  backfilled INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS probe_results_dep_ts ON probe_results (deployment, kind, ts);
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -75,7 +78,15 @@ CREATE TABLE IF NOT EXISTS transitions (
   new TEXT NOT NULL,
   ts REAL NOT NULL,
   reason TEXT,
-  value REAL
+  value REAL,
+  backfilled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS backfills (
+  key TEXT PRIMARY KEY,
+  ts REAL NOT NULL,
+  probes INTEGER NOT NULL,
+  transitions INTEGER NOT NULL,
+  seconds REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,6 +126,9 @@ class ProbeResult:
     request_id: str | None = None
     ratelimit: dict[str, str] | None = None
     error: str | None = None
+    ab: str | None = None  # the A/B probe's name (None: a regular probe)
+    arm: str | None = None  # which side of it: the target's label
+    backfilled: bool = False  # written from the demo's seeded history, not called
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,7 @@ class Transition:
     reason: str
     value: float | None
     id: int | None = None
+    backfilled: bool = False  # judged over the demo's seeded history: nobody was notified
 
 
 class Store:
@@ -142,6 +157,15 @@ class Store:
         columns = {r[1] for r in con.execute("PRAGMA table_info(alert_state)").fetchall()}
         if "evaluated" not in columns:  # a state file written before evaluations were recorded
             con.execute("ALTER TABLE alert_state ADD COLUMN evaluated REAL")
+        added = {  # a version-1 file: the columns A/B probes and the backfill added
+            "probe_results": ("ab TEXT", "arm TEXT", "backfilled INTEGER NOT NULL DEFAULT 0"),
+            "transitions": ("backfilled INTEGER NOT NULL DEFAULT 0",),
+        }
+        for table, defs in added.items():
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})").fetchall()}
+            for d in defs:
+                if d.split()[0] not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {d}")
         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _move_aside(self, error: sqlite3.DatabaseError) -> None:
@@ -195,6 +219,7 @@ class Store:
         row = asdict(r)
         row["class"] = row.pop("klass")
         row["ratelimit"] = json.dumps(r.ratelimit) if r.ratelimit is not None else None
+        row["backfilled"] = int(r.backfilled)
         cols = ", ".join(f'"{k}"' for k in row)
         marks = ", ".join("?" for _ in row)
         with self.connect() as con:
@@ -202,7 +227,15 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
-        sql = "SELECT * FROM probe_results WHERE ts >= ? AND ts <= ? ORDER BY ts, id"
+        """Results of the regular probes (not the A/B ones) in [since, until]."""
+        return self._probe_frame("ab IS NULL", since, until)
+
+    def ab_probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        """Results of the A/B probes in [since, until], with their `ab` name and `arm` label."""
+        return self._probe_frame("ab IS NOT NULL", since, until)
+
+    def _probe_frame(self, which: str, since: float | None, until: float | None) -> pd.DataFrame:
+        sql = f"SELECT * FROM probe_results WHERE {which} AND ts >= ? AND ts <= ? ORDER BY ts, id"
         with self.connect() as con:
             rows = con.execute(
                 sql, [since if since is not None else 0.0, until if until is not None else 1e18]
@@ -226,6 +259,9 @@ class Store:
             "request_id",
             "ratelimit",
             "error",
+            "ab",
+            "arm",
+            "backfilled",
         ]
         return pd.DataFrame([dict(r) for r in rows], columns=cols)
 
@@ -234,7 +270,7 @@ class Store:
         sql = """
           SELECT * FROM (
             SELECT *, row_number() OVER (PARTITION BY deployment, kind ORDER BY ts DESC, id DESC) AS rn
-            FROM probe_results)
+            FROM probe_results WHERE ab IS NULL)
           WHERE rn <= ? ORDER BY deployment, kind, rn
         """
         with self.connect() as con:
@@ -251,8 +287,9 @@ class Store:
         """Record a transition and the new state together; return it with its id."""
         with self.connect() as con:
             cur = con.execute(
-                "INSERT INTO transitions (rule, subject, old, new, ts, reason, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value],
+                "INSERT INTO transitions (rule, subject, old, new, ts, reason, value, backfilled) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value, int(t.backfilled)],
             )
             con.execute(
                 "INSERT INTO alert_state (rule, subject, state, since, value, reason, evaluated) "
@@ -262,7 +299,7 @@ class Store:
                 [t.rule, t.subject, t.new, t.ts, t.value, t.reason, t.ts],
             )
             tid = cur.lastrowid
-        return Transition(t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value, id=tid)
+        return Transition(t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value, id=tid, backfilled=t.backfilled)
 
     def record_evaluation(self, rule: str, findings: list[tuple[str, float | None, str]], ts: float) -> None:
         """Each judged subject's latest value and reason, state unchanged (transitions change it); a
@@ -281,7 +318,17 @@ class Store:
         with self.connect() as con:
             rows = con.execute("SELECT * FROM transitions ORDER BY id").fetchall()
         return [
-            Transition(r["rule"], r["subject"], r["old"], r["new"], r["ts"], r["reason"], r["value"], r["id"])
+            Transition(
+                r["rule"],
+                r["subject"],
+                r["old"],
+                r["new"],
+                r["ts"],
+                r["reason"],
+                r["value"],
+                r["id"],
+                bool(r["backfilled"]),
+            )
             for r in rows
         ]
 
@@ -319,3 +366,62 @@ class Store:
         for r in rows:
             out.setdefault(r["job"], {"ok": 0, "failed": 0})["ok" if r["ok"] else "failed"] = r["n"]
         return out
+
+    # ---- the demo's backfilled history -------------------------------------------------------------
+    def backfill_key(self) -> str | None:
+        """The workspace the backfilled history was written from (None: none was)."""
+        with self.connect() as con:
+            row = con.execute("SELECT key FROM backfills ORDER BY ts DESC LIMIT 1").fetchone()
+        return str(row["key"]) if row else None
+
+    def replace_backfill(
+        self,
+        key: str,
+        probes: list[ProbeResult],
+        transitions: list[Transition],
+        states: list[tuple[str, str, str, float, float | None, str, float]],
+        seconds: float,
+        now: float,
+    ) -> None:
+        """Swap the backfilled history for another in one transaction (readers see the old or the new):
+        backfilled probes and transitions go, and with them the states no live evaluation has touched
+        since; `states` (rule, subject, state, since, value, reason, evaluated) are written where no
+        live evaluation is newer."""
+        rows = []
+        for r in probes:
+            row = asdict(r)
+            row["class"] = row.pop("klass")
+            row["ratelimit"] = json.dumps(r.ratelimit) if r.ratelimit is not None else None
+            row["backfilled"] = 1
+            rows.append(row)
+        with self.connect() as con:
+            old_end = con.execute("SELECT max(ts) FROM transitions WHERE backfilled = 1").fetchone()[0]
+            con.execute("DELETE FROM probe_results WHERE backfilled = 1")
+            con.execute("DELETE FROM transitions WHERE backfilled = 1")
+            con.execute("DELETE FROM backfills")
+            if old_end is not None:  # states the previous backfill left and nothing live has judged since
+                con.execute("DELETE FROM alert_state WHERE coalesce(evaluated, since) <= ?", [float(old_end) + 1])
+            if rows:
+                cols = list(rows[0])
+                con.executemany(
+                    f"INSERT INTO probe_results ({', '.join(chr(34) + c + chr(34) for c in cols)}) "
+                    f"VALUES ({', '.join('?' for _ in cols)})",
+                    [list(r.values()) for r in rows],
+                )
+            con.executemany(
+                "INSERT INTO transitions (rule, subject, old, new, ts, reason, value, backfilled) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                [[t.rule, t.subject, t.old, t.new, t.ts, t.reason, t.value] for t in transitions],
+            )
+            con.executemany(
+                "INSERT INTO alert_state (rule, subject, state, since, value, reason, evaluated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state, since = excluded.since, "
+                "value = excluded.value, reason = excluded.reason, evaluated = excluded.evaluated "
+                "WHERE coalesce(alert_state.evaluated, alert_state.since) < excluded.evaluated",
+                states,
+            )
+            con.execute(
+                "INSERT INTO backfills (key, ts, probes, transitions, seconds) VALUES (?, ?, ?, ?, ?)",
+                [key, now, len(rows), len(transitions), seconds],
+            )

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the embedded demo workspace", description="the embedded demo workspace")
     demo_sub = demo.add_subparsers(dest="demo_command", metavar="SUBCOMMAND", required=True)
-    p = _add(demo_sub, "seed", query_commands.demo_seed, "(re)build the demo workspace")
+    p = _add(demo_sub, "seed", alert_commands.demo_seed, "(re)build the demo workspace")
     p.add_argument("--days", type=int, help="days of telemetry, ending now (default 30)")
     p.add_argument("--requests-per-day", type=int, help="average requests per day (default 10000)")
     p.add_argument("--seed", type=int, help="random seed; the same seed gives the same data (default 42)")

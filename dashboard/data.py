@@ -190,6 +190,9 @@ class UnreadableStore:
     def probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
         self._fail()
 
+    def ab_probes(self, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        self._fail()
+
     def last_probes(self, n: int) -> pd.DataFrame:
         self._fail()
 

@@ -806,3 +806,62 @@ def client_errors_by_kind(frame: pd.DataFrame) -> go.Figure:
         )
     fig.update_layout(barmode="stack")
     return _layout(fig, y="", x="Requests", height=max(260, 60 + 28 * len(order)), time=False)
+
+
+# ---- A/B probes and probe SLOs -----------------------------------------------------------------
+AB_COLOURS = ("#1E88E5", "#FB8C00")
+
+
+def ab_comparison(summary: pd.DataFrame) -> go.Figure:
+    """A/B probes side by side: latency and time to first token (p50 bars, p95 as the error bar's top),
+    one group per measure and A/B probe, one colour per side."""
+    if _is_empty(summary, "ab", "arm", "latency_p50_ms"):
+        return empty_figure("No A/B probe results in this range ([[probes.ab]] in the configuration)")
+    fig = go.Figure()
+    for i, (arm, g) in enumerate(summary.groupby("arm", sort=False)):
+        x, y, top = [], [], []
+        for _, r in g.iterrows():
+            for label, p50, p95 in (
+                ("latency", r["latency_p50_ms"], r["latency_p95_ms"]),
+                ("first token", r["ttft_p50_ms"], r["ttft_p95_ms"]),
+            ):
+                if pd.notna(p50):
+                    x.append(f"{r['ab']} · {label}")
+                    y.append(p50)
+                    top.append((p95 - p50) if pd.notna(p95) else 0)
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=y,
+                name=str(arm),
+                marker_color=AB_COLOURS[i % 2],
+                error_y={"type": "data", "symmetric": False, "array": top, "arrayminus": [0] * len(top)},
+                hovertemplate="p50 %{y:,.0f} ms<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    return _layout(fig, y="ms (p50, bar to p95)", time=False)
+
+
+def slo_budgets(status: pd.DataFrame) -> go.Figure:
+    """Error budget left per deployment and indicator (negative: overspent), coloured by status."""
+    if _is_empty(status, "deployment", "indicator", "budget_remaining_pct"):
+        return empty_figure("No probe SLO defined ([[probes.slos]] in the configuration)")
+    s = status[status["budget_remaining_pct"].notna()]
+    if s.empty:
+        return empty_figure("No probe results in the SLO windows yet")
+    colour = {"ok": "#2E7D32", "slow burn": "#F9A825", "fast burn": "#C62828", "budget exhausted": "#6A1B9A"}
+    fig = go.Figure(
+        go.Bar(
+            x=s["budget_remaining_pct"],
+            y=s["deployment"] + " · " + s["indicator"],
+            orientation="h",
+            marker_color=[colour.get(str(v), OTHER) for v in s["status"]],
+            text=s["status"],
+            hovertemplate="%{x:,.1f}% of the error budget left<extra>%{text}</extra>",
+        )
+    )
+    fig = _layout(fig, y="", x="Error budget left (%)", legend=False, time=False)
+    fig.update_xaxes(range=[min(-10.0, float(s["budget_remaining_pct"].min()) - 5), 100])
+    fig.update_yaxes(rangemode="normal")
+    return fig

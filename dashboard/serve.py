@@ -91,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
             requests_per_day=settings.demo.requests_per_day,
             seed=settings.demo.seed,
         )
+        from alerts.backfill import ensure_backfilled
+
+        report = ensure_backfilled(settings)  # the seeded month's probe and alert history, once per workspace
+        if not report.skipped:
+            print(report, file=sys.stderr)
     if workers > 1:
         return _run_gunicorn(settings, host, port, workers)
     return _run_waitress(settings, host, port, no_scheduler=bool(getattr(args, "no_scheduler", False)))

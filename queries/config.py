@@ -183,6 +183,82 @@ class ProbeTarget(Section):
     stream: bool = True
 
 
+class ABTarget(Section):
+    """One side of an A/B probe: an Azure OpenAI deployment (`api = "azure"`: `endpoint`, `deployment`,
+    `api_version`) or any OpenAI-compatible API through the same SDK (`api = "openai"`: `base_url`,
+    `model`). The key comes from the environment variable `key_env` or the file its `_FILE` variant
+    names, never from the configuration. No endpoint and no base_url in demo mode: a local simulator,
+    slowed by `demo_latency_scale`."""
+
+    label: str = Field("", max_length=40)  # default: "A" / "B"
+    api: Literal["azure", "openai"] = "azure"
+    endpoint: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    deployment: str | None = Field(None, min_length=1, max_length=64)
+    model: str | None = Field(None, min_length=1, max_length=64)
+    api_version: str = "2024-10-21"
+    key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    demo_latency_scale: float = Field(1.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _shape(self) -> ABTarget:
+        if self.api == "azure" and not self.deployment:
+            raise ValueError("api = 'azure' needs deployment")
+        if self.api == "openai" and not (self.model or self.deployment):
+            raise ValueError("api = 'openai' needs model")
+        if self.api == "azure" and self.base_url:
+            raise ValueError("api = 'azure' takes endpoint, not base_url")
+        if self.api == "openai" and self.endpoint:
+            raise ValueError("api = 'openai' takes base_url, not endpoint")
+        if (self.endpoint or self.base_url) and not self.key_env:
+            raise ValueError("a remote target needs key_env (the environment variable holding its key, or <NAME>_FILE)")
+        return self
+
+    @property
+    def name(self) -> str:
+        """What the target calls: the deployment (Azure) or the model (OpenAI API)."""
+        return str(self.deployment if self.api == "azure" else (self.model or self.deployment))
+
+    @property
+    def remote(self) -> str | None:
+        return self.endpoint if self.api == "azure" else self.base_url
+
+
+class ABProbe(Section):
+    """One probe definition run against two targets every `interval_s`, compared side by side."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["chat", "embedding"] = "chat"
+    stream: bool = True
+    interval_s: int = Field(300, ge=10)
+    a: ABTarget
+    b: ABTarget
+
+    @model_validator(mode="after")
+    def _labels(self) -> ABProbe:
+        if not self.a.label:
+            self.a.label = "A"
+        if not self.b.label:
+            self.b.label = "B"
+        if self.a.label == self.b.label:
+            raise ValueError(f"the two targets of A/B probe {self.name!r} need different labels")
+        return self
+
+
+class ProbeSLO(Section):
+    """Objectives on the probes of one deployment (or every probed deployment: `deployment = "*"`):
+    success, latency under `latency_ms`, time to first token under `ttft_ms`, each judged over
+    `window_days` with an error budget and multi-window burn rates."""
+
+    deployment: str = Field("*", min_length=1, max_length=64)
+    success_pct: float = Field(99.0, gt=0, lt=100)  # percent of probes that succeed
+    latency_ms: float | None = Field(None, gt=0)
+    latency_pct: float = Field(95.0, gt=0, lt=100)  # percent of successful probes under latency_ms
+    ttft_ms: float | None = Field(None, gt=0)
+    ttft_pct: float = Field(95.0, gt=0, lt=100)  # percent of streamed probes with a first token under ttft_ms
+    window_days: int = Field(30, ge=1, le=90)
+
+
 class ProbeSettings(Section):
     """Synthetic calls through the openai SDK. No endpoint in demo mode: the local simulator."""
 
@@ -193,8 +269,25 @@ class ProbeSettings(Section):
     timeout_s: float = Field(30.0, gt=0, le=600)
     api_key: SecretStr | None = None
     targets: list[ProbeTarget] = Field(default_factory=list)
+    ab: list[ABProbe] = Field(default_factory=list)  # the same probe against two targets, side by side
+    slos: list[ProbeSLO] = Field(default_factory=list)
     # the Entra object id the probes call with: their traffic is kept out of chargeback (demo: the simulated one)
     object_id: str | None = Field(None, pattern=GUID.pattern)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ProbeSettings:
+        names = [p.name for p in self.ab]
+        if len(names) != len(set(names)):
+            raise ValueError("two A/B probes share a name; names must be unique")
+        deps = [s.deployment for s in self.slos]
+        if len(deps) != len(set(deps)):
+            raise ValueError("two SLOs name the same deployment; one SLO per deployment (and one for '*')")
+        return self
+
+    def slo_for(self, deployment: str) -> ProbeSLO | None:
+        """The deployment's SLO, else the default one (`deployment = "*"`), else none."""
+        by = {s.deployment: s for s in self.slos}
+        return by.get(deployment) or by.get("*")
 
 
 class AttributionRule(Section):
@@ -271,6 +364,7 @@ class AlertRule(Section):
         "model_retirement",
         "billing_drift",
         "cache_hit_rate",
+        "slo_burn",
     ]
     threshold: float
     window_minutes: int = Field(15, ge=1, le=60 * 24 * 31)
@@ -322,6 +416,8 @@ class AlertChannel(Section):
 
 class AlertSettings(Section):
     evaluate_interval_s: int = Field(60, ge=10)
+    # budget_pace judges a forecast only once its run rate rests on this many complete days of spend
+    budget_min_history_days: int = Field(3, ge=0, le=7)
     rules: list[AlertRule] = Field(default_factory=list)
     channels: list[AlertChannel] = Field(default_factory=list)
 

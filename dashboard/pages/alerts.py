@@ -131,9 +131,15 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         if not frame.empty:
             frame = frame.sort_values("ts", ascending=False)
             frame.insert(0, "Time", pd.to_datetime(frame["ts"], unit="s", utc=True))
-            frame = frame[["Time", "rule", "subject", "old", "new", "value", "reason"]]
+            # backfilled: judged over the demo's seeded month when it was built (nobody was notified)
+            frame["source"] = frame.get("backfilled", pd.Series(False, index=frame.index)).map(
+                {True: "backfilled", False: "live"}
+            )
+            frame = frame[["Time", "rule", "subject", "old", "new", "value", "source", "reason"]]
         table = frame_table(frame, {"value": "{:,.2f}"}, max_rows=15, empty="No transitions in this range")
-        return panel_body(PAGE, "transitions", table, [trans], frame=frame)
+        filled = int((frame["source"] == "backfilled").sum()) if not frame.empty else 0
+        note = f"{filled} backfilled from the seeded month, not notified" if filled else None
+        return panel_body(PAGE, "transitions", table, [trans], frame=frame, note=note)
 
     def deliveries() -> list[Any]:
         frame = in_range(deliv.frame)

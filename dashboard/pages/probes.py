@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import dash
@@ -17,7 +19,7 @@ from dashboard.panels import body_id, frame_table, panel, panel_body, safe
 dash.register_page(__name__, path="/probes", name="Probes", order=4, title="Probes · aoai-lens")
 
 PAGE = "probe"
-PANELS = ("latest", "latency", "ttft", "classes", "failures")
+PANELS = ("latest", "latency", "ttft", "classes", "failures", "ab_chart", "ab_table", "slo_chart", "slo_table")
 NO_STORE = "No probe results yet: the scheduler (aoai-lens serve, or aoai-lens scheduler) writes them"
 
 
@@ -52,6 +54,7 @@ def layout(**query: Any) -> Any:
                 ),
                 (panel(PAGE, "failures", "Recent failures", "Newest first, with the error the probe recorded"), 6),
             ),
+            *ab_and_slo_rows(),
         ],
         show=("range", "resource", "deployment"),
     )
@@ -79,7 +82,7 @@ def render(f: Filters, ctx: Context) -> list[Any]:
     if store is None:
         return [
             panel_body(PAGE, k, figures.empty_figure(NO_STORE))
-            if k not in ("latest", "failures")
+            if k not in ("latest", "failures", "ab_table", "slo_table")
             else panel_body(PAGE, k, frame_table(pd.DataFrame(), empty=NO_STORE))
             for k in PANELS
         ]
@@ -132,7 +135,76 @@ def render(f: Filters, ctx: Context) -> list[Any]:
         return panel_body(PAGE, "failures", table, [res], frame=frame)
 
     builders = {"latest": latest, "latency": latency, "ttft": ttft, "classes": classes, "failures": failures}
+    builders.update(ab_and_slo_builders(store, ctx, start, end, scope))
     return [safe(PAGE, k, builders[k]) for k in PANELS]
+
+
+def ab_and_slo_rows() -> list[Any]:
+    return [
+        row(
+            (panel(PAGE, "ab_chart", "A/B probes", "One probe against two targets: p50 bars, whiskers to p95"), 6),
+            (panel(PAGE, "ab_table", "A/B comparison", "Latency, first token, errors and cost per probe, per side"), 6),
+        ),
+        row(
+            (panel(PAGE, "slo_chart", "Probe SLO error budgets", "Budget left over each SLO's window"), 5),
+            (
+                panel(
+                    PAGE,
+                    "slo_table",
+                    "Probe SLOs",
+                    "Objective, compliance, budget left and burn rates (1 h / 5 min fast, 6 h / 30 min slow)",
+                ),
+                7,
+            ),
+        ),
+    ]
+
+
+def ab_and_slo_builders(
+    store: Any, ctx: Context, start: Any, end: Any, scope: list[str] | None
+) -> dict[str, Callable[[], list[Any]]]:
+    """The A/B comparison over the page's range and the SLOs over their own windows (ending now)."""
+    from alerts import ab, slo
+
+    ab_res = store_result("A/B probes", lambda: store.ab_probes(since=start.timestamp(), until=end.timestamp()))
+    now = ctx.now()
+    days = max((s.window_days for s in ctx.settings.probes.slos), default=30)
+    slo_res = store_result("probes (SLO window)", lambda: store.probes(since=(now - timedelta(days=days)).timestamp()))
+
+    def summary() -> pd.DataFrame:
+        return ab.summary(ab_res.frame)
+
+    def slo_status() -> pd.DataFrame:
+        probes = slo_res.frame
+        if scope and not probes.empty:
+            probes = probes[probes["deployment"].isin(scope)]
+        return slo.status(probes, ctx.settings.probes, now)
+
+    def ab_chart() -> list[Any]:
+        s = summary()
+        return panel_body(PAGE, "ab_chart", figures.ab_comparison(s), [ab_res], frame=s)
+
+    def ab_table() -> list[Any]:
+        s = summary()
+        fmt = {c: "{:,.0f}" for c in s.columns if c.endswith("_ms")}
+        fmt.update({"error_pct": "{:.1f}", "cost_per_probe_usd": "{:.6f}"})
+        table = frame_table(s.drop(columns=["ab"]) if s["ab"].nunique() <= 1 else s, fmt, empty="No A/B probe results")
+        notes = list(ab.verdict(s).values())
+        return panel_body(PAGE, "ab_table", table, [ab_res], frame=s, note=" · ".join(notes) or None)
+
+    def slo_chart() -> list[Any]:
+        st = slo_status()
+        return panel_body(PAGE, "slo_chart", figures.slo_budgets(st), [slo_res], frame=st)
+
+    def slo_table() -> list[Any]:
+        st = slo_status()
+        fmt = {c: "{:.1f}" for c in ("good_pct", "budget_remaining_pct", "burn_1h", "burn_5m", "burn_6h", "burn_30m")}
+        fmt.update({"objective_pct": "{:g}", "threshold_ms": "{:,.0f}"})
+        burning = int(st["status"].str.contains("burn|exhausted").sum()) if not st.empty else 0
+        table = frame_table(st, fmt, max_rows=30, empty="No probe SLO defined ([[probes.slos]])")
+        return panel_body(PAGE, "slo_table", table, [slo_res], frame=st, note=f"{burning} burning or exhausted")
+
+    return {"ab_chart": ab_chart, "ab_table": ab_table, "slo_chart": slo_chart, "slo_table": slo_table}
 
 
 @callback([Output(body_id(PAGE, k), "children") for k in PANELS], Input(filters_id(PAGE), "data"))

@@ -63,6 +63,14 @@ def seeded_store(dash_settings: Settings) -> Any:
     t = store.apply(Transition("throttling", "chat-gpt4o", "firing", "ok", now - 3600, "429 rate 1.2% <= 5%", 1.2))
     store.add_delivery(t.id, "ops-webhook", now - 3590, False, "HTTP 502 from webhook")
     store.apply(Transition("probe-failures", "embed-small", "ok", "firing", now - 900, "3 failed probes in a row", 3))
+    for i in range(12):  # an A/B probe whose B side is twice as slow, and history backfilled from a seeded month
+        for arm, slow in (("A", 1), ("B", 2)):
+            r = ProbeResult(ts=now - 600 * i, deployment="chat-gpt4o-mini", kind="chat", auth="key", klass="ok")
+            r.latency_ms, r.ttft_ms, r.cost_usd, r.ab, r.arm = 400.0 * slow + i, 150.0 * slow, 2e-5, "mini", arm
+            store.add_probe(r)
+    incident = [Transition("server-errors", "rag-gpt41", "ok", "firing", now - 3 * 86400, "5xx 9.1% > 2%", 9.1)]
+    incident.append(Transition("server-errors", "rag-gpt41", "firing", "resolved", now - 3 * 86400 + 2700, "0%", 0.0))
+    store.replace_backfill("conftest", [], incident, [], 0.0, now)
     return store
 
 

@@ -105,6 +105,16 @@ def test_every_page_renders_with_charts_and_no_errors(browser_page: tuple[Any, l
                 assert page.locator(f"#rel-{key}-panel .panel-actions").count() == 1, key
             assert page.locator("#rel-ptu-panel .js-plotly-plot .scatterlayer .trace").count() >= 2
             assert "agent-o4-mini" in page.locator("#rel-forecast-panel").inner_text()
+    # the Probes page's A/B and SLO sections, and the Alerts page's backfilled history
+    page.goto(live_url + "/probes")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    for title in ("A/B probes", "A/B comparison", "Probe SLO error budgets", "Probe SLOs"):
+        assert page.get_by_text(title, exact=True).count() == 1, title
+    assert page.get_by_text("mini: A is faster").count() == 1
+    page.goto(live_url + "/alerts?range=7d")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    assert page.get_by_text("backfilled from the seeded month", exact=False).count() == 1
+    page.screenshot(path=str(ARTIFACTS / "alerts-7d.png"), full_page=True)
     if os.environ.get("AOAI_LENS_UPDATE_SCREENSHOTS") == "1":
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / "overview.png", README_SHOT)
