@@ -248,6 +248,43 @@ def _hostile_builds() -> dict[str, object]:
         "client_errors_by_kind": figures.client_errors_by_kind(
             pd.DataFrame({"Deployment": [a, b, a], "Kind": ["content filter", a, b], "Requests": [1, 2, 3]})
         ),
+        "days_to_retirement": figures.days_to_retirement(
+            pd.DataFrame(
+                {
+                    "Account": [a, b],
+                    "Deployment": [b, a],
+                    "Model": [a, "gpt-4o"],
+                    "Version": [b, "2024-08-06"],
+                    "DaysToRetirement": [10.0, 200.0],
+                }
+            ),
+            90,
+        ),
+        "estimate_vs_billed": figures.estimate_vs_billed(
+            pd.DataFrame({"Day": t[:2], "Estimate": [1.0, 2.0], "Billed": [1.0, None], "Pending": [False, True]})
+        ),
+        "ab_comparison": figures.ab_comparison(
+            pd.DataFrame(
+                {
+                    "ab": [a, a],
+                    "arm": [a, b],
+                    "latency_p50_ms": [100.0, 200.0],
+                    "latency_p95_ms": [150.0, 260.0],
+                    "ttft_p50_ms": [50.0, None],
+                    "ttft_p95_ms": [70.0, None],
+                }
+            )
+        ),
+        "slo_budgets": figures.slo_budgets(
+            pd.DataFrame(
+                {
+                    "deployment": [a, b],
+                    "indicator": [b, "success"],
+                    "budget_remaining_pct": [50.0, -5.0],
+                    "status": [a, "ok"],
+                }
+            )
+        ),
         "empty_figure": figures.empty_figure(LINK),
     }
 
@@ -297,6 +334,7 @@ def test_names_from_the_logs_are_escaped_wherever_plotly_renders_html(name: str)
     if name not in (
         "sparkline",
         "status_over_time",
+        "estimate_vs_billed",
     ):  # (no names in these) the names are still there, as text Plotly shows with the characters
         assert '&lt;a href=\\"https://evil.example/phish\\"&gt;' in text or "&lt;b onmouseover" in text
 
