@@ -122,9 +122,15 @@ def usage_frame(df: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
         ResponseBytes=pd.to_numeric(j["responseLength"], errors="coerce"),
         Requests=1,
     )
+    # successful requests without a usage row: the ledger shares the metrics' tokens among them by bytes
+    unmatched = (j["Succeeded"] == 1) & ~has
+    j = j.assign(
+        UnmatchedRequests=unmatched.astype(int),
+        UnmatchedBytes=(j["RequestBytes"].fillna(0) + j["ResponseBytes"].fillna(0)).where(unmatched, 0).astype("int64"),
+    )
     keys = ["TimeGenerated", "Resource", "Deployment", "Model", "ModelVersion", "ObjectId", "CallerIP"]
     vals = ["Requests", "Succeeded", "UsageRows", "PromptTokens", "CachedTokens", "CompletionTokens"]
-    vals += ["RequestBytes", "ResponseBytes"]
+    vals += ["RequestBytes", "ResponseBytes", "UnmatchedRequests", "UnmatchedBytes"]
     return j.groupby(keys, as_index=False)[vals].sum()
 
 
