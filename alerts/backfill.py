@@ -566,6 +566,8 @@ def _judge_the_month(
 def ensure_backfilled(settings: Settings) -> BackfillReport:
     """`backfill` for `serve` and `demo seed`: a failure is logged, never raised (the history is a
     courtesy; the scheduler writes the live one either way)."""
+    if not settings.demo.backfill:
+        return BackfillReport(skipped="demo.backfill is off")
     try:
         return backfill(settings)
     except Exception as e:

@@ -162,6 +162,7 @@ class DemoSettings(Section):
     days: int = Field(30, ge=1, le=400)
     requests_per_day: int = Field(10_000, ge=10, le=5_000_000)
     seed: int = 42
+    backfill: bool = True  # serve and demo seed backfill the seeded month's probe and alert history
 
 
 class CacheSettings(Section):

@@ -32,6 +32,9 @@ def free_port() -> int:
 
 def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AOAI_LENS_")}
+    # the demo month's backfilled history is tested on its own (tests/alerts/test_backfill.py); these
+    # servers and commands skip it unless a test asks for it
+    env["AOAI_LENS_DEMO__BACKFILL"] = "false"
     env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -389,7 +390,8 @@ def test_a_served_app_keeps_working_when_its_store_is_deleted(tmp_path: Path, de
     data = tmp_path / "data"
     path = data / "state.sqlite"
     scheduler_store = Store(path)  # the scheduler's store, in a process of its own in production
-    scheduler_store.apply(Transition("throttling", "chat-gpt4o", "ok", "firing", 1.7e9, "first reason", 9.0))
+    now = time.time()  # newer than the demo month's backfilled transitions, so first in the table
+    scheduler_store.apply(Transition("throttling", "chat-gpt4o", "ok", "firing", now, "first reason", 9.0))
     env = {
         "AOAI_LENS_DATA_DIR": str(data),
         "AOAI_LENS_DEMO__PATH": str(demo_settings.demo_path),
@@ -411,7 +413,7 @@ def test_a_served_app_keeps_working_when_its_store_is_deleted(tmp_path: Path, de
         assert "first reason" not in emptied.text
         assert "transitions" in _tables(path)  # the app recreated the store with its schema
 
-        scheduler_store.apply(Transition("throttling", "rag-gpt41", "ok", "firing", 1.7e9 + 60, "second reason", 7.0))
+        scheduler_store.apply(Transition("throttling", "rag-gpt41", "ok", "firing", now + 60, "second reason", 7.0))
         later = post_callback(s, url, alerts, store_data)
         assert later.status_code == 200 and "second reason" in later.text  # written after the delete: shown
 
