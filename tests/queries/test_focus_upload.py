@@ -82,7 +82,10 @@ def test_upload_to_azurite_then_a_re_export_replaces_the_month(
     start, end, month_end = month_period(month, demo_end)
     result = allocate(lens, demo_settings, start, end)
     want = focus_export.focus_frame(
-        result.ledger, focus_export.context_from(demo_settings, lens.deployments().frame, start, month_end)
+        result.ledger,
+        focus_export.context_from(
+            demo_settings, lens.deployments().frame, start, month_end, lens.caller_names(result.ledger).names
+        ),
     )
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert focus_export.conformance_problems(got) == []
