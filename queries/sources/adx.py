@@ -180,7 +180,16 @@ class AdxLogs:
             except (KustoAuthenticationError, ClientAuthenticationError) as e:
                 return LogsAnswer(pd.DataFrame(), "failed", f"authentication failed: {str(e).splitlines()[0][:300]}")
             except KustoNetworkError as e:
-                return LogsAnswer(pd.DataFrame(), "failed", f"the cluster {self.cluster_url} cannot be reached: {e}")
+                # a dropped or reset connection is often transient (a kept-alive connection the cluster
+                # closed): tried again like a throttled query before the panel says so
+                if tries >= self.retries:
+                    return LogsAnswer(
+                        pd.DataFrame(), "failed", f"the cluster {self.cluster_url} cannot be reached: {e}"
+                    )
+                wait = float(2**tries)
+                self.waits.append(wait)
+                self._sleep(wait)
+                tries += 1
             except KustoServiceError as e:
                 return LogsAnswer(pd.DataFrame(), "failed", self._service_notice(e))
             except KustoError as e:

@@ -198,3 +198,20 @@ def test_tokens_go_over_http_only_to_loopback() -> None:
     assert check_cluster_url("https://help.kusto.windows.net") == "https://help.kusto.windows.net"
     with pytest.raises(AdxConfigError, match="https"):
         AdxLogs(cluster_url="http://help.kusto.windows.net", database="Samples", credential=FakeCredential())
+
+
+def test_an_unreachable_cluster_is_tried_again_then_named(week: dict) -> None:
+    """A refused connection is retried (1 s, 2 s, 4 s, not really slept here) before the panel says the
+    cluster cannot be reached."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    slept: list[float] = []
+    logs = AdxLogs(
+        cluster_url=f"http://127.0.0.1:{port}", database="AOAILogs", credential=FakeCredential(), sleep=slept.append
+    )
+    answer = logs.run(LogsRequest("AzureDiagnostics | count", week["start"], week["end"]))
+    assert answer.status == "failed" and "cannot be reached" in (answer.notice or "")
+    assert slept == [1.0, 2.0, 4.0]
