@@ -82,12 +82,9 @@ class Azurite:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            # a throwaway emulator: killed, not asked (on SIGTERM it waits ~10 s for kept-alive clients)
+            proc.kill()
+            proc.wait()
 
     def __enter__(self) -> Azurite:
         return self.start()
