@@ -25,7 +25,7 @@ from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
 from queries.sources.azure_http import BoundedRetryPolicy, https_options, is_loopback
-from queries.sources.management import ArmManagement
+from queries.sources.management import ArmManagement, subscription_of
 
 # Every account of the two kinds; the rest of the shape is read in Python (queries.inventory), so the
 # query stays pasteable into Resource Graph Explorer.
@@ -40,11 +40,6 @@ MAX_PAGES = 100
 
 class EstateError(RuntimeError):
     """A Resource Graph answer that cannot be used; the message says what it was."""
-
-
-def _subscription_of(resource_id: str) -> str:
-    parts = resource_id.strip("/").split("/")
-    return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else ""
 
 
 class AzureEstate:
@@ -104,7 +99,7 @@ class AzureEstate:
         return self._monitors[subscription]
 
     def diagnostic_settings(self, account_id: str) -> list[dict[str, Any]]:
-        monitor = self._monitor(_subscription_of(account_id) or (self.subscriptions or [""])[0])
+        monitor = self._monitor(subscription_of(account_id) or (self.subscriptions or [""])[0])
         found = monitor.diagnostic_settings.list(resource_uri=account_id.lstrip("/"), **self._call)
         return [s.serialize(keep_readonly=True) for s in found]
 

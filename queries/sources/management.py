@@ -37,7 +37,8 @@ class ManagementError(RuntimeError):
     """An ARM call that failed; the message says which call and what ARM answered."""
 
 
-def _subscription_of(resource_id: str) -> str:
+def subscription_of(resource_id: str) -> str:
+    """The subscription id of an ARM resource id ("" when it is not one)."""
     parts = resource_id.strip("/").split("/")
     return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else ""
 
@@ -132,7 +133,7 @@ class ArmManagement:
     def usages(self) -> pd.DataFrame:
         pairs: list[tuple[str, str]] = []
         for rid in self.resource_ids:
-            pair = (_subscription_of(rid) or self.subscription_id, self.location(rid))
+            pair = (subscription_of(rid) or self.subscription_id, self.location(rid))
             if pair[1] and pair not in pairs:
                 pairs.append(pair)
         items = []
