@@ -462,11 +462,16 @@ def first_hour(alloc: Any) -> datetime | None:
     return None if pd.isna(first) else first.to_pydatetime()
 
 
-def _names(frame: pd.DataFrame, rules: Any, probe_object_id: str | None) -> pd.DataFrame:
-    """ObjectId / CallerIP → a Caller name (and Feature) for people; the ids stay in the CSV."""
+def _names(frame: pd.DataFrame, rules: Any, probe_object_id: str | None, lens: Any = None) -> pd.DataFrame:
+    """ObjectId / CallerIP → a Caller name (and Feature) for people: the directory's name (Graph), else
+    the attribution rule's, else a short id; the ids stay in the CSV."""
     if frame.empty or "ObjectId" not in frame.columns:
         return frame
-    named = describe_callers(frame, rules)
+    try:
+        directory = lens.caller_names(frame) if lens is not None else None
+    except Exception:  # names are a courtesy: the rule's name, else the id
+        directory = None
+    named = describe_callers(frame, rules, directory)
     named["Caller"] = [
         caller_label(str(n), str(o), str(ip), probe_object_id)
         for n, o, ip in zip(named["Caller"], named["ObjectId"], named["CallerIP"], strict=True)
@@ -536,7 +541,7 @@ def report(
             key=key,
             title=TITLES[key],
             what=WHAT[key],
-            evidence=_names(evidence, rules, probe),
+            evidence=_names(evidence, rules, probe, lens),
             usd=usd,
             usd_per_month=monthly(usd, hours),
             method=_method(key, hours, cache_target),

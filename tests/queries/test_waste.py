@@ -287,6 +287,9 @@ def test_the_demo_shows_every_finding(demo_settings: Settings, demo_end: datetim
     assert set(found["embedding_spikes"].evidence["Feature"]) == {"doc-indexer"}
     assert "rag-gpt41" in set(found["prompt_cache"].evidence["Deployment"])
     assert "probes" not in " ".join(str(v) for f in report.findings for v in f.evidence.get("Caller", []))
+    # callers no attribution rule claims are named by the directory (Graph's names; the demo's own here)
+    callers = {str(v) for f in report.findings for v in f.evidence.get("Caller", [])}
+    assert "sp-finance-forecast-notebook" in callers and not [c for c in callers if c.startswith("(no rule)")]
 
 
 def test_without_the_ledger_the_findings_say_so_and_carry_no_dollars(
