@@ -422,7 +422,7 @@ WHAT = {
     "embedding_spikes": "Hours where one caller's embedding tokens ran far above its usual for that hour of "
     "day: a re-index, often of documents that had not changed.",
 }
-TODO = {
+WHAT_TO_DO = {  # per finding: what a person does about it
     "streams_without_usage": "Send stream_options={'include_usage': true} on streamed chat calls (api-version "
     "2024-09-01-preview or later, GA 2024-10-21) and read the final chunk's usage.",
     "completion_cap": "Raise max_tokens for this caller, or ask for shorter answers in the prompt; check "
@@ -546,7 +546,7 @@ def report(
             usd_per_month=monthly(usd, hours),
             method=_method(key, hours, cache_target),
             kql=kql,
-            todo=TODO[key],
+            todo=WHAT_TO_DO[key],
             result=result,
             notes=tuple(notes),
         )

@@ -28,6 +28,10 @@ PERMISSION = "Directory.Read.All"
 RETRY_STATUSES = frozenset({429, 503, 504})
 
 
+# Kiota's error-mapping key for "any 4xx or 5xx answer" (the key the generated post() uses too)
+ANY_ERROR_STATUS = "XXX"
+
+
 class GraphNames:
     """A `queries.names.NameResolver` over Microsoft Graph."""
 
@@ -114,7 +118,7 @@ class GraphNames:
             request = graph.directory_objects.get_by_ids.to_post_request_information(
                 GetByIdsPostRequestBody(ids=list(ids), types=list(self.types))
             )
-            raw = await adapter.send_primitive_async(request, "bytes", {"XXX": ODataError})
+            raw = await adapter.send_primitive_async(request, "bytes", {ANY_ERROR_STATUS: ODataError})
         out: dict[str, str] = {}
         answer = json.loads(raw) if raw else {}
         for obj in answer.get("value") or [] if isinstance(answer, dict) else []:
